@@ -1,0 +1,230 @@
+// Package cgi speaks CGI/1.1 (RFC 3875) to functions: it builds the
+// meta-variables a request becomes and parses the response a function writes.
+//
+// Only what a function needs crosses: the declared environment, the CGI
+// variables and the request headers as HTTP_*, never Authorization or Cookie
+// unless asked for, and never the node's own environment.
+package cgi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/textproto"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Request is what a function is told about one HTTP request.
+type Request struct {
+	Method      string
+	PathInfo    string // the path after /fn/NAME, "" or starting with "/"
+	RawQuery    string
+	Proto       string // e.g. "HTTP/1.1"
+	Host        string // the Host header; SERVER_NAME and SERVER_PORT come from it
+	RemoteAddr  string // "ip:port" of the caller
+	RemoteUser  string // the caller's identity, "" for anonymous callers
+	ContentLen  int
+	Header      http.Header
+	PassHeaders []string // credential headers the manifest lets through, e.g. "Authorization"
+}
+
+// credentialHeaders never reach a function unless its manifest names them.
+var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
+
+// Env returns the guest environment for req: the declared variables first,
+// then the CGI meta-variables, which win over any declared variable of the
+// same name. The result is sorted by name so that runs are reproducible.
+func Env(declared map[string]string, req *Request) []string {
+	vars := make(map[string]string, len(declared)+16+len(req.Header))
+	for k, v := range declared {
+		vars[k] = v
+	}
+	host, port := req.Host, "80"
+	if h, p, err := net.SplitHostPort(req.Host); err == nil {
+		host, port = h, p
+	}
+	remote := req.RemoteAddr
+	if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		remote = h
+	}
+	pass := make(map[string]bool, len(req.PassHeaders))
+	for _, h := range req.PassHeaders {
+		pass[textproto.CanonicalMIMEHeaderKey(h)] = true
+	}
+	for k, vs := range req.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if credentialHeaders[ck] && !pass[ck] {
+			continue
+		}
+		if ck == "Content-Type" || ck == "Content-Length" || ck == "Proxy" {
+			continue // CONTENT_TYPE and CONTENT_LENGTH carry these; HTTP_PROXY is httpoxy
+		}
+		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(ck, "-", "_"))
+		vars[name] = strings.Join(vs, ", ")
+	}
+	for k, v := range map[string]string{
+		"GATEWAY_INTERFACE": "CGI/1.1",
+		"SERVER_SOFTWARE":   "moat",
+		"SERVER_PROTOCOL":   req.Proto,
+		"SERVER_NAME":       host,
+		"SERVER_PORT":       port,
+		"REQUEST_METHOD":    req.Method,
+		"SCRIPT_NAME":       "",
+		"PATH_INFO":         req.PathInfo,
+		"QUERY_STRING":      req.RawQuery,
+		"REQUEST_URI":       requestURI(req),
+		"REMOTE_ADDR":       remote,
+		"REMOTE_HOST":       remote,
+		"REMOTE_USER":       req.RemoteUser,
+		"CONTENT_LENGTH":    strconv.Itoa(req.ContentLen),
+		"CONTENT_TYPE":      req.Header.Get("Content-Type"),
+	} {
+		vars[k] = v
+	}
+	if req.ContentLen == 0 && req.Header.Get("Content-Type") == "" {
+		delete(vars, "CONTENT_LENGTH")
+		delete(vars, "CONTENT_TYPE")
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+func requestURI(req *Request) string {
+	u := req.PathInfo
+	if u == "" {
+		u = "/"
+	}
+	if req.RawQuery != "" {
+		u += "?" + req.RawQuery
+	}
+	return u
+}
+
+// Response is a parsed CGI response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// ErrMalformed reports a response that does not follow CGI/1.1.
+var ErrMalformed = errors.New("malformed CGI response")
+
+const (
+	maxHeaderBytes = 64 << 10
+	maxHeaders     = 100
+)
+
+// reserved response headers a function may not set: the node computes them
+// or they belong to the platform.
+var reserved = map[string]bool{
+	"Connection": true, "Content-Length": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Status": true,
+}
+
+// ParseResponse parses out, the bytes a function wrote to stdout: header
+// lines, an empty line, the body. Lines may end in LF or CRLF. A missing
+// Status means 200, or 302 with a Location. It fails with ErrMalformed on a
+// header block over 64KiB, more than 100 headers, a line without a colon, an
+// invalid header name or value, or a bad Status. Headers reserved to the
+// platform (hop-by-hop, Content-Length, Moat-*) are dropped.
+func ParseResponse(out []byte) (*Response, error) {
+	resp := &Response{Header: make(http.Header)}
+	rest := out
+	n := 0
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return nil, fmt.Errorf("%w: no end of headers", ErrMalformed)
+		}
+		if len(out)-len(rest)+i > maxHeaderBytes {
+			return nil, fmt.Errorf("%w: header block over %d bytes", ErrMalformed, maxHeaderBytes)
+		}
+		line := rest[:i]
+		rest = rest[i+1:]
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		n++
+		if n > maxHeaders {
+			return nil, fmt.Errorf("%w: more than %d headers", ErrMalformed, maxHeaders)
+		}
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return nil, fmt.Errorf("%w: header line %d has no colon", ErrMalformed, n)
+		}
+		name := string(k)
+		value := strings.TrimSpace(string(v))
+		if !validName(name) {
+			return nil, fmt.Errorf("%w: header line %d: invalid name %q", ErrMalformed, n, name)
+		}
+		if !validValue(value) {
+			return nil, fmt.Errorf("%w: header %s: invalid value", ErrMalformed, name)
+		}
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		if name == "Status" {
+			code, err := parseStatus(value)
+			if err != nil {
+				return nil, err
+			}
+			resp.Status = code
+			continue
+		}
+		if reserved[name] || strings.HasPrefix(name, "Moat-") {
+			continue
+		}
+		resp.Header.Add(name, value)
+	}
+	resp.Body = rest
+	if resp.Status == 0 {
+		resp.Status = http.StatusOK
+		if resp.Header.Get("Location") != "" {
+			resp.Status = http.StatusFound
+		}
+	}
+	return resp, nil
+}
+
+func parseStatus(v string) (int, error) {
+	code, _, _ := strings.Cut(v, " ")
+	c, err := strconv.Atoi(code)
+	if err != nil || len(code) != 3 || c < 100 || c > 599 {
+		return 0, fmt.Errorf("%w: bad Status %q", ErrMalformed, v)
+	}
+	return c, nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,365 @@
+// Package sandbox runs WebAssembly functions with wazero: every invocation in
+// a fresh instance, with no files, no network, no host environment, a memory
+// cap, a wall-clock timeout and caps on what it may write.
+//
+// Modules are compiled once, at deploy, in compiler mode, and the machine code
+// is kept in a file cache so that a restarted node does not compile again.
+// wazero fixes the memory cap per runtime, so the Runtime keeps one wazero
+// runtime per distinct cap; they share the compilation cache.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// ErrInvalidModule reports a module that Moat will not run.
+var ErrInvalidModule = errors.New("invalid module")
+
+// ErrGuestFailed reports a guest that trapped, panicked or exited non-zero.
+var ErrGuestFailed = errors.New("function failed")
+
+// LimitError reports which limit an invocation hit.
+type LimitError struct {
+	Limit string // "memory", "timeout", "response"
+	Cap   string // the configured value, e.g. "64MiB"
+}
+
+func (e *LimitError) Error() string { return e.Limit + " limit " + e.Cap + " exceeded" }
+
+const pageSize = 64 << 10
+
+// Runtime compiles and runs modules. It is safe for concurrent use.
+type Runtime struct {
+	log   *slog.Logger
+	cache wazero.CompilationCache
+
+	mu       sync.Mutex
+	runtimes map[uint32]wazero.Runtime // by memory cap in pages
+	wasi     map[string]api.FunctionDefinition
+}
+
+// New returns a Runtime that keeps compiled code under cacheDir; an empty
+// cacheDir keeps it in memory only.
+func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, error) {
+	cache := wazero.NewCompilationCache()
+	if cacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", cacheDir, err)
+		}
+		cache = c
+	}
+	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[uint32]wazero.Runtime{}}
+	// The WASI functions a guest may import: those wazero implements.
+	rt, err := r.runtime(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	r.wasi = rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	return r, nil
+}
+
+// runtime returns the wazero runtime for a memory cap, creating it once.
+func (r *Runtime) runtime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt, ok := r.runtimes[pages]; ok {
+		return rt, nil
+	}
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(pages).
+		// Mandatory: without it a guest spinning in a loop is never stopped,
+		// and the node's next garbage collection waits on it forever.
+		WithCloseOnContextDone(true)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("wasi: %w", err)
+	}
+	r.runtimes[pages] = rt
+	return rt, nil
+}
+
+// Close releases every runtime and compiled module.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for _, rt := range r.runtimes {
+		errs = append(errs, rt.Close(ctx))
+	}
+	r.runtimes = map[uint32]wazero.Runtime{}
+	errs = append(errs, r.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// Module is a compiled function ready to run. It is safe for concurrent use:
+// every Run gets its own instance.
+type Module struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	memory   int64
+}
+
+// Compile validates wasm as a Moat function and compiles it with a memory
+// cap of memory bytes (a multiple of 64KiB). It fails with ErrInvalidModule
+// when wasm is not a module, is not a WASI command (no _start), imports
+// anything but the WASI functions Moat provides, or needs more memory than
+// the cap.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Module, error) {
+	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
+		return nil, fmt.Errorf("%w: not WebAssembly (no \\0asm magic)", ErrInvalidModule)
+	}
+	if memory < pageSize || memory%pageSize != 0 || memory > 1<<32 {
+		return nil, fmt.Errorf("%w: memory cap %d is not a positive multiple of 64KiB up to 4GiB", ErrInvalidModule, memory)
+	}
+	rt, err := r.runtime(ctx, uint32(memory/pageSize))
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	if err := r.check(compiled); err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	return &Module{rt: rt, compiled: compiled, memory: memory}, nil
+}
+
+// check enforces the function contract on a compiled module.
+func (r *Runtime) check(c wazero.CompiledModule) error {
+	start, ok := c.ExportedFunctions()["_start"]
+	if !ok {
+		return fmt.Errorf("%w: no _start export: build a WASI command (GOOS=wasip1 GOARCH=wasm)", ErrInvalidModule)
+	}
+	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return fmt.Errorf("%w: _start must take and return nothing", ErrInvalidModule)
+	}
+	if _, ok := c.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("%w: no exported memory named \"memory\"", ErrInvalidModule)
+	}
+	if len(c.ImportedMemories()) != 0 {
+		return fmt.Errorf("%w: imports a memory; a function must define its own", ErrInvalidModule)
+	}
+	for _, imp := range c.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		def, ok := r.wasi[name]
+		if mod != wasi_snapshot_preview1.ModuleName || !ok {
+			return fmt.Errorf("%w: imports %s.%s, which Moat does not provide", ErrInvalidModule, mod, name)
+		}
+		if !sameSignature(def, imp) {
+			return fmt.Errorf("%w: imports %s.%s with the wrong signature", ErrInvalidModule, mod, name)
+		}
+	}
+	return nil
+}
+
+func sameSignature(a, b api.FunctionDefinition) bool {
+	return bytes.Equal(a.ParamTypes(), b.ParamTypes()) && bytes.Equal(a.ResultTypes(), b.ResultTypes())
+}
+
+// Close releases the compiled code.
+func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+
+// Request is one invocation's input.
+type Request struct {
+	Args     []string // argv; argv[0] is the function's name
+	Env      []string // KEY=VALUE pairs, the whole environment
+	Stdin    []byte
+	Timeout  time.Duration
+	MaxOut   int // cap on stdout bytes
+	MaxLog   int // cap on stderr bytes kept; the rest is counted and dropped
+	MaxLines int // cap on log lines kept
+}
+
+// Result is what an invocation produced. It is returned with an error too, so
+// that a failed run's log can be kept.
+type Result struct {
+	Stdout   []byte
+	Log      []string // stderr, one entry a line
+	Dropped  int      // stderr bytes over the caps
+	ExitCode uint32
+	Took     time.Duration
+}
+
+// Run instantiates a fresh instance of m for req and runs its _start to the
+// end. The instance, with all its memory, is gone when Run returns. Errors:
+// *LimitError for the timeout, the memory cap or the output cap;
+// ErrGuestFailed (wrapped, with the exit code or trap) for a failure;
+// ctx.Err() when ctx ends first.
+func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
+	// The output cap stops the guest through a cause of its own.
+	outCtx, stopOut := context.WithCancelCause(ctx)
+	defer stopOut(nil)
+
+	out := &capWriter{max: req.MaxOut, stop: stopOut}
+	logw := &lineWriter{maxBytes: req.MaxLog, maxLines: req.MaxLines}
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithArgs(req.Args...).
+		WithStdin(bytes.NewReader(req.Stdin)).
+		WithStdout(out).
+		WithStderr(logw).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
+	for _, kv := range req.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	mod, err := m.rt.InstantiateModule(outCtx, m.compiled, cfg)
+	if mod != nil {
+		mod.Close(context.Background())
+	}
+	logw.flush()
+	res := &Result{Stdout: out.buf.Bytes(), Log: logw.lines, Dropped: logw.dropped, Took: time.Since(start)}
+	if err == nil {
+		return res, nil
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		res.ExitCode = exit.ExitCode()
+	}
+	switch {
+	case context.Cause(outCtx) == errOutputCap:
+		return res, &LimitError{Limit: "response", Cap: formatBytes(int64(req.MaxOut))}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (exit == nil || exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
+		return res, &LimitError{Limit: "timeout", Cap: req.Timeout.String()}
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case outOfMemory(res):
+		return res, &LimitError{Limit: "memory", Cap: formatBytes(m.memory)}
+	case exit != nil:
+		return res, fmt.Errorf("%w: exit code %d", ErrGuestFailed, exit.ExitCode())
+	default:
+		return res, fmt.Errorf("%w: %w", ErrGuestFailed, err)
+	}
+}
+
+// sleep serves a guest's sleep (WASI poll_oneoff on a clock) but ends it when
+// ctx ends: a guest sleeping for an hour is stopped by its timeout like a
+// guest spinning in a loop.
+func sleep(ctx context.Context, ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// outOfMemory tells a Go guest that hit its memory cap from other failures:
+// the Go runtime exits with code 2 after printing this.
+func outOfMemory(res *Result) bool {
+	if res.ExitCode != 2 {
+		return false
+	}
+	for _, l := range res.Log {
+		if strings.HasPrefix(l, "fatal error: out of memory") || strings.HasPrefix(l, "runtime: out of memory") {
+			return true
+		}
+	}
+	return false
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+var errOutputCap = errors.New("output cap")
+
+// capWriter keeps up to max bytes and stops the guest when it writes more.
+type capWriter struct {
+	buf  bytes.Buffer
+	max  int
+	stop context.CancelCauseFunc
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > w.max {
+		w.stop(errOutputCap)
+		return 0, errOutputCap
+	}
+	return w.buf.Write(p)
+}
+
+// lineWriter splits stderr into lines, keeping at most maxLines lines and
+// maxBytes bytes; a line longer than maxLine is cut.
+type lineWriter struct {
+	partial  []byte
+	lines    []string
+	kept     int
+	dropped  int
+	maxBytes int
+	maxLines int
+}
+
+const maxLine = 4096
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.partial = append(w.partial, p...)
+			if len(w.partial) > maxLine {
+				w.keep(w.partial)
+				w.partial = w.partial[:0]
+			}
+			break
+		}
+		w.partial = append(w.partial, p[:i]...)
+		w.keep(w.partial)
+		w.partial = w.partial[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *lineWriter) keep(line []byte) {
+	if len(line) > maxLine {
+		w.dropped += len(line) - maxLine
+		line = line[:maxLine]
+	}
+	if len(w.lines) >= w.maxLines || w.kept+len(line) > w.maxBytes {
+		w.dropped += len(line) + 1
+		return
+	}
+	w.kept += len(line)
+	w.lines = append(w.lines, strings.ToValidUTF8(string(line), "\uFFFD"))
+}
+
+func (w *lineWriter) flush() {
+	if len(w.partial) > 0 {
+		w.keep(w.partial)
+		w.partial = nil
+	}
+}

@@ -1,0 +1,93 @@
+// Package testwasm builds the WebAssembly guests that tests run: Go sources
+// under testdata/, compiled with the real toolchain for GOOS=wasip1.
+package testwasm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+var mu sync.Mutex // serialises builds within one test binary
+
+// Path returns the path of the wasm file built from testdata/NAME, building
+// it when the sources changed. Built modules are cached under the user's
+// cache directory, keyed by the sources and the Go version, so the test
+// binaries of several packages share one build.
+func Path(tb testing.TB, name string) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "testdata", name)
+	return BuildDir(tb, src)
+}
+
+// Bytes returns the module built from testdata/NAME.
+func Bytes(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(Path(tb, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BuildDir builds the Go package in dir for GOOS=wasip1 GOARCH=wasm and
+// returns the module's path.
+func BuildDir(tb testing.TB, dir string) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	key, err := sourceKey(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	out := filepath.Join(cache, "moat-testwasm", key+".wasm")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tmp := out + ".tmp" + hex.EncodeToString([]byte{byte(os.Getpid()), byte(os.Getpid() >> 8)})
+	cmd := exec.Command("go", "build", "-o", tmp, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build %s: %v\n%s", dir, err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// sourceKey hashes every file in dir with the Go version.
+func sourceKey(dir string) (string, error) {
+	h := sha256.New()
+	h.Write([]byte(runtime.Version()))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		h.Write([]byte(e.Name()))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
