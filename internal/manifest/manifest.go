@@ -182,6 +182,18 @@ func (m *Manifest) AllowsMethod(method string) bool {
 	return slices.Contains(m.HTTP.Methods, method)
 }
 
+// Files returns the paths of the files the manifest names, relative to its
+// folder: the module first, then the input schema and the SBOM if set.
+func (m *Manifest) Files() []string {
+	files := []string{m.Module}
+	for _, p := range []string{m.Input.Schema, m.SBOM} {
+		if p != "" && p != m.Module {
+			files = append(files, p)
+		}
+	}
+	return files
+}
+
 // Validate checks every rule Parse checks on m as it is, without applying
 // defaults: a zero Memory, for example, is an error rather than 64MiB. It
 // is meant for a Manifest that did not come from Parse, such as one decoded

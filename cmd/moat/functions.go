@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/fnlog"
+)
+
+func newDeployCmd(e *env) *cobra.Command {
+	var build bool
+	cmd := &cobra.Command{
+		Use:   "deploy PATH",
+		Short: "Deploy the function in a folder with moat.yaml (or the moat.yaml file)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if build {
+				if _, err := bundle.Build(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			}
+			b, err := bundle.Read(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.Deploy(cmd.Context(), b)
+			if err != nil {
+				return fmt.Errorf("deploy %s: %w", args[0], err)
+			}
+			return e.print(v, func(w io.Writer) {
+				fmt.Fprintf(w, "deployed %s version %s (%d bytes, compiled in %s)\n",
+					v.Manifest.Name, v.ID, v.ModuleSize, v.CompileTook.Round(time.Millisecond))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&build, "build", false, "build the folder's Go sources first")
+	return cmd
+}
+
+func newInvokeCmd(e *env) *cobra.Command {
+	var data, method, path string
+	var headers []string
+	cmd := &cobra.Command{
+		Use:   "invoke NAME",
+		Short: "Invoke a function over HTTP and print its response body",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var body []byte
+			if strings.HasPrefix(data, "@") {
+				b, err := os.ReadFile(data[1:])
+				if err != nil {
+					return err
+				}
+				body = b
+			} else {
+				body = []byte(data)
+			}
+			h := http.Header{}
+			for _, kv := range headers {
+				k, v, ok := strings.Cut(kv, ":")
+				if !ok {
+					return fmt.Errorf("-H %q: want 'Name: value'", kv)
+				}
+				h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+			}
+			if method == "" {
+				method = http.MethodGet
+				if cmd.Flags().Changed("data") {
+					method = http.MethodPost
+				}
+			}
+			if path != "" && !strings.HasPrefix(path, "/") {
+				path = "/" + path
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			resp, b, err := c.Invoke(cmd.Context(), method, args[0], path, h, body)
+			if err != nil {
+				return err
+			}
+			out := map[string]any{"status": resp.StatusCode, "headers": resp.Header, "body": string(b)}
+			if err := e.print(out, func(w io.Writer) { w.Write(b) }); err != nil {
+				return err
+			}
+			if resp.StatusCode >= 400 {
+				return fmt.Errorf("%s answered %s (invocation %s)", args[0], resp.Status, resp.Header.Get("Moat-Invocation-Id"))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&data, "data", "d", "", "request body, or @FILE")
+	f.StringVarP(&method, "request", "X", "", "HTTP method (default GET, or POST with -d)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
+	f.StringVar(&path, "path", "", "path after /fn/NAME")
+	return cmd
+}
+
+func newLsCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List deployed functions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			fns, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(fns, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED")
+				for _, f := range fns {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner, f.Deployed.Format(time.RFC3339))
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
+
+func newRmCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a function and all its versions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Remove(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return e.print(map[string]string{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed %s\n", args[0]) })
+		},
+	}
+}
+
+func newRollbackCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback NAME VERSION",
+		Short: "Make an earlier version of a function serve again",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.Rollback(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return e.print(v, func(w io.Writer) { fmt.Fprintf(w, "%s now serves version %s\n", args[0], v.ID) })
+		},
+	}
+}
+
+func newLogsCmd(e *env) *cobra.Command {
+	var n int
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Show a function's log: what its invocations wrote to stderr, and failures",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			var werr error
+			err = c.Logs(cmd.Context(), args[0], n, follow, func(le *fnlog.Entry) {
+				if werr != nil {
+					return
+				}
+				werr = e.print(le, func(w io.Writer) { printEntry(w, le) })
+			})
+			return errors.Join(err, werr)
+		},
+	}
+	cmd.Flags().IntVarP(&n, "lines", "n", 100, "how many of the newest entries to show")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new entries")
+	return cmd
+}
+
+func printEntry(w io.Writer, le *fnlog.Entry) {
+	ts := le.Time.Format(time.RFC3339Nano)
+	fmt.Fprintf(w, "%s %s status=%d took=%.2fms", ts, le.InvocationID, le.Status, le.TookMS)
+	if le.Error != "" {
+		fmt.Fprintf(w, " error=%q", le.Error)
+	}
+	fmt.Fprintln(w)
+	for _, l := range le.Lines {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	if le.Dropped > 0 {
+		fmt.Fprintf(w, "  [%d bytes of log dropped over the cap]\n", le.Dropped)
+	}
+}

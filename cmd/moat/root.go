@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/client"
+)
+
+// defaultData is the data directory when --data is not given.
+const defaultData = ".moat"
+
+// env holds what every command shares: where output goes, and how to reach
+// a node.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	output         string // "text" or "json"
+	url, token     string
+	caFile         string
+}
+
+func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := &cobra.Command{
+		Use:           "moat",
+		Short:         "Moat: a serverless platform that is secure by default",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&e.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&e.url, "url", "", "node URL (default $MOAT_URL or http://127.0.0.1:8080)")
+	pf.StringVar(&e.token, "token", "", "API token (default $MOAT_TOKEN, $MOAT_TOKEN_FILE or .moat/admin.token)")
+	pf.StringVar(&e.caFile, "ca-file", "", "PEM file of CAs to trust for the node's certificate (default $MOAT_CA_FILE)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if e.output != "text" && e.output != "json" {
+			return fmt.Errorf("--output %q: want text or json", e.output)
+		}
+		return nil
+	}
+	root.AddCommand(
+		newServeCmd(e),
+		newDeployCmd(e),
+		newInvokeCmd(e),
+		newLsCmd(e),
+		newRmCmd(e),
+		newLogsCmd(e),
+		newRollbackCmd(e),
+		newNewCmd(e),
+		newBuildCmd(e),
+	)
+	return root
+}
+
+// client returns a client of the node the flags and environment name.
+func (e *env) client() (*client.Client, error) {
+	url := firstOf(e.url, e.getenv("MOAT_URL"), "http://127.0.0.1:8080")
+	token := firstOf(e.token, e.getenv("MOAT_TOKEN"))
+	if token == "" {
+		file := firstOf(e.getenv("MOAT_TOKEN_FILE"), filepath.Join(defaultData, auth.TokenFile))
+		b, err := os.ReadFile(file)
+		if err != nil && e.getenv("MOAT_TOKEN_FILE") != "" {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return client.New(url, token, firstOf(e.caFile, e.getenv("MOAT_CA_FILE")))
+}
+
+// print writes v as indented JSON with -o json, or calls text otherwise.
+func (e *env) print(v any, text func(w io.Writer)) error {
+	if e.output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(e.stdout)
+	return nil
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// errUsage marks errors in how a command was called.
+var errUsage = errors.New("usage")

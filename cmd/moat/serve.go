@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/node"
+)
+
+func newServeCmd(e *env) *cobra.Command {
+	var cfg node.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Start a node: embedded NATS store, sandbox, gateway and control API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(log)
+			ctx := cmd.Context()
+			n, err := node.Start(ctx, log, cfg)
+			if err != nil {
+				return err
+			}
+			if err := n.DeployDirs(ctx, cfg.Deploy); err != nil {
+				log.Error("deploy on start", slog.Any("err", err))
+			}
+			fmt.Fprintf(e.stdout, "moat serving at %s\n", n.URL())
+			fmt.Fprintf(e.stdout, "  admin token: %s (mode 0600; client commands read it from there)\n", filepath.Join(cfg.DataDir, auth.TokenFile))
+			for _, d := range cfg.Deploy {
+				fmt.Fprintf(e.stdout, "  deployed %s\n", d)
+			}
+			if len(cfg.Deploy) > 0 {
+				fmt.Fprintf(e.stdout, "  try: curl %s/fn/hello?name=you\n", n.URL())
+			}
+			return n.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", defaultData, "data directory: the store, compiled code, the admin token")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP(S) on")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file")
+	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under the data directory")
+	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
+	f.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at this URL instead of the embedded one")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "let NATS clients reach the embedded server at host:port (default: no port)")
+	f.BoolVar(&cfg.NoSync, "no-fsync", false, "acknowledge writes before they reach the disk: faster, loses acknowledged writes on power loss")
+	f.StringArrayVar(&cfg.Deploy, "deploy", nil, "function folder to build and deploy on start (repeatable)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

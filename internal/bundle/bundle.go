@@ -1,0 +1,96 @@
+// Package bundle reads a function's folder (moat.yaml and the files it
+// names) for deploy, and builds Go functions to WebAssembly.
+package bundle
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/moatfn/moat/internal/manifest"
+)
+
+// MaxFile is the largest file a bundle may carry.
+const MaxFile = 64 << 20
+
+// Bundle is what a deploy sends.
+type Bundle struct {
+	Dir      string
+	Manifest *manifest.Manifest
+	Source   []byte            // moat.yaml as written
+	Files    map[string][]byte // the files the manifest names, by path
+}
+
+// Read loads the manifest at path (a folder holding moat.yaml, or the file)
+// and every file it names.
+func Read(path string) (*Bundle, error) {
+	m, dir, err := manifest.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+		src, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{Dir: dir, Manifest: m, Source: src, Files: map[string][]byte{}}
+	for _, p := range m.Files() {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		fi, err := os.Stat(full)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > MaxFile {
+			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit", p, fi.Size(), MaxFile)
+		}
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return nil, err
+		}
+		b.Files[p] = data
+	}
+	return b, nil
+}
+
+// BuildGo compiles the Go main package in dir to out as a WASI command
+// (GOOS=wasip1 GOARCH=wasm), with the go tool on PATH.
+func BuildGo(ctx context.Context, dir, out string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", abs, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build in %s: %w\n%s", dir, err, b)
+	}
+	return nil
+}
+
+// Build builds the function in the folder at path when it has Go sources:
+// the module named by moat.yaml is (re)written from them.
+func Build(ctx context.Context, path string) (string, error) {
+	dir := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		return "", err
+	}
+	m, err := manifest.Parse(src)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", manifest.FileName, err)
+	}
+	goFiles, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	if len(goFiles) == 0 {
+		return "", fmt.Errorf("%s has no Go sources to build", dir)
+	}
+	out := filepath.Join(dir, filepath.FromSlash(m.Module))
+	return out, BuildGo(ctx, dir, out)
+}

@@ -1,0 +1,203 @@
+// Package client talks to a node's control API and invokes functions, for
+// the CLI and for tests.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/registry"
+)
+
+// Client is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the node at base ("http://127.0.0.1:8080") using
+// token. caFile, if set, is a PEM bundle trusted for the node's certificate.
+func New(base, token, caFile string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("node URL %q: want http(s)://HOST:PORT", base)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificates", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Transport: tr}}, nil
+}
+
+// Error is a failed API call: the status and the problem document's text.
+type Error struct {
+	Status int
+	Title  string
+	Detail string
+}
+
+func (e *Error) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("%s (%d): %s", e.Title, e.Status, e.Detail)
+	}
+	return fmt.Sprintf("%s (%d)", e.Title, e.Status)
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func readError(resp *http.Response) error {
+	e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	var p struct{ Title, Detail string }
+	if b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); json.Unmarshal(b, &p) == nil && p.Title != "" {
+		e.Title, e.Detail = p.Title, p.Detail
+	}
+	return e
+}
+
+// Deploy sends a bundle.
+func (c *Client) Deploy(ctx context.Context, b *bundle.Bundle) (*registry.Version, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	part, _ := mw.CreateFormFile("manifest", "moat.yaml")
+	part.Write(b.Source)
+	paths := make([]string, 0, len(b.Files))
+	for p := range b.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		part, _ := mw.CreateFormFile("file:"+p, p)
+		part.Write(b.Files[p])
+	}
+	mw.Close()
+	var v registry.Version
+	if err := c.do(ctx, http.MethodPost, "/api/v1/functions", mw.FormDataContentType(), &buf, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// List returns every function.
+func (c *Client) List(ctx context.Context) ([]api.Summary, error) {
+	var out []api.Summary
+	return out, c.do(ctx, http.MethodGet, "/api/v1/functions", "", nil, &out)
+}
+
+// Get returns one function's record.
+func (c *Client) Get(ctx context.Context, name string) (*registry.Function, error) {
+	var f registry.Function
+	return &f, c.do(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(name), "", nil, &f)
+}
+
+// Remove deletes a function.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(name), "", nil, nil)
+}
+
+// Rollback activates an earlier version.
+func (c *Client) Rollback(ctx context.Context, name, version string) (*registry.Version, error) {
+	body, _ := json.Marshal(map[string]string{"version": version})
+	var v registry.Version
+	return &v, c.do(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(name)+"/rollback", "application/json", bytes.NewReader(body), &v)
+}
+
+// Logs calls fn for each log entry of name: the newest n, then new ones
+// while follow holds and ctx lasts.
+func (c *Client) Logs(ctx context.Context, name string, n int, follow bool, fn func(*fnlog.Entry)) error {
+	q := url.Values{"n": {strconv.Itoa(n)}}
+	if follow {
+		q.Set("follow", "true")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/functions/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 2<<20)
+	for sc.Scan() {
+		var e fnlog.Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("log entry: %w", err)
+		}
+		fn(&e)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// Invoke calls a function over HTTP like any client would.
+func (c *Client) Invoke(ctx context.Context, method, name, path string, header http.Header, body []byte) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/fn/"+name+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}

@@ -1,0 +1,240 @@
+// Package gateway is the HTTP trigger: it serves /fn/NAME[/PATH] by running
+// the function in a fresh sandbox instance, speaking CGI/1.1 to it.
+//
+// The pipeline of one invocation reads top to bottom in ServeHTTP:
+// find the function -> check the method -> read the body within its cap ->
+// admit (concurrency) -> run -> parse the CGI response -> record -> respond.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moatfn/moat/internal/cgi"
+	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/sandbox"
+)
+
+// Prefix is the path under which functions are served.
+const Prefix = "/fn/"
+
+// functions is what the gateway needs from the registry.
+type functions interface {
+	Acquire(ctx context.Context, fn string) (*registry.Loaded, error)
+}
+
+// logSink keeps invocation logs.
+type logSink interface {
+	Append(e *fnlog.Entry)
+}
+
+// Config holds node-wide limits.
+type Config struct {
+	// MaxMemory bounds the sum of the memory caps of running instances.
+	MaxMemory int64
+	// QueueWait is how long a request may wait for a free slot.
+	QueueWait time.Duration
+	// MaxLog and MaxLogLines cap what one invocation may log.
+	MaxLog, MaxLogLines int
+}
+
+// Gateway serves /fn/. It is safe for concurrent use.
+type Gateway struct {
+	log    *slog.Logger
+	fns    functions
+	logs   logSink
+	cfg    Config
+	now    func() time.Time
+	memory *slots
+	limits *limiters
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// New returns a Gateway. It does not listen; mount it on an http.Server.
+func New(log *slog.Logger, fns functions, logs logSink, cfg Config) *Gateway {
+	return &Gateway{
+		log:    log.With("component", "gateway"),
+		fns:    fns,
+		logs:   logs,
+		cfg:    cfg,
+		now:    time.Now,
+		memory: newSlots(cfg.MaxMemory),
+		limits: newLimiters(),
+	}
+}
+
+// ServeHTTP invokes the function the path names.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.now()
+	id := newInvocationID()
+	w.Header().Set("Moat-Invocation-Id", id)
+	name, pathInfo := split(strings.TrimPrefix(r.URL.Path, Prefix))
+
+	fn, err := g.fns.Acquire(r.Context(), name)
+	if err != nil {
+		g.refuse(w, r, id, name, err)
+		return
+	}
+	defer fn.Release()
+	m := fn.Manifest
+
+	if !m.AllowsMethod(r.Method) {
+		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
+		problem(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem(w, http.StatusRequestEntityTooLarge, "request body too large", fmt.Sprintf("the body limit of %s is %s", name, m.Limits.Body), id)
+			return
+		}
+		problem(w, http.StatusBadRequest, "unreadable request body", "", id)
+		return
+	}
+
+	release, ok := g.admit(r.Context(), fn)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "busy", name+" is at its concurrency limit", id)
+		return
+	}
+	env := cgi.Env(m.Env, &cgi.Request{
+		Method: r.Method, PathInfo: pathInfo, RawQuery: r.URL.RawQuery, Proto: r.Proto,
+		Host: r.Host, RemoteAddr: r.RemoteAddr, ContentLen: len(body), Header: r.Header,
+	})
+	res, runErr := fn.Module.Run(r.Context(), &sandbox.Request{
+		Args:     []string{name},
+		Env:      env,
+		Stdin:    body,
+		Timeout:  m.Limits.Timeout,
+		MaxOut:   int(m.Limits.Response),
+		MaxLog:   g.cfg.MaxLog,
+		MaxLines: g.cfg.MaxLogLines,
+	})
+	release()
+
+	var resp *cgi.Response
+	if runErr == nil {
+		resp, runErr = cgi.ParseResponse(res.Stdout)
+	}
+	status := http.StatusOK
+	if runErr != nil {
+		status = g.fail(w, r, id, name, runErr)
+	} else {
+		status = resp.Status
+		h := w.Header()
+		for k, vs := range resp.Header {
+			h[k] = vs
+		}
+		h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+		w.WriteHeader(resp.Status)
+		if r.Method != http.MethodHead {
+			w.Write(resp.Body)
+		}
+	}
+	took := g.now().Sub(start)
+	if len(res.Log) > 0 || runErr != nil {
+		e := &fnlog.Entry{
+			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
+			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: res.Log, Dropped: res.Dropped,
+		}
+		if runErr != nil {
+			e.Error = runErr.Error()
+		}
+		g.logs.Append(e)
+	}
+	g.log.DebugContext(r.Context(), "invocation done",
+		slog.String("fn", name), slog.String("invocation_id", id),
+		slog.Int("status", status), slog.Duration("took", took))
+}
+
+// admit takes a slot of the function's concurrency and of node memory.
+func (g *Gateway) admit(ctx context.Context, fn *registry.Loaded) (func(), bool) {
+	conc := g.limits.get(fn.Name, fn.Version, int64(fn.Manifest.Limits.Concurrency))
+	if !conc.acquire(ctx, 1, g.cfg.QueueWait) {
+		return nil, false
+	}
+	mem := int64(fn.Manifest.Limits.Memory)
+	if !g.memory.acquire(ctx, mem, g.cfg.QueueWait) {
+		conc.release(1)
+		return nil, false
+	}
+	return func() { g.memory.release(mem); conc.release(1) }, true
+}
+
+// refuse answers a request for a function that cannot be run.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, id, name string, err error) {
+	if errors.Is(err, registry.ErrNotFound) {
+		problem(w, http.StatusNotFound, "function not found", "no function is deployed as "+strconv.Quote(name), id)
+		return
+	}
+	g.log.ErrorContext(r.Context(), "load function", slog.String("fn", name), slog.String("invocation_id", id), slog.Any("err", err))
+	problem(w, http.StatusInternalServerError, "function unavailable", "", id)
+}
+
+// fail answers a failed run. The caller learns the limit hit, or only that
+// the function failed and the invocation id: the guest's stderr and stack
+// stay in the function's log.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, id, name string, err error) int {
+	var lim *sandbox.LimitError
+	switch {
+	case errors.As(err, &lim) && lim.Limit == "timeout":
+		problem(w, http.StatusGatewayTimeout, "function timed out", name+" exceeded its timeout of "+lim.Cap, id)
+		return http.StatusGatewayTimeout
+	case errors.As(err, &lim):
+		problem(w, http.StatusBadGateway, "function exceeded a limit", name+" exceeded its "+lim.Limit+" limit of "+lim.Cap, id)
+		return http.StatusBadGateway
+	case errors.Is(err, context.Canceled):
+		return 499 // the client went away; nobody reads the answer
+	case errors.Is(err, cgi.ErrMalformed):
+		problem(w, http.StatusBadGateway, "function failed", name+" wrote a malformed CGI response; see moat logs "+name, id)
+		return http.StatusBadGateway
+	default:
+		problem(w, http.StatusBadGateway, "function failed", name+" failed; see moat logs "+name, id)
+		return http.StatusBadGateway
+	}
+}
+
+// problem writes an RFC 9457 problem document.
+func problem(w http.ResponseWriter, status int, title, detail, id string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"type":"about:blank","title":%s,"status":%d,"detail":%s,"invocation_id":%s}`+"\n",
+		strconv.Quote(title), status, strconv.Quote(detail), strconv.Quote(id))
+}
+
+// split separates the function name from the path after it.
+func split(p string) (name, pathInfo string) {
+	name, rest, found := strings.Cut(p, "/")
+	if found {
+		pathInfo = "/" + rest
+	}
+	return name, pathInfo
+}
+
+func allowed(methods []string) []string {
+	if len(methods) == 0 {
+		return []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	}
+	return methods
+}
+
+func newInvocationID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

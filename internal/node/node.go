@@ -1,0 +1,224 @@
+// Package node wires one Moat node: the store, the sandbox, the registry,
+// the function logs, the gateway and the control API behind one HTTP server.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/gateway"
+	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/store"
+)
+
+// Config is a node's configuration, from `moat serve` flags.
+type Config struct {
+	DataDir       string
+	Listen        string // host:port of the HTTP(S) listener
+	TLSCert       string
+	TLSKey        string
+	TLSSelfSigned bool
+	InsecureHTTP  bool     // allow plain HTTP on a non-loopback address
+	NATSURL       string   // use this NATS instead of the embedded server
+	NATSListen    string   // let NATS clients reach the embedded server here
+	NoSync        bool     // acknowledge writes before they reach the disk (tests and benchmarks)
+	Deploy        []string // function folders to build (if Go) and deploy on start
+	MaxMemory     int64    // bound on the sum of memory caps of running instances
+	DrainTimeout  time.Duration
+}
+
+// Node is a running node.
+type Node struct {
+	log      *slog.Logger
+	cfg      Config
+	store    *store.Store
+	sandbox  *sandbox.Runtime
+	registry *registry.Registry
+	logs     *fnlog.Log
+	server   *http.Server
+	listener net.Listener
+	url      string
+}
+
+// Start opens the store, compiles nothing yet, and starts listening. Serve
+// must be called to serve.
+func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("no data directory")
+	}
+	if cfg.MaxMemory == 0 {
+		cfg.MaxMemory = 8 << 30
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 16 * time.Minute // the longest function timeout, and a margin
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	tlsConfig, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig == nil && !cfg.InsecureHTTP && !isLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("listen %s: a non-loopback address needs TLS (--tls-cert and --tls-key, or --tls-self-signed) or --insecure-http", cfg.Listen)
+	}
+	admin, created, err := auth.LoadAdmin(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n = &Node{log: log, cfg: cfg}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	n.store, err = store.Open(ctx, log, store.Config{Dir: cfg.DataDir, URL: cfg.NATSURL, Listen: cfg.NATSListen, SyncAlways: !cfg.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	n.sandbox, err = sandbox.New(ctx, log, filepath.Join(cfg.DataDir, "cache", "wazero"))
+	if err != nil {
+		return nil, err
+	}
+	kv, err := n.store.KV(ctx, "moat_functions", 5)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := n.store.Objects(ctx, "moat_modules")
+	if err != nil {
+		return nil, err
+	}
+	n.registry = registry.New(log, kv, objects, n.sandbox)
+	n.logs, err = fnlog.Open(ctx, log, n.store, n.store.JS)
+	if err != nil {
+		return nil, err
+	}
+	gw := gateway.New(log, n.registry, n.logs, gateway.Config{
+		MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxLog: 64 << 10, MaxLogLines: 1000,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle(gateway.Prefix, gw)
+	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, admin))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
+	})
+	n.server = &http.Server{
+		Handler:           mux,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // a deploy of a large module on a slow link
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https"
+	}
+	n.listener = ln
+	n.url = scheme + "://" + ln.Addr().String()
+	log.Info("node started", slog.String("url", n.url), slog.String("data", cfg.DataDir),
+		slog.String("admin_token_file", filepath.Join(cfg.DataDir, auth.TokenFile)), slog.Bool("admin_token_created", created))
+	return n, nil
+}
+
+// URL is where the node serves, e.g. "http://127.0.0.1:8080".
+func (n *Node) URL() string { return n.url }
+
+// Registry is the node's function registry.
+func (n *Node) Registry() *registry.Registry { return n.registry }
+
+// Serve serves until ctx ends, then drains: it stops accepting, lets
+// in-flight requests finish within the drain timeout, and closes the store.
+func (n *Node) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- n.server.Serve(n.listener) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		n.log.Info("draining", slog.Duration("timeout", n.cfg.DrainTimeout))
+		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+		err = n.server.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	n.close()
+	n.log.Info("node stopped")
+	return err
+}
+
+// DeployDirs builds (when they hold Go sources) and deploys function folders.
+func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
+	for _, d := range dirs {
+		if _, err := bundle.Build(ctx, d); err != nil {
+			return err
+		}
+		b, err := bundle.Read(d)
+		if err != nil {
+			return err
+		}
+		v, err := n.registry.Deploy(ctx, b.Source, b.Files, "serve --deploy")
+		if err != nil {
+			return fmt.Errorf("deploy %s: %w", d, err)
+		}
+		n.log.Info("function deployed", slog.String("fn", v.Manifest.Name), slog.String("version", v.ID))
+	}
+	return nil
+}
+
+func (n *Node) close() {
+	if n.logs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.logs.Flush(ctx)
+		cancel()
+	}
+	if n.registry != nil {
+		n.registry.Close()
+	}
+	if n.sandbox != nil {
+		n.sandbox.Close(context.Background())
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+

@@ -1,0 +1,470 @@
+// Package registry keeps the deployed functions: every version of every
+// function, immutable and named by content hash, with the manifest in a KV
+// bucket and the module in the object store, and the active version of each
+// compiled and ready to run.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/sandbox"
+)
+
+// ErrNotFound reports that no function (or version) is deployed under the name.
+var ErrNotFound = errors.New("function not found")
+
+// ErrConflict reports a concurrent change to the same function; retry.
+var ErrConflict = errors.New("function changed concurrently")
+
+// KeepVersions is how many versions of a function are kept for rollback.
+const KeepVersions = 20
+
+// Version is one immutable deployment of a function.
+type Version struct {
+	ID           string             `json:"id"` // content hash of manifest and files
+	Manifest     *manifest.Manifest `json:"manifest"`
+	Files        map[string]string  `json:"files"` // path in the manifest's folder -> SHA-256
+	ModuleSize   int64              `json:"module_size"`
+	Deployed     time.Time          `json:"deployed"`
+	DeployedBy   string             `json:"deployed_by"`
+	CompileTook  time.Duration      `json:"compile_ns"`
+	manifestYAML []byte
+}
+
+// Function is a function's record: its versions, oldest first, and the one
+// that serves.
+type Function struct {
+	Name     string    `json:"name"`
+	Active   string    `json:"active"`
+	Versions []Version `json:"versions"`
+}
+
+// ActiveVersion returns the serving version.
+func (f *Function) ActiveVersion() *Version {
+	for i := range f.Versions {
+		if f.Versions[i].ID == f.Active {
+			return &f.Versions[i]
+		}
+	}
+	return nil
+}
+
+// compiler is what the registry needs from the sandbox.
+type compiler interface {
+	Compile(ctx context.Context, wasm []byte, memory int64) (*sandbox.Module, error)
+}
+
+// Registry is safe for concurrent use.
+type Registry struct {
+	log     *slog.Logger
+	kv      jetstream.KeyValue
+	objects jetstream.ObjectStore
+	sandbox compiler
+	now     func() time.Time
+
+	mu     sync.Mutex
+	loaded map[string]*Loaded // active version of each function, compiled
+	loads  map[string]*sync.Mutex
+}
+
+// New returns a Registry over a KV bucket (function records) and an object
+// store (files).
+func New(log *slog.Logger, kv jetstream.KeyValue, objects jetstream.ObjectStore, sb compiler) *Registry {
+	return &Registry{
+		log:     log.With("component", "registry"),
+		kv:      kv,
+		objects: objects,
+		sandbox: sb,
+		now:     time.Now,
+		loaded:  map[string]*Loaded{},
+		loads:   map[string]*sync.Mutex{},
+	}
+}
+
+// Loaded is a function's active version, compiled. Acquire it for each use
+// and Release it after: a replaced version is closed when its last user
+// releases it.
+type Loaded struct {
+	Name     string
+	Version  string
+	Manifest *manifest.Manifest
+	Module   *sandbox.Module
+
+	mu      sync.Mutex
+	users   int
+	retired bool
+}
+
+// Release ends one use of l.
+func (l *Loaded) Release() {
+	l.mu.Lock()
+	l.users--
+	closeNow := l.retired && l.users == 0
+	l.mu.Unlock()
+	if closeNow {
+		l.Module.Close(context.Background())
+	}
+}
+
+func (l *Loaded) retire() {
+	l.mu.Lock()
+	l.retired = true
+	closeNow := l.users == 0
+	l.mu.Unlock()
+	if closeNow {
+		l.Module.Close(context.Background())
+	}
+}
+
+// Deploy validates and stores a new version of the function that
+// manifestSrc describes, compiles it and makes it active. files holds the
+// manifest's module and any other file it names, by their paths in the
+// manifest. Deploying the same content again makes that version active
+// without storing anything new.
+func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[string][]byte, actor string) (*Version, error) {
+	m, err := manifest.Parse(manifestSrc)
+	if err != nil {
+		return nil, err
+	}
+	named := m.Files()
+	for _, p := range named {
+		if _, ok := files[p]; !ok {
+			return nil, fmt.Errorf("%w: manifest names %s but the deploy does not carry it", ErrBadDeploy, p)
+		}
+	}
+	for p := range files {
+		if !slices.Contains(named, p) {
+			return nil, fmt.Errorf("%w: file %s is not named by the manifest", ErrBadDeploy, p)
+		}
+	}
+	start := r.now()
+	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Module, err)
+	}
+	v := Version{
+		Manifest:     m,
+		Files:        map[string]string{},
+		ModuleSize:   int64(len(files[m.Module])),
+		Deployed:     r.now().UTC(),
+		DeployedBy:   actor,
+		CompileTook:  r.now().Sub(start),
+		manifestYAML: manifestSrc,
+	}
+	h := sha256.New()
+	h.Write(manifestSrc)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		sum := sha256.Sum256(files[p])
+		v.Files[p] = hex.EncodeToString(sum[:])
+		fmt.Fprintf(h, "\x00%s\x00%x", p, sum)
+	}
+	v.ID = hex.EncodeToString(h.Sum(nil))[:16]
+
+	for _, p := range paths {
+		if err := r.putObject(ctx, objectName(m.Name, v.ID, p), files[p]); err != nil {
+			mod.Close(ctx)
+			return nil, err
+		}
+	}
+	if err := r.putObject(ctx, objectName(m.Name, v.ID, manifest.FileName), manifestSrc); err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
+	stored, err := r.update(ctx, m.Name, func(f *Function) error {
+		if i := slices.IndexFunc(f.Versions, func(o Version) bool { return o.ID == v.ID }); i >= 0 {
+			v = f.Versions[i] // redeploy of identical content
+		} else {
+			f.Versions = append(f.Versions, v)
+		}
+		f.Active = v.ID
+		return nil
+	})
+	if err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
+	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod})
+	r.prune(ctx, stored)
+	return &v, nil
+}
+
+// ErrBadDeploy reports a deploy whose files do not match its manifest.
+var ErrBadDeploy = errors.New("bad deploy")
+
+func objectName(fn, version, path string) string { return fn + "/" + version + "/" + path }
+
+func (r *Registry) putObject(ctx context.Context, name string, b []byte) error {
+	if _, err := r.objects.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("store %s: %w", name, err)
+	}
+	return nil
+}
+
+// update applies change to the stored record of fn with compare-and-set,
+// creating the record if absent. It fails with ErrConflict if another
+// writer got in between.
+func (r *Registry) update(ctx context.Context, fn string, change func(*Function) error) (*Function, error) {
+	f := &Function{Name: fn}
+	var rev uint64
+	e, err := r.kv.Get(ctx, fn)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", fn, err)
+	default:
+		if err := json.Unmarshal(e.Value(), f); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", fn, err)
+		}
+		rev = e.Revision()
+	}
+	if err := change(f); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	if rev == 0 {
+		_, err = r.kv.Create(ctx, fn, b)
+	} else {
+		_, err = r.kv.Update(ctx, fn, b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+		return nil, fmt.Errorf("%s: %w", fn, ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", fn, err)
+	}
+	return f, nil
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// prune drops the oldest versions beyond KeepVersions, never the active one.
+func (r *Registry) prune(ctx context.Context, f *Function) {
+	if len(f.Versions) <= KeepVersions {
+		return
+	}
+	var drop []Version
+	_, err := r.update(ctx, f.Name, func(f *Function) error {
+		drop = nil
+		for len(f.Versions) > KeepVersions {
+			i := 0
+			if f.Versions[0].ID == f.Active {
+				i = 1
+			}
+			drop = append(drop, f.Versions[i])
+			f.Versions = slices.Delete(f.Versions, i, i+1)
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.WarnContext(ctx, "prune versions", slog.String("fn", f.Name), slog.Any("err", err))
+		return
+	}
+	for _, v := range drop {
+		r.deleteObjects(ctx, f.Name, v)
+	}
+}
+
+func (r *Registry) deleteObjects(ctx context.Context, fn string, v Version) {
+	for p := range v.Files {
+		r.objects.Delete(ctx, objectName(fn, v.ID, p))
+	}
+	r.objects.Delete(ctx, objectName(fn, v.ID, manifest.FileName))
+}
+
+// install makes l the active compiled version of its function.
+func (r *Registry) install(l *Loaded) {
+	r.mu.Lock()
+	old := r.loaded[l.Name]
+	r.loaded[l.Name] = l
+	r.mu.Unlock()
+	if old != nil && old != l {
+		old.retire()
+	}
+}
+
+// Get returns the function's record.
+func (r *Registry) Get(ctx context.Context, fn string) (*Function, error) {
+	e, err := r.kv.Get(ctx, fn)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("%s: %w", fn, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", fn, err)
+	}
+	f := &Function{}
+	if err := json.Unmarshal(e.Value(), f); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", fn, err)
+	}
+	return f, nil
+}
+
+// List returns every function's record, by name.
+func (r *Registry) List(ctx context.Context) ([]*Function, error) {
+	keys, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]*Function, 0, len(names))
+	for _, n := range names {
+		f, err := r.Get(ctx, n)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Acquire returns the active compiled version of fn, loading and compiling
+// it from the store on first use (from the compilation cache after a
+// restart). The caller must Release it.
+func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
+	if l := r.acquireLoaded(fn, ""); l != nil {
+		return l, nil
+	}
+	// One load per function at a time.
+	r.mu.Lock()
+	lm, ok := r.loads[fn]
+	if !ok {
+		lm = &sync.Mutex{}
+		r.loads[fn] = lm
+	}
+	r.mu.Unlock()
+	lm.Lock()
+	defer lm.Unlock()
+	f, err := r.Get(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	if l := r.acquireLoaded(fn, f.Active); l != nil {
+		return l, nil
+	}
+	v := f.ActiveVersion()
+	if v == nil {
+		return nil, fmt.Errorf("%s: active version %s: %w", fn, f.Active, ErrNotFound)
+	}
+	wasm, err := r.objects.GetBytes(ctx, objectName(fn, v.ID, v.Manifest.Module))
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", fn, v.ID, err)
+	}
+	mod, err := r.sandbox.Compile(ctx, wasm, int64(v.Manifest.Limits.Memory))
+	if err != nil {
+		return nil, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
+	}
+	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod}
+	r.install(l)
+	if l := r.acquireLoaded(fn, v.ID); l != nil {
+		return l, nil
+	}
+	return r.Acquire(ctx, fn) // replaced meanwhile by a deploy
+}
+
+// acquireLoaded returns the loaded function, acquired, if it is loaded (at
+// version, unless version is "").
+func (r *Registry) acquireLoaded(fn, version string) *Loaded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.loaded[fn]
+	if l == nil || (version != "" && l.Version != version) {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retired {
+		return nil
+	}
+	l.users++
+	return l
+}
+
+// Rollback makes an earlier version of fn active again.
+func (r *Registry) Rollback(ctx context.Context, fn, version string) (*Version, error) {
+	var v Version
+	f, err := r.update(ctx, fn, func(f *Function) error {
+		if len(f.Versions) == 0 {
+			return fmt.Errorf("%s: %w", fn, ErrNotFound)
+		}
+		i := slices.IndexFunc(f.Versions, func(o Version) bool { return o.ID == version })
+		if i < 0 {
+			return fmt.Errorf("%s version %s: %w", fn, version, ErrNotFound)
+		}
+		v = f.Versions[i]
+		f.Active = v.ID
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.unload(f.Name)
+	return &v, nil
+}
+
+// Remove deletes fn, every version and file of it.
+func (r *Registry) Remove(ctx context.Context, fn string) error {
+	f, err := r.Get(ctx, fn)
+	if err != nil {
+		return err
+	}
+	if err := r.kv.Purge(ctx, fn); err != nil {
+		return fmt.Errorf("remove %s: %w", fn, err)
+	}
+	r.unload(fn)
+	for _, v := range f.Versions {
+		r.deleteObjects(ctx, fn, v)
+	}
+	return nil
+}
+
+func (r *Registry) unload(fn string) {
+	r.mu.Lock()
+	old := r.loaded[fn]
+	delete(r.loaded, fn)
+	r.mu.Unlock()
+	if old != nil {
+		old.retire()
+	}
+}
+
+// Close releases every compiled function.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	all := r.loaded
+	r.loaded = map[string]*Loaded{}
+	r.mu.Unlock()
+	for _, l := range all {
+		l.retire()
+	}
+}

@@ -1,0 +1,161 @@
+// Package store is Moat's durable substrate: a NATS server with JetStream,
+// embedded in the node (file store under the data directory, in-process
+// connection, no TCP port unless asked), or an existing NATS deployment.
+//
+// Everything durable lives here: the function registry in a KV bucket,
+// modules in an object store, function logs in a stream. The embedded
+// server syncs every write to disk before acknowledging it (SyncAlways), so
+// an acknowledged write survives a SIGKILL, a power loss or a kernel crash;
+// docs/storage.md says what that costs and what each store guarantees.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says where the store lives.
+type Config struct {
+	Dir        string // data directory of the embedded server; JetStream files go under Dir/jetstream
+	URL        string // connect to an existing NATS instead of embedding one
+	Listen     string // host:port for the embedded server to accept NATS clients on; "" listens nowhere
+	Replicas   int    // stream replicas; 1 on one node
+	SyncAlways bool   // fsync before every acknowledgement (embedded server only)
+}
+
+// Store holds the NATS connection and the JetStream context.
+type Store struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	ns       *server.Server
+	replicas int
+}
+
+// Open starts the embedded server (or connects to cfg.URL) and returns a
+// Store ready for use. Close stops what Open started.
+func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
+	s := &Store{replicas: max(cfg.Replicas, 1)}
+	var opts []nats.Option
+	opts = append(opts, nats.Name("moat"), nats.MaxReconnects(-1))
+	url := cfg.URL
+	if url == "" {
+		sopts := &server.Options{
+			ServerName: "moat",
+			JetStream:  true,
+			StoreDir:   filepath.Join(cfg.Dir, "jetstream"),
+			DontListen: cfg.Listen == "",
+			NoSigs:     true,
+			NoLog:      true,
+			SyncAlways: cfg.SyncAlways,
+		}
+		if cfg.Listen != "" {
+			host, port, err := splitHostPort(cfg.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("nats listen %q: %w", cfg.Listen, err)
+			}
+			sopts.Host, sopts.Port = host, port
+		}
+		ns, err := server.NewServer(sopts)
+		if err != nil {
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(30 * time.Second) {
+			ns.Shutdown()
+			return nil, errors.New("nats server: not ready after 30s")
+		}
+		s.ns = ns
+		opts = append(opts, nats.InProcessServer(ns))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		s.shutdown()
+		return nil, fmt.Errorf("nats connect: %w", err)
+	}
+	s.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s.JS = js
+	return s, nil
+}
+
+// KV opens or creates a file-backed KV bucket keeping history versions per key.
+func (s *Store) KV(ctx context.Context, bucket string, history uint8) (jetstream.KeyValue, error) {
+	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  history,
+		Storage:  jetstream.FileStorage,
+		Replicas: s.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Objects opens or creates a file-backed object store.
+func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:   bucket,
+		Storage:  jetstream.FileStorage,
+		Replicas: s.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", bucket, err)
+	}
+	return obs, nil
+}
+
+// Stream opens or creates a file-backed stream; cfg.Storage and Replicas are
+// set here.
+func (s *Store) Stream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	cfg.Storage = jetstream.FileStorage
+	cfg.Replicas = s.replicas
+	st, err := s.JS.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	return st, nil
+}
+
+// Close drains the connection and stops the embedded server, waiting for it
+// to flush.
+func (s *Store) Close() {
+	if s.NC != nil {
+		s.NC.Drain()
+		s.NC.Close()
+	}
+	s.shutdown()
+}
+
+func (s *Store) shutdown() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, port, nil
+}
