@@ -1,0 +1,427 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/client"
+	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/testwasm"
+)
+
+// testNode is a real node on 127.0.0.1 with a real embedded NATS.
+type testNode struct {
+	*Node
+	client *client.Client
+	stop   func()
+	data   string
+}
+
+func startNode(t *testing.T, data string) *testNode {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := Start(ctx, log, Config{DataDir: data, Listen: "127.0.0.1:0", DrainTimeout: 10 * time.Second})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Serve(ctx) }()
+	token, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(n.URL(), strings.TrimSpace(string(token)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{Node: n, client: c, data: data}
+	var once sync.Once
+	tn.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// functionDir writes a function folder: moat.yaml and the module.
+func functionDir(t *testing.T, manifest string, wasm []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func deploy(t *testing.T, n *testNode, manifest string, wasm []byte) string {
+	t.Helper()
+	b, err := bundle.Read(functionDir(t, manifest, wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := n.client.Deploy(context.Background(), b)
+	if err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	return v.ID
+}
+
+const kitchenManifest = `name: kitchen
+module: fn.wasm
+env: {TITLE: Widgets}
+limits: {memory: 64MiB, timeout: 2s, response: 1MiB, body: 1MiB}
+http: {auth: public}
+`
+
+func invoke(t *testing.T, n *testNode, method, fn, path string, body []byte) (*http.Response, string) {
+	t.Helper()
+	resp, b, err := n.client.Invoke(context.Background(), method, fn, path, nil, body)
+	if err != nil {
+		t.Fatalf("invoke %s%s: %v", fn, path, err)
+	}
+	return resp, string(b)
+}
+
+func TestDeployInvoke(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+
+	resp, body := invoke(t, n, "GET", "kitchen", "/hello?name=moat", nil)
+	if resp.StatusCode != 200 || body != "hello, moat\n" {
+		t.Fatalf("GET /fn/kitchen/hello = %d %q, want 200 hello, moat", resp.StatusCode, body)
+	}
+	if id := resp.Header.Get("Moat-Invocation-Id"); len(id) != 24 {
+		t.Errorf("Moat-Invocation-Id = %q", id)
+	}
+	resp, body = invoke(t, n, "POST", "kitchen", "/echo", []byte("ping"))
+	if resp.StatusCode != 200 || body != "ping" || resp.Header.Get("X-Method") != "POST" {
+		t.Fatalf("POST /echo = %d %q", resp.StatusCode, body)
+	}
+	resp, body = invoke(t, n, "GET", "kitchen", "/status", nil)
+	if resp.StatusCode != 418 || resp.Header.Get("X-Custom") != "yes" || body != "short and stout" {
+		t.Fatalf("GET /status = %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	// Every request gets a fresh instance: the global counter is always 1.
+	for i := 0; i < 5; i++ {
+		if _, body := invoke(t, n, "GET", "kitchen", "/counter", nil); body != "1" {
+			t.Fatalf("counter on request %d = %q, want 1", i, body)
+		}
+	}
+	if resp, _ := invoke(t, n, "GET", "nosuch", "/", nil); resp.StatusCode != 404 {
+		t.Errorf("unknown function: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestGuestEnvironment(t *testing.T) {
+	t.Setenv("MOAT_NODE_SECRET", "node-secret-value")
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	resp, b, err := n.client.Invoke(context.Background(), "GET", "kitchen", "/env", http.Header{
+		"Authorization": {"Bearer caller-credential"}, "Cookie": {"sid=caller-cookie"}, "X-Ok": {"1"},
+	}, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /env: %v %v", err, resp)
+	}
+	env := string(b)
+	for _, bad := range []string{"node-secret-value", "caller-credential", "caller-cookie", "PATH=", "HOME="} {
+		if strings.Contains(env, bad) {
+			t.Errorf("guest environment holds %q:\n%s", bad, env)
+		}
+	}
+	for _, want := range []string{"TITLE=Widgets", "REQUEST_METHOD=GET", "PATH_INFO=/env", "HTTP_X_OK=1", "REMOTE_ADDR=127.0.0.1"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Errorf("guest environment lacks %q:\n%s", want, env)
+		}
+	}
+}
+
+func TestHostileGuests(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantDetail string
+	}{
+		{"/loop", 504, "timeout of 2s"},
+		{"/sleep?d=1h", 504, "timeout of 2s"},
+		{"/alloc", 502, "memory limit of 64MiB"},
+		{"/spew", 502, "response limit of 1MiB"},
+		{"/spewerr", 504, "timeout"},
+		{"/panic", 502, "kitchen failed"},
+		{"/exit3", 502, "kitchen failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, body := invoke(t, n, "GET", "kitchen", tt.path, nil)
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(body, tt.wantDetail) {
+				t.Fatalf("GET %s = %d %s, want %d with %q", tt.path, resp.StatusCode, body, tt.wantStatus, tt.wantDetail)
+			}
+			id := resp.Header.Get("Moat-Invocation-Id")
+			if !strings.Contains(body, id) {
+				t.Errorf("body lacks the invocation id %s: %s", id, body)
+			}
+			for _, leak := range []string{"goroutine", "secret stack detail", "about to exit", ".go:"} {
+				if strings.Contains(body, leak) {
+					t.Errorf("caller sees guest internals %q: %s", leak, body)
+				}
+			}
+		})
+	}
+	// The node still serves.
+	if resp, body := invoke(t, n, "GET", "kitchen", "/hello", nil); resp.StatusCode != 200 {
+		t.Fatalf("after hostile guests: %d %s", resp.StatusCode, body)
+	}
+	// The panic's stack went to the function's log, with the invocation id.
+	var entries []*fnlog.Entry
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(entries) == 0 || !strings.Contains(fmt.Sprint(entries[len(entries)-1].Lines), "about to exit 3") {
+		entries = entries[:0]
+		if err := n.client.Logs(ctx, "kitchen", 100, false, func(e *fnlog.Entry) { entries = append(entries, e) }); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("log never showed the exit: %v", entries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	all := ""
+	for _, e := range entries {
+		all += fmt.Sprintln(e.Status, e.Error, e.Lines)
+	}
+	for _, want := range []string{"secret stack detail", "goroutine", "about to exit 3", "exit code 3", "memory limit"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("function log lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func TestBodyLimits(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	// 100 MB against a 1 MiB cap: refused before any instance starts.
+	req, _ := http.NewRequest("POST", n.URL()+"/fn/kitchen/echo", io.LimitReader(zeros{}, 100<<20))
+	req.ContentLength = 100 << 20
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(b), "1MiB") {
+			t.Fatalf("100MB body: %d %s, want 413", resp.StatusCode, b)
+		}
+	} // else the server closed the connection mid-upload, which is a refusal too
+	if resp, _ := invoke(t, n, "POST", "kitchen", "/hello", make([]byte, 1<<20)); resp.StatusCode != 200 {
+		t.Fatalf("1MiB body: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := invoke(t, n, "GET", "kitchen", "/hello", nil); resp.StatusCode != 200 {
+		t.Fatalf("after a 100MB body: %d", resp.StatusCode)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestBadDeploys(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	tests := []struct {
+		name, manifest string
+		wasm           []byte
+		wantStatus     int
+		wantDetail     string
+	}{
+		{"not wasm", kitchenManifest, []byte("#!/bin/sh\nrm -rf /\n"), 400, "not WebAssembly"},
+		{"no _start", kitchenManifest, testwasm.NoStart(), 400, "no _start"},
+		{"foreign import", kitchenManifest, testwasm.ForeignImport(), 400, "imports env.system"},
+		{"unknown field", "name: kitchen\nmodule: fn.wasm\nlimts: {memory: 1MiB}\n", testwasm.MinimalCGI(), 400, `moat.yaml:3: unknown field "limts"`},
+		{"bad size", "name: kitchen\nmodule: fn.wasm\nlimits:\n  memory: 64MB\n", testwasm.MinimalCGI(), 400, "moat.yaml:4: limits.memory"},
+		{"bad duration", "name: kitchen\nmodule: fn.wasm\nlimits: {timeout: soon}\n", testwasm.MinimalCGI(), 400, "limits.timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Sent as is: the node must check what a client may not have.
+			b := &bundle.Bundle{Source: []byte(tt.manifest), Files: map[string][]byte{"fn.wasm": tt.wasm}}
+			_, err := n.client.Deploy(context.Background(), b)
+			var ce *client.Error
+			if !errors.As(err, &ce) || ce.Status != tt.wantStatus || !strings.Contains(ce.Detail, tt.wantDetail) {
+				t.Fatalf("Deploy = %v, want %d with %q", err, tt.wantStatus, tt.wantDetail)
+			}
+		})
+	}
+	// A missing module file is refused before anything is sent, naming it.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: x\nmodule: gone.wasm\n"), 0o644)
+	if _, err := bundle.Read(dir); err == nil || !strings.Contains(err.Error(), "moat.yaml:2: module") {
+		t.Errorf("bundle.Read with a missing module = %v", err)
+	}
+	// Nothing stored was lost: the good version still serves.
+	if resp, body := invoke(t, n, "GET", "kitchen", "/hello", nil); resp.StatusCode != 200 {
+		t.Fatalf("after bad deploys: %d %s", resp.StatusCode, body)
+	}
+	f, err := n.client.Get(context.Background(), "kitchen")
+	if err != nil || len(f.Versions) != 1 {
+		t.Fatalf("versions after bad deploys: %v %v", f, err)
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, data)
+	fi, err := os.Stat(filepath.Join(data, "admin.token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	for _, tok := range []string{"", "wrong", "moat_admin_" + strings.Repeat("A", 43)} {
+		c, _ := client.New(n.URL(), tok, "")
+		_, err := c.List(context.Background())
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != 401 {
+			t.Errorf("List with token %q = %v, want 401", tok, err)
+		}
+	}
+	req, _ := http.NewRequest("GET", n.URL()+"/api/v1/functions", nil)
+	req.Header.Set("Authorization", "Basic YWRtaW46YWRtaW4=")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("Basic auth: %v %v", resp, err)
+	}
+	if _, err := n.client.List(context.Background()); err != nil {
+		t.Fatalf("List with the admin token: %v", err)
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, data)
+	v1 := deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	v2 := deploy(t, n, strings.Replace(kitchenManifest, "Widgets", "Gadgets", 1), testwasm.Bytes(t, "kitchen"))
+	if v1 == v2 {
+		t.Fatal("a changed manifest kept the version id")
+	}
+	if again := deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen")); again != v1 {
+		t.Fatalf("redeploy of identical content = %s, want %s", again, v1)
+	}
+	deploy(t, n, strings.Replace(kitchenManifest, "kitchen", "second", 1), testwasm.MinimalCGI())
+	n.stop()
+
+	n = startNode(t, data)
+	fns, err := n.client.List(context.Background())
+	if err != nil || len(fns) != 2 {
+		t.Fatalf("after restart: %v %v", fns, err)
+	}
+	if _, body := invoke(t, n, "GET", "kitchen", "/env", nil); !strings.Contains(body, "TITLE=Widgets") {
+		t.Fatalf("after restart the active version is not v1: %s", body)
+	}
+	if _, err := n.client.Rollback(context.Background(), "kitchen", v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := invoke(t, n, "GET", "kitchen", "/env", nil); !strings.Contains(body, "TITLE=Gadgets") {
+		t.Fatalf("after rollback to v2: %s", body)
+	}
+	if _, err := n.client.Rollback(context.Background(), "kitchen", "0000000000000000"); err == nil {
+		t.Fatal("rollback to an unknown version succeeded")
+	}
+	if err := n.client.Remove(context.Background(), "second"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := invoke(t, n, "GET", "second", "/", nil); resp.StatusCode != 404 {
+		t.Fatalf("removed function answers %d", resp.StatusCode)
+	}
+	n.stop()
+	n = startNode(t, data)
+	if resp, body := invoke(t, n, "GET", "kitchen", "/env", nil); resp.StatusCode != 200 || !strings.Contains(body, "TITLE=Gadgets") {
+		t.Fatalf("rollback did not survive a restart: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := invoke(t, n, "GET", "second", "/", nil); resp.StatusCode != 404 {
+		t.Fatalf("removal did not survive a restart: %d", resp.StatusCode)
+	}
+}
+
+func TestMethodsAndDrain(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, strings.Replace(kitchenManifest, "http: {auth: public}", "http: {auth: public, methods: [GET]}", 1), testwasm.Bytes(t, "kitchen"))
+	if resp, _ := invoke(t, n, "DELETE", "kitchen", "/hello", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
+		t.Fatalf("DELETE = %d Allow=%q, want 405 GET", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	// An in-flight invocation finishes when the node is told to stop.
+	done := make(chan string, 1)
+	go func() {
+		resp, body, err := n.client.Invoke(context.Background(), "GET", "kitchen", "/sleep?d=1s", nil, nil)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- fmt.Sprint(resp.StatusCode, " ", string(body))
+	}()
+	time.Sleep(300 * time.Millisecond)
+	n.stop()
+	if got := <-done; got != "200 slept" {
+		t.Fatalf("in-flight request during drain = %q, want 200 slept", got)
+	}
+}
+
+func TestNonLoopbackNeedsTLS(t *testing.T) {
+	_, err := Start(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{DataDir: t.TempDir(), Listen: "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "needs TLS") {
+		t.Fatalf("Start on 0.0.0.0 without TLS = %v", err)
+	}
+}
+
+func TestSelfSignedTLS(t *testing.T) {
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), Config{DataDir: data, Listen: "127.0.0.1:0", TLSSelfSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !strings.HasPrefix(n.URL(), "https://") {
+		t.Fatalf("URL = %s", n.URL())
+	}
+	if _, err := http.Get(n.URL() + "/healthz"); err == nil {
+		t.Fatal("an untrusted self-signed certificate was accepted")
+	}
+	fi, err := os.Stat(filepath.Join(data, "tls", "key.pem"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key.pem mode: %v %v", fi, err)
+	}
+	c, err := client.New(n.URL(), "", filepath.Join(data, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _, err := c.Invoke(ctx, "GET", "nosuch", "", nil, nil); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("over TLS: %v %v", resp, err)
+	}
+}
