@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/testwasm"
+)
+
+var moatBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "moat-e2e")
+	if err != nil {
+		panic(err)
+	}
+	moatBin = filepath.Join(dir, "moat")
+	if out, err := exec.Command("go", "build", "-o", moatBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build moat: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a `moat serve` process.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	data   string
+	output *syncBuffer
+	exited chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, data string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, data: data, output: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = s.output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			s.output.Write([]byte(line + "\n"))
+			if u, ok := strings.CutPrefix(line, "moat serving at "); ok {
+				urls <- u
+			}
+		}
+	}()
+	go func() { s.exited <- cmd.Wait() }()
+	select {
+	case s.url = <-urls:
+	case err := <-s.exited:
+		t.Fatalf("moat serve exited: %v\n%s", err, s.output)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("moat serve did not start\n%s", s.output)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.exited
+		if tok, err := os.ReadFile(filepath.Join(data, "admin.token")); err == nil && strings.Contains(s.output.String(), strings.TrimSpace(string(tok))) {
+			t.Errorf("moat serve printed the admin token")
+		}
+	})
+	return s
+}
+
+// moat runs a client command in process, as a user would from the shell.
+func (s *server) moat(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"MOAT_URL": s.url, "MOAT_TOKEN_FILE": filepath.Join(s.data, "admin.token")}
+	cmd := newRootCmd(&stdout, &stderr, func(k string) string { return env[k] })
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return stdout.String(), stderr.String(), err
+}
+
+func (s *server) mustMoat(t *testing.T, args ...string) string {
+	t.Helper()
+	out, _, err := s.moat(t, args...)
+	if err != nil {
+		t.Fatalf("moat %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func TestAuthorDeployInvoke(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	work := t.TempDir()
+	fn := filepath.Join(work, "greeter")
+	s.mustMoat(t, "new", fn)
+	s.mustMoat(t, "build", fn)
+	if out := s.mustMoat(t, "deploy", fn); !strings.Contains(out, "deployed greeter version") {
+		t.Fatalf("deploy output: %q", out)
+	}
+	if out := s.mustMoat(t, "invoke", "greeter", "--path", "/?name=moat"); !strings.Contains(out, `"greeting":"hello, moat"`) {
+		t.Fatalf("invoke output: %q", out)
+	}
+	var fns []map[string]any
+	if err := json.Unmarshal([]byte(s.mustMoat(t, "ls", "-o", "json")), &fns); err != nil || len(fns) != 1 || fns[0]["name"] != "greeter" {
+		t.Fatalf("ls -o json: %v %v", fns, err)
+	}
+	if out := s.mustMoat(t, "ls"); !strings.Contains(out, "greeter") || !strings.Contains(out, "public") {
+		t.Fatalf("ls: %q", out)
+	}
+
+	// Failures exit non-zero with a reason.
+	if _, _, err := s.moat(t, "invoke", "nosuch"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("invoke nosuch: %v", err)
+	}
+	if _, _, err := s.moat(t, "deploy", filepath.Join(work, "absent")); err == nil {
+		t.Fatal("deploy of a missing folder succeeded")
+	}
+	if _, _, err := s.moat(t, "rollback", "greeter", "ffffffffffffffff"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("rollback to an unknown version: %v", err)
+	}
+	s.mustMoat(t, "rm", "greeter")
+	if _, _, err := s.moat(t, "invoke", "greeter"); err == nil {
+		t.Fatal("removed function still invoked")
+	}
+	// A wrong token is refused.
+	var stdout bytes.Buffer
+	cmd := newRootCmd(&stdout, io.Discard, func(k string) string {
+		return map[string]string{"MOAT_URL": s.url, "MOAT_TOKEN": "wrong"}[k]
+	})
+	cmd.SetArgs([]string{"ls"})
+	if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("ls with a wrong token: %v", err)
+	}
+}
+
+func TestLogsCommand(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	dir := kitchenDir(t)
+	s.mustMoat(t, "deploy", dir)
+	resp, err := http.Get(s.url + "/fn/kitchen/log")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("invoke /log: %v %v", resp, err)
+	}
+	id := resp.Header.Get("Moat-Invocation-Id")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := s.mustMoat(t, "logs", "kitchen")
+		if strings.Contains(out, id) && strings.Contains(out, "first line") && strings.Contains(out, "second line") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("moat logs never showed invocation %s:\n%s", id, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// --follow streams entries written after it started.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	env := map[string]string{"MOAT_URL": s.url, "MOAT_TOKEN_FILE": filepath.Join(s.data, "admin.token")}
+	cmd := newRootCmd(pw, io.Discard, func(k string) string { return env[k] })
+	cmd.SetArgs([]string{"logs", "kitchen", "-n", "0", "-f", "-o", "json"})
+	go func() { cmd.ExecuteContext(ctx); pw.Close() }()
+	time.Sleep(500 * time.Millisecond)
+	resp, err = http.Get(s.url + "/fn/kitchen/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = resp.Header.Get("Moat-Invocation-Id")
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), id) {
+			cancel()
+			go io.Copy(io.Discard, pr)
+			return
+		}
+	}
+	t.Fatalf("logs -f never showed %s", id)
+}
+
+func kitchenDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(testwasm.Path(t, "kitchen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "kitchen.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: kitchen\nmodule: kitchen.wasm\nlimits: {timeout: 5s}\nhttp: {auth: public}\n"), 0o644)
+	return dir
+}
+
+// TestSIGKILLLosesNothingAcknowledged kills the node without warning right
+// after deploys were acknowledged: all of them are there after a restart.
+func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	dir := kitchenDir(t)
+	var versions []string
+	for i := 0; i < 5; i++ {
+		m := fmt.Sprintf("name: fn%d\nmodule: kitchen.wasm\nenv: {N: \"%d\"}\nhttp: {auth: public}\n", i, i)
+		os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(m), 0o644)
+		out := s.mustMoat(t, "deploy", dir, "-o", "json")
+		var v struct{ ID string }
+		json.Unmarshal([]byte(out), &v)
+		versions = append(versions, v.ID)
+	}
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+	s.exited <- nil // for the cleanup
+
+	s = startServer(t, data)
+	for i := 0; i < 5; i++ {
+		resp, err := http.Get(fmt.Sprintf("%s/fn/fn%d/env", s.url, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf("N=%d\n", i)) {
+			t.Fatalf("fn%d after SIGKILL: %d %s", i, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestSIGTERMDrains sends SIGTERM while an invocation runs: it finishes, and
+// the node exits cleanly.
+func TestSIGTERMDrains(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.mustMoat(t, "deploy", kitchenDir(t))
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(s.url + "/fn/kitchen/sleep?d=1500ms")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		done <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	time.Sleep(500 * time.Millisecond)
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if got := <-done; got != "200 slept" {
+		t.Fatalf("in-flight request = %q, want 200 slept", got)
+	}
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			t.Fatalf("moat serve after SIGTERM: %v\n%s", err, s.output)
+		}
+		s.exited <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("moat serve did not exit after SIGTERM")
+	}
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Fatal("node still serving after drain")
+	}
+}
