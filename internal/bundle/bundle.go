@@ -72,6 +72,15 @@ func BuildGo(ctx context.Context, dir, out string) error {
 	return nil
 }
 
+// HasGo reports whether the function folder at path holds Go sources.
+func HasGo(path string) bool {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		path = filepath.Dir(path)
+	}
+	files, _ := filepath.Glob(filepath.Join(path, "*.go"))
+	return len(files) > 0
+}
+
 // Build builds the function in the folder at path when it has Go sources:
 // the module named by moat.yaml is (re)written from them.
 func Build(ctx context.Context, path string) (string, error) {

@@ -177,8 +177,10 @@ func (n *Node) Serve(ctx context.Context) error {
 // DeployDirs builds (when they hold Go sources) and deploys function folders.
 func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 	for _, d := range dirs {
-		if _, err := bundle.Build(ctx, d); err != nil {
-			return err
+		if bundle.HasGo(d) {
+			if _, err := bundle.Build(ctx, d); err != nil {
+				return err
+			}
 		}
 		b, err := bundle.Read(d)
 		if err != nil {

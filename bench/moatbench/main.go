@@ -1,0 +1,281 @@
+// Command moatbench measures a Moat node against a bare Go net/http server
+// doing the same work natively, in one run on one machine: cold start,
+// warm latency, throughput and server CPU per request. bench/run drives it.
+//
+// Both servers run as their own processes; the load comes from this one over
+// loopback, so the ratios compare like with like. Throughput is measured in
+// interleaved rounds and the median kept, because these machines are shared.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/client"
+)
+
+func main() {
+	moatBin := flag.String("moat", "bench/out/moat", "moat binary")
+	bareBin := flag.String("bare", "bench/out/bare", "bare Go server binary")
+	duration := flag.Duration("duration", 3*time.Second, "length of one throughput measurement")
+	rounds := flag.Int("rounds", 3, "interleaved rounds of throughput measurements")
+	conc := flag.Int("c", 32, "concurrent clients")
+	seq := flag.Int("n", 1000, "sequential requests for the latency figures")
+	flag.Parse()
+	log.SetFlags(0)
+	ctx := context.Background()
+
+	fmt.Printf("# moatbench %s, %s/%s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	if _, err := bundle.Build(ctx, "examples/hello"); err != nil {
+		log.Fatal(err)
+	}
+	hello, err := bundle.Read("examples/hello")
+	check(err)
+	minimal, err := bundle.Read("examples/minimal")
+	check(err)
+
+	bare := start(*bareBin, "listening at ")
+	defer bare.stop()
+
+	// (a) Cold start.
+	data, err := os.MkdirTemp("", "moatbench")
+	check(err)
+	defer os.RemoveAll(data)
+	node := start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	c := node.client(data)
+	t0 := time.Now()
+	v, err := c.Deploy(ctx, hello)
+	check(err)
+	deployTook := time.Since(t0)
+	firstOK(c, "hello")
+	deployToFirst := time.Since(t0)
+	_, err = c.Deploy(ctx, minimal)
+	check(err)
+	fmt.Printf("## Cold start\n\n")
+	fmt.Printf("| measure | value |\n|---|---|\n")
+	fmt.Printf("| deploy of hello (%.1f MB Go module), compile included | %s |\n", float64(v.ModuleSize)/1e6, ms(deployTook))
+	fmt.Printf("| deploy to first successful response | %s |\n", ms(deployToFirst))
+
+	var cached, uncached []time.Duration
+	for i := 0; i < 3; i++ {
+		for _, keep := range []bool{true, false} {
+			node.stop()
+			if !keep {
+				check(os.RemoveAll(filepath.Join(data, "cache")))
+			}
+			node = start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+			c = node.client(data)
+			t := time.Now()
+			firstOK(c, "hello")
+			if keep {
+				cached = append(cached, time.Since(t))
+			} else {
+				uncached = append(uncached, time.Since(t))
+			}
+		}
+	}
+	fmt.Printf("| first response after a restart, compiled code cached (median of 3) | %s |\n", ms(median(cached)))
+	fmt.Printf("| first response after a restart, cache deleted (median of 3) | %s |\n\n", ms(median(uncached)))
+
+	// (b) Warm latency, one request at a time.
+	fmt.Printf("## Warm latency, sequential requests over loopback HTTP (n=%d)\n\n", *seq)
+	fmt.Printf("| target | p50 | p99 |\n|---|---|---|\n")
+	for _, tgt := range []struct{ name, url string }{
+		{"bare Go net/http, hello handler", bare.url + "/hello?name=bench"},
+		{"moat /fn/hello (Go, fresh instance)", node.url + "/fn/hello?name=bench"},
+		{"bare Go net/http, minimal handler", bare.url + "/minimal"},
+		{"moat /fn/minimal (WAT, fresh instance)", node.url + "/fn/minimal"},
+	} {
+		lat := latencies(tgt.url, *seq)
+		fmt.Printf("| %s | %s | %s |\n", tgt.name, us(pct(lat, 50)), us(pct(lat, 99)))
+	}
+
+	// (c), (d) Throughput and server CPU per request at concurrency c.
+	type result struct{ rps, cpuPerReq []float64 }
+	targets := []struct {
+		name string
+		srv  *proc
+		path string
+	}{
+		{"bare Go, hello", bare, "/hello?name=bench"},
+		{"moat, hello (Go)", node, "/fn/hello?name=bench"},
+		{"bare Go, minimal", bare, "/minimal"},
+		{"moat, minimal (WAT)", node, "/fn/minimal"},
+	}
+	results := make([]result, len(targets))
+	for r := 0; r < *rounds; r++ {
+		for i, tgt := range targets {
+			load(tgt.srv.url+tgt.path, *conc, time.Second) // warm up
+			cpu0 := tgt.srv.cpu()
+			n, errs, took := load(tgt.srv.url+tgt.path, *conc, *duration)
+			cpu := tgt.srv.cpu() - cpu0
+			if errs > 0 {
+				log.Printf("%s: %d errors", tgt.name, errs)
+			}
+			results[i].rps = append(results[i].rps, float64(n)/took.Seconds())
+			results[i].cpuPerReq = append(results[i].cpuPerReq, cpu.Seconds()/float64(n))
+		}
+	}
+	fmt.Printf("\n## Throughput at concurrency %d, median of %d rounds of %s\n\n", *conc, *rounds, *duration)
+	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare | CPU ratio to bare |\n|---|---|---|---|---|\n")
+	for i, tgt := range targets {
+		base := results[i-i%2]
+		rps, cpu := medianF(results[i].rps), medianF(results[i].cpuPerReq)
+		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, rps, cpu*1e6, rps/medianF(base.rps), cpu/medianF(base.cpuPerReq))
+	}
+	node.stop()
+}
+
+// proc is a server process started by the benchmark.
+type proc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func start(bin, readyPrefix string, args ...string) *proc {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	check(err)
+	check(cmd.Start())
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), readyPrefix); ok {
+			go io.Copy(io.Discard, out)
+			return &proc{cmd: cmd, url: u}
+		}
+	}
+	log.Fatalf("%s did not start", bin)
+	return nil
+}
+
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+}
+
+func (p *proc) client(data string) *client.Client {
+	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	check(err)
+	c, err := client.New(p.url, strings.TrimSpace(string(tok)), "")
+	check(err)
+	return c
+}
+
+// cpu is the process's user and system CPU time so far, from /proc.
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	check(err)
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+func firstOK(c *client.Client, fn string) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		resp, _, err := c.Invoke(context.Background(), "GET", fn, "", nil, nil)
+		if err == nil && resp.StatusCode == 200 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	log.Fatalf("%s never answered 200", fn)
+}
+
+var transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+
+func get(url string) error {
+	resp, err := transport.RoundTrip(mustReq(url))
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func mustReq(url string) *http.Request {
+	req, err := http.NewRequest("GET", url, nil)
+	check(err)
+	return req
+}
+
+func latencies(url string, n int) []time.Duration {
+	for i := 0; i < 50; i++ {
+		get(url)
+	}
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		check(get(url))
+		out = append(out, time.Since(t))
+	}
+	return out
+}
+
+// load runs c clients against url for d and counts successful requests.
+func load(url string, c int, d time.Duration) (ok, errs int64, took time.Duration) {
+	var nOK, nErr atomic.Int64
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if get(url) == nil {
+					nOK.Add(1)
+				} else {
+					nErr.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nOK.Load(), nErr.Load(), time.Since(start)
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func median(d []time.Duration) time.Duration { return pct(d, 50) }
+
+func medianF(f []float64) float64 {
+	s := slices.Clone(f)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d.Nanoseconds())/1000) }
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
