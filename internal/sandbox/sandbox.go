@@ -21,6 +21,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -49,6 +50,7 @@ type Runtime struct {
 	mu       sync.Mutex
 	runtimes map[uint32]wazero.Runtime // by memory cap in pages
 	wasi     map[string]api.FunctionDefinition
+	memory   *memoryPool
 }
 
 // New returns a Runtime that keeps compiled code under cacheDir; an empty
@@ -62,7 +64,7 @@ func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, erro
 		}
 		cache = c
 	}
-	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[uint32]wazero.Runtime{}}
+	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[uint32]wazero.Runtime{}, memory: newMemoryPool(64)}
 	// The WASI functions a guest may import: those wazero implements.
 	rt, err := r.runtime(ctx, 1)
 	if err != nil {
@@ -104,6 +106,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.runtimes = map[uint32]wazero.Runtime{}
 	errs = append(errs, r.cache.Close(ctx))
+	r.memory.close()
 	return errors.Join(errs...)
 }
 
@@ -113,6 +116,7 @@ type Module struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	memory   int64
+	pool     *memoryPool
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
@@ -131,7 +135,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := rt.CompileModule(ctx, wasm)
+	compiled, err := rt.CompileModule(ctx, mergeData(wasm))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
@@ -139,7 +143,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 		compiled.Close(ctx)
 		return nil, err
 	}
-	return &Module{rt: rt, compiled: compiled, memory: memory}, nil
+	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory}, nil
 }
 
 // check enforces the function contract on a compiled module.
@@ -227,7 +231,7 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
-	mod, err := m.rt.InstantiateModule(outCtx, m.compiled, cfg)
+	mod, err := m.rt.InstantiateModule(experimental.WithMemoryAllocator(outCtx, m.pool), m.compiled, cfg)
 	if mod != nil {
 		mod.Close(context.Background())
 	}
