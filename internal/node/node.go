@@ -101,7 +101,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	n.registry = registry.New(log, kv, objects, n.sandbox)
+	n.registry = registry.New(log, kv, objects, n.sandbox, filepath.Join(cfg.DataDir, "cache", "modules"))
 	n.logs, err = fnlog.Open(ctx, log, n.store, n.store.JS)
 	if err != nil {
 		return nil, err
@@ -156,6 +156,7 @@ func (n *Node) Registry() *registry.Registry { return n.registry }
 func (n *Node) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- n.server.Serve(n.listener) }()
+	go n.registry.Preload(ctx)
 	var err error
 	select {
 	case err = <-errc:

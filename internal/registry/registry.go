@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -75,6 +77,7 @@ type Registry struct {
 	objects jetstream.ObjectStore
 	sandbox compiler
 	now     func() time.Time
+	cache   string // folder of module files by SHA-256, rebuilt from the store; "" for none
 
 	mu     sync.Mutex
 	loaded map[string]*Loaded // active version of each function, compiled
@@ -82,9 +85,12 @@ type Registry struct {
 }
 
 // New returns a Registry over a KV bucket (function records) and an object
-// store (files).
-func New(log *slog.Logger, kv jetstream.KeyValue, objects jetstream.ObjectStore, sb compiler) *Registry {
+// store (files). cacheDir, if not "", keeps a local copy of each module,
+// checked against its SHA-256 on every read, so that a restarted node does
+// not fetch modules from the store again.
+func New(log *slog.Logger, kv jetstream.KeyValue, objects jetstream.ObjectStore, sb compiler, cacheDir string) *Registry {
 	return &Registry{
+		cache:   cacheDir,
 		log:     log.With("component", "registry"),
 		kv:      kv,
 		objects: objects,
@@ -202,6 +208,9 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 		mod.Close(ctx)
 		return nil, err
 	}
+	if r.cache != "" {
+		r.writeCache(filepath.Join(r.cache, v.Files[m.Module]+".wasm"), files[m.Module])
+	}
 	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod})
 	r.prune(ctx, stored)
 	return &v, nil
@@ -210,10 +219,81 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 // ErrBadDeploy reports a deploy whose files do not match its manifest.
 var ErrBadDeploy = errors.New("bad deploy")
 
+// objectChunk is the object store's chunk size: large chunks make fewer
+// messages to fetch, within NATS's default 1MiB message limit.
+const objectChunk = 512 << 10
+
 func objectName(fn, version, path string) string { return fn + "/" + version + "/" + path }
 
+// module returns the module of version v of fn, from the local cache when it
+// holds an intact copy, else from the store (refilling the cache).
+func (r *Registry) module(ctx context.Context, fn string, v *Version) ([]byte, error) {
+	sum := v.Files[v.Manifest.Module]
+	var cached string
+	if r.cache != "" && len(sum) == 64 {
+		cached = filepath.Join(r.cache, sum+".wasm")
+		if b, err := os.ReadFile(cached); err == nil {
+			if got := sha256.Sum256(b); hex.EncodeToString(got[:]) == sum {
+				return b, nil
+			}
+		}
+	}
+	wasm, err := r.objects.GetBytes(ctx, objectName(fn, v.ID, v.Manifest.Module))
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", fn, v.ID, err)
+	}
+	if got := sha256.Sum256(wasm); hex.EncodeToString(got[:]) != sum {
+		return nil, fmt.Errorf("load %s %s: module does not match its recorded SHA-256", fn, v.ID)
+	}
+	if cached != "" {
+		r.writeCache(cached, wasm)
+	}
+	return wasm, nil
+}
+
+// writeCache writes a cache file atomically; a failure only costs a fetch.
+func (r *Registry) writeCache(path string, b []byte) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// Preload compiles the active version of every function, so that the first
+// request after a start does not wait for it. Failures are logged; the
+// function is then loaded on its first request.
+func (r *Registry) Preload(ctx context.Context) {
+	fns, err := r.List(ctx)
+	if err != nil {
+		r.log.WarnContext(ctx, "preload", slog.Any("err", err))
+		return
+	}
+	for _, f := range fns {
+		l, err := r.Acquire(ctx, f.Name)
+		if err != nil {
+			r.log.WarnContext(ctx, "preload", slog.String("fn", f.Name), slog.Any("err", err))
+			continue
+		}
+		l.Release()
+	}
+}
+
 func (r *Registry) putObject(ctx context.Context, name string, b []byte) error {
-	if _, err := r.objects.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(b)); err != nil {
+	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objectChunk}}
+	if _, err := r.objects.Put(ctx, meta, bytes.NewReader(b)); err != nil {
 		return fmt.Errorf("store %s: %w", name, err)
 	}
 	return nil
@@ -376,14 +456,18 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%s: active version %s: %w", fn, f.Active, ErrNotFound)
 	}
-	wasm, err := r.objects.GetBytes(ctx, objectName(fn, v.ID, v.Manifest.Module))
+	start := r.now()
+	wasm, err := r.module(ctx, fn, v)
 	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", fn, v.ID, err)
+		return nil, err
 	}
+	fetched := r.now()
 	mod, err := r.sandbox.Compile(ctx, wasm, int64(v.Manifest.Limits.Memory))
 	if err != nil {
 		return nil, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
 	}
+	r.log.InfoContext(ctx, "function loaded", slog.String("fn", fn), slog.String("version", v.ID),
+		slog.Duration("fetch", fetched.Sub(start)), slog.Duration("compile", r.now().Sub(fetched)))
 	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod}
 	r.install(l)
 	if l := r.acquireLoaded(fn, v.ID); l != nil {
