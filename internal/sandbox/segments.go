@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -68,35 +69,46 @@ func rewriteData(wasm []byte) ([]byte, error) {
 	if err != nil || len(segs) < 2 {
 		return nil, errNotMergeable
 	}
-	slices.SortStableFunc(segs, func(a, b segment) int { return int(int64(a.offset) - int64(b.offset)) })
-	var merged []segment
-	for _, s := range segs {
-		if len(merged) > 0 {
-			last := &merged[len(merged)-1]
-			end := uint64(last.offset) + uint64(len(last.data))
+	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(a.offset, b.offset) })
+	// Runs of segments close enough to become one: [first, last] in segs.
+	type run struct{ first, last int }
+	var runs []run
+	for i, s := range segs {
+		if len(runs) > 0 {
+			prev := segs[i-1]
+			end := uint64(prev.offset) + uint64(len(prev.data))
 			if uint64(s.offset) < end {
 				return nil, errNotMergeable // overlap: order would matter
 			}
-			if gap := uint64(s.offset) - end; gap <= maxGap {
-				last.data = append(last.data, make([]byte, gap)...)
-				last.data = append(last.data, s.data...)
+			if uint64(s.offset)-end <= maxGap {
+				runs[len(runs)-1].last = i
 				continue
 			}
 		}
-		merged = append(merged, segment{offset: s.offset, data: slices.Clone(s.data)})
+		runs = append(runs, run{i, i})
 	}
-	if len(merged) == len(segs) {
+	if len(runs) == len(segs) {
 		return nil, errNotMergeable
 	}
-	var body []byte
-	body = appendU32(body, uint32(len(merged)))
-	for _, s := range merged {
+	body := make([]byte, 0, sections[di].end-sections[di].start+len(runs)*maxGap)
+	body = appendU32(body, uint32(len(runs)))
+	for _, r := range runs {
+		first, last := segs[r.first], segs[r.last]
+		size := uint64(last.offset) + uint64(len(last.data)) - uint64(first.offset)
+		if size > 1<<32-1 {
+			return nil, errNotMergeable
+		}
 		body = append(body, 0x00, 0x41) // active, memory 0; i32.const
-		body = appendS32(body, int32(s.offset))
+		body = appendS32(body, int32(first.offset))
 		body = append(body, 0x0b) // end
-		body = appendU32(body, uint32(len(s.data)))
-		body = append(body, s.data...)
+		body = appendU32(body, uint32(size))
+		base := len(body)
+		body = append(body, make([]byte, size)...)
+		for _, s := range segs[r.first : r.last+1] {
+			copy(body[base+int(s.offset-first.offset):], s.data)
+		}
 	}
+	merged := runs
 	out := slices.Clone(wasm[:8])
 	for _, s := range sections {
 		switch s.id {

@@ -76,6 +76,21 @@ func Trap() []byte {
 
 const i32 = 0x7f
 
+// Module, Section, Vec and ActiveData assemble modules for tests that need
+// shapes the named modules above do not have.
+func Module(sections ...[]byte) []byte { return module(sections...) }
+
+// Section returns a section with its id and size.
+func Section(id byte, body []byte) []byte { return section(id, body) }
+
+// Vec returns a wasm vector of items.
+func Vec(items ...[]byte) []byte { return vec(items...) }
+
+// ActiveData returns an active data segment of memory 0 at offset.
+func ActiveData(offset int32, data []byte) []byte {
+	return concat([]byte{0x00}, i32const(offset), []byte{0x0b}, name(string(data)))
+}
+
 func module(sections ...[]byte) []byte {
 	return concat(append([][]byte{{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}}, sections...)...)
 }

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+func open(tb testing.TB, sync bool) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Dir: tb.TempDir(), SyncAlways: sync})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Open(ctx, log, Config{Dir: dir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := s.KV(ctx, "test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.Objects(ctx, "objs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(ctx, "o", []byte("object")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, log, Config{Dir: dir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kv, _ = s.KV(ctx, "test", 1)
+	if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+		t.Fatalf("after reopen: %v %v", e, err)
+	}
+	obs, _ = s.Objects(ctx, "objs")
+	if b, err := obs.GetBytes(ctx, "o"); err != nil || string(b) != "object" {
+		t.Fatalf("object after reopen: %q %v", b, err)
+	}
+}
+
+func TestListenOnlyWhenAsked(t *testing.T) {
+	s := open(t, false)
+	if s.ns.ClientURL() != "" && s.ns.Addr() != nil {
+		t.Fatalf("embedded NATS listens at %v without being asked", s.ns.Addr())
+	}
+	if _, err := Open(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Dir: t.TempDir(), Listen: "not-an-address"}); err == nil {
+		t.Fatal("a bad --nats-listen address was accepted")
+	}
+}
+
+// BenchmarkKVPut measures an acknowledged KV write with and without an fsync
+// before the acknowledgement: the cost of durability (docs/storage.md).
+func BenchmarkKVPut(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s := open(b, sync)
+			kv, err := s.KV(context.Background(), "bench", 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			val := make([]byte, 1024)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := kv.Put(context.Background(), fmt.Sprintf("k%d", i%100), val); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
