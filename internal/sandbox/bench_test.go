@@ -34,7 +34,6 @@ func BenchmarkRunGo(b *testing.B) { benchRun(b, testwasm.Bytes(b, "kitchen"), 64
 // BenchmarkRunMinimal is one fresh instance of the hand-written guest per op.
 func BenchmarkRunMinimal(b *testing.B) { benchRun(b, testwasm.MinimalCGI(), 1<<20) }
 
-
 // BenchmarkRunHelloExample runs examples/hello, the Go guest of bench/run.
 func BenchmarkRunHelloExample(b *testing.B) {
 	wasm, err := os.ReadFile("../../examples/hello/hello.wasm")
