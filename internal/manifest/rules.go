@@ -18,6 +18,10 @@ import (
 // The checks below are shared by Parse, which adds the line, and Validate.
 // Each returns an error that reads after "field: ".
 
+// ValidName reports whether s is a valid function name:
+// ^[a-z][a-z0-9-]{0,62}$.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	envKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)

@@ -425,3 +425,103 @@ func TestSelfSignedTLS(t *testing.T) {
 		t.Fatalf("over TLS: %v %v", resp, err)
 	}
 }
+
+func TestControlAPIHostileInput(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	token, _ := os.ReadFile(filepath.Join(n.data, "admin.token"))
+	auth := "Bearer " + strings.TrimSpace(string(token))
+	multipartBody := func(parts ...[2]string) (string, io.Reader) {
+		var b strings.Builder
+		for _, p := range parts {
+			fmt.Fprintf(&b, "--XX\r\nContent-Disposition: form-data; name=%q; filename=\"f\"\r\n\r\n%s\r\n", p[0], p[1])
+		}
+		b.WriteString("--XX--\r\n")
+		return "multipart/form-data; boundary=XX", strings.NewReader(b.String())
+	}
+	tests := []struct {
+		name, method, path, ctype string
+		body                      io.Reader
+		wantStatus                int
+		wantDetail                string
+	}{
+		{"json instead of multipart", "POST", "/api/v1/functions", "application/json", strings.NewReader("{}"), 415, "multipart"},
+		{"garbage multipart", "POST", "/api/v1/functions", "multipart/form-data; boundary=XX", strings.NewReader("not multipart at all"), 400, ""},
+		{"no boundary", "POST", "/api/v1/functions", "multipart/form-data", strings.NewReader(""), 400, ""},
+		{"no manifest", "", "", "", nil, 400, `manifest`},
+		{"two manifests", "", "", "", nil, 400, "repeated part"},
+		{"unnamed file", "", "", "", nil, 400, "not named by the manifest"},
+		{"missing module", "", "", "", nil, 400, "does not carry it"},
+		{"path traversal file", "", "", "", nil, 400, "module"},
+		{"rollback garbage", "POST", "/api/v1/functions/kitchen/rollback", "application/json", strings.NewReader("{{{"), 400, "version"},
+		{"rollback unknown field", "POST", "/api/v1/functions/kitchen/rollback", "application/json", strings.NewReader(`{"version":"x","evil":1}`), 400, "version"},
+		{"logs bad n", "GET", "/api/v1/functions/kitchen/logs?n=-1", "", nil, 400, "n must be"},
+		{"logs huge n", "GET", "/api/v1/functions/kitchen/logs?n=99999999999999999999", "", nil, 400, "n must be"},
+		{"unknown function", "GET", "/api/v1/functions/nosuch", "", nil, 404, "not found"},
+		{"invalid name", "GET", "/api/v1/functions/a*b", "", nil, 404, "not found"},
+		{"unknown route", "GET", "/api/v1/secrets", "", nil, 404, "no such route"},
+	}
+	for i := range tests {
+		tt := &tests[i]
+		switch tt.name {
+		case "no manifest":
+			tt.ctype, tt.body = multipartBody([2]string{"file:fn.wasm", "x"})
+		case "two manifests":
+			tt.ctype, tt.body = multipartBody([2]string{"manifest", kitchenManifest}, [2]string{"manifest", kitchenManifest})
+		case "unnamed file":
+			tt.ctype, tt.body = multipartBody([2]string{"manifest", kitchenManifest}, [2]string{"file:fn.wasm", "x"}, [2]string{"file:extra.txt", "x"})
+		case "missing module":
+			tt.ctype, tt.body = multipartBody([2]string{"manifest", kitchenManifest})
+		case "path traversal file":
+			tt.ctype, tt.body = multipartBody([2]string{"manifest", "name: evil\nmodule: ../../etc/passwd\n"}, [2]string{"file:../../etc/passwd", "x"})
+		}
+		if tt.method == "" {
+			tt.method, tt.path = "POST", "/api/v1/functions"
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, n.URL()+tt.path, tt.body)
+			req.Header.Set("Authorization", auth)
+			if tt.ctype != "" {
+				req.Header.Set("Content-Type", tt.ctype)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(string(b), tt.wantDetail) {
+				t.Fatalf("%s %s = %d %s, want %d with %q", tt.method, tt.path, resp.StatusCode, b, tt.wantStatus, tt.wantDetail)
+			}
+		})
+	}
+	// An oversized deploy is cut off at 128MiB.
+	req, _ := http.NewRequest("POST", n.URL()+"/api/v1/functions", io.LimitReader(zeros{}, 129<<20))
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=XX")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 400 && resp.StatusCode != 413 {
+			t.Errorf("129MiB deploy = %d", resp.StatusCode)
+		}
+	}
+	// Hostile function names at the gateway.
+	for _, p := range []string{"/fn/", "/fn/a*b", "/fn/a.b", "/fn/%2e%2e/api/v1/functions", "/fn/KITCHEN", "/fn/" + strings.Repeat("a", 5000)} {
+		resp, err := http.Get(n.URL() + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("GET %s = %d, want 404", p, resp.StatusCode)
+		}
+	}
+	// Nothing stored was lost.
+	f, err := n.client.Get(context.Background(), "kitchen")
+	if err != nil || len(f.Versions) != 1 {
+		t.Fatalf("after hostile input: %v %v", f, err)
+	}
+	if resp, _ := invoke(t, n, "GET", "kitchen", "/hello", nil); resp.StatusCode != 200 {
+		t.Fatalf("after hostile input: %d", resp.StatusCode)
+	}
+}

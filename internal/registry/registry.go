@@ -389,6 +389,11 @@ func (r *Registry) install(l *Loaded) {
 
 // Get returns the function's record.
 func (r *Registry) Get(ctx context.Context, fn string) (*Function, error) {
+	if !manifest.ValidName(fn) {
+		// Never hand the store a key it was not built for: names arrive
+		// from request paths.
+		return nil, fmt.Errorf("%.70q: %w", fn, ErrNotFound)
+	}
 	e, err := r.kv.Get(ctx, fn)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, fmt.Errorf("%s: %w", fn, ErrNotFound)
@@ -432,6 +437,9 @@ func (r *Registry) List(ctx context.Context) ([]*Function, error) {
 // it from the store on first use (from the compilation cache after a
 // restart). The caller must Release it.
 func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
+	if !manifest.ValidName(fn) {
+		return nil, fmt.Errorf("%.70q: %w", fn, ErrNotFound)
+	}
 	if l := r.acquireLoaded(fn, ""); l != nil {
 		return l, nil
 	}
