@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,13 +36,29 @@ type Request struct {
 // credentialHeaders never reach a function unless its manifest names them.
 var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
 
-// Env returns the guest environment for req: the declared variables first,
-// then the CGI meta-variables, which win over any declared variable of the
-// same name. The result is sorted by name so that runs are reproducible.
+// Env returns the guest environment for req: the declared variables, the
+// request headers as HTTP_*, then the CGI meta-variables. A declared
+// variable never replaces a CGI one or a header (the manifest refuses such
+// names; Env drops them too). Headers whose names hold an underscore are
+// dropped, as nginx does, so that "X_Real_IP" cannot pose as "X-Real-IP".
+// The result is sorted by name.
 func Env(declared map[string]string, req *Request) []string {
-	vars := make(map[string]string, len(declared)+16+len(req.Header))
+	env := make([]string, 0, len(declared)+len(req.Header)+16)
 	for k, v := range declared {
-		vars[k] = v
+		if cgiNames[k] || strings.HasPrefix(k, "HTTP_") {
+			continue
+		}
+		env = append(env, k+"="+v)
+	}
+	for k, vs := range req.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if credentialHeaders[ck] && !slices.ContainsFunc(req.PassHeaders, func(h string) bool { return strings.EqualFold(h, ck) }) {
+			continue
+		}
+		if ck == "Content-Type" || ck == "Content-Length" || ck == "Proxy" || strings.Contains(ck, "_") {
+			continue // CONTENT_TYPE and CONTENT_LENGTH carry these; HTTP_PROXY is httpoxy
+		}
+		env = append(env, "HTTP_"+strings.ToUpper(strings.ReplaceAll(ck, "-", "_"))+"="+strings.Join(vs, ", "))
 	}
 	host, port := req.Host, "80"
 	if h, p, err := net.SplitHostPort(req.Host); err == nil {
@@ -51,50 +68,34 @@ func Env(declared map[string]string, req *Request) []string {
 	if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		remote = h
 	}
-	pass := make(map[string]bool, len(req.PassHeaders))
-	for _, h := range req.PassHeaders {
-		pass[textproto.CanonicalMIMEHeaderKey(h)] = true
-	}
-	for k, vs := range req.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if credentialHeaders[ck] && !pass[ck] {
-			continue
-		}
-		if ck == "Content-Type" || ck == "Content-Length" || ck == "Proxy" {
-			continue // CONTENT_TYPE and CONTENT_LENGTH carry these; HTTP_PROXY is httpoxy
-		}
-		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(ck, "-", "_"))
-		vars[name] = strings.Join(vs, ", ")
-	}
-	for k, v := range map[string]string{
-		"GATEWAY_INTERFACE": "CGI/1.1",
-		"SERVER_SOFTWARE":   "moat",
-		"SERVER_PROTOCOL":   req.Proto,
-		"SERVER_NAME":       host,
-		"SERVER_PORT":       port,
-		"REQUEST_METHOD":    req.Method,
-		"SCRIPT_NAME":       "",
-		"PATH_INFO":         req.PathInfo,
-		"QUERY_STRING":      req.RawQuery,
-		"REQUEST_URI":       requestURI(req),
-		"REMOTE_ADDR":       remote,
-		"REMOTE_HOST":       remote,
-		"REMOTE_USER":       req.RemoteUser,
-		"CONTENT_LENGTH":    strconv.Itoa(req.ContentLen),
-		"CONTENT_TYPE":      req.Header.Get("Content-Type"),
-	} {
-		vars[k] = v
-	}
-	if req.ContentLen == 0 && req.Header.Get("Content-Type") == "" {
-		delete(vars, "CONTENT_LENGTH")
-		delete(vars, "CONTENT_TYPE")
-	}
-	env := make([]string, 0, len(vars))
-	for k, v := range vars {
-		env = append(env, k+"="+v)
+	env = append(env,
+		"GATEWAY_INTERFACE=CGI/1.1",
+		"SERVER_SOFTWARE=moat",
+		"SERVER_PROTOCOL="+req.Proto,
+		"SERVER_NAME="+host,
+		"SERVER_PORT="+port,
+		"REQUEST_METHOD="+req.Method,
+		"SCRIPT_NAME=",
+		"PATH_INFO="+req.PathInfo,
+		"QUERY_STRING="+req.RawQuery,
+		"REQUEST_URI="+requestURI(req),
+		"REMOTE_ADDR="+remote,
+		"REMOTE_HOST="+remote,
+		"REMOTE_USER="+req.RemoteUser,
+	)
+	if ct := req.Header.Get("Content-Type"); req.ContentLen > 0 || ct != "" {
+		env = append(env, "CONTENT_LENGTH="+strconv.Itoa(req.ContentLen), "CONTENT_TYPE="+ct)
 	}
 	sort.Strings(env)
 	return env
+}
+
+// cgiNames are the meta-variables Env sets.
+var cgiNames = map[string]bool{
+	"GATEWAY_INTERFACE": true, "SERVER_SOFTWARE": true, "SERVER_PROTOCOL": true, "SERVER_NAME": true,
+	"SERVER_PORT": true, "REQUEST_METHOD": true, "SCRIPT_NAME": true, "PATH_INFO": true,
+	"QUERY_STRING": true, "REQUEST_URI": true, "REMOTE_ADDR": true, "REMOTE_HOST": true,
+	"REMOTE_USER": true, "CONTENT_LENGTH": true, "CONTENT_TYPE": true,
 }
 
 func requestURI(req *Request) string {

@@ -70,6 +70,7 @@ func TestEnv(t *testing.T) {
 			"Cookie":        {"session=abc"},
 			"Proxy":         {"http://evil"},
 			"X-Trace":       {"a", "b"},
+			"X_trace":       {"smuggled"},
 		},
 	}
 	env := Env(map[string]string{"TITLE": "Widgets", "PATH_INFO": "/forged"}, req)
@@ -85,7 +86,7 @@ func TestEnv(t *testing.T) {
 		}
 	}
 	for _, e := range env {
-		for _, bad := range []string{"secret-token", "session=abc", "HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_COOKIE", "/forged"} {
+		for _, bad := range []string{"secret-token", "session=abc", "HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_COOKIE", "/forged", "smuggled"} {
 			if strings.Contains(e, bad) {
 				t.Errorf("Env() holds %q: %q", bad, e)
 			}

@@ -28,7 +28,7 @@ type testNode struct {
 	data   string
 }
 
-func startNode(t *testing.T, data string) *testNode {
+func startNode(t testing.TB, data string) *testNode {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -65,7 +65,7 @@ func startNode(t *testing.T, data string) *testNode {
 }
 
 // functionDir writes a function folder: moat.yaml and the module.
-func functionDir(t *testing.T, manifest string, wasm []byte) string {
+func functionDir(t testing.TB, manifest string, wasm []byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644); err != nil {
@@ -77,7 +77,7 @@ func functionDir(t *testing.T, manifest string, wasm []byte) string {
 	return dir
 }
 
-func deploy(t *testing.T, n *testNode, manifest string, wasm []byte) string {
+func deploy(t testing.TB, n *testNode, manifest string, wasm []byte) string {
 	t.Helper()
 	b, err := bundle.Read(functionDir(t, manifest, wasm))
 	if err != nil {

@@ -283,6 +283,9 @@ func (r *Registry) Preload(ctx context.Context) {
 	}
 	for _, f := range fns {
 		l, err := r.Acquire(ctx, f.Name)
+		if ctx.Err() != nil {
+			return // the node is stopping
+		}
 		if err != nil {
 			r.log.WarnContext(ctx, "preload", slog.String("fn", f.Name), slog.Any("err", err))
 			continue

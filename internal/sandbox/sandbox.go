@@ -88,7 +88,7 @@ func (r *Runtime) runtime(ctx context.Context, pages uint32) (wazero.Runtime, er
 		// and the node's next garbage collection waits on it forever.
 		WithCloseOnContextDone(true)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("wasi: %w", err)
 	}
@@ -227,11 +227,8 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
-	for _, kv := range req.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
-	}
-	mod, err := m.rt.InstantiateModule(experimental.WithMemoryAllocator(outCtx, m.pool), m.compiled, cfg)
+	runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
+	mod, err := m.rt.InstantiateModule(runCtx, m.compiled, cfg)
 	if mod != nil {
 		mod.Close(context.Background())
 	}
