@@ -156,7 +156,15 @@ func (n *Node) Registry() *registry.Registry { return n.registry }
 func (n *Node) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- n.server.Serve(n.listener) }()
-	go n.registry.Preload(ctx)
+	preloadCtx, stopPreload := context.WithCancel(ctx)
+	preloaded := make(chan struct{})
+	go func() {
+		defer close(preloaded)
+		n.registry.Preload(preloadCtx)
+	}()
+	// The sandbox must outlive every compile: wait for the preload before
+	// closing it.
+	defer func() { stopPreload(); <-preloaded }()
 	var err error
 	select {
 	case err = <-errc:
@@ -170,6 +178,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopPreload()
+	<-preloaded
 	n.close()
 	n.log.Info("node stopped")
 	return err

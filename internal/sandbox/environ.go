@@ -43,11 +43,17 @@ func newEnviron(vars []string) *environ {
 
 // lastWins drops every variable that a later one of the same name replaces.
 func lastWins(vars []string) []string {
-	name := func(kv string) string { k, _, _ := strings.Cut(kv, "="); return k }
+	names := make([]string, len(vars))
+	for i, kv := range vars {
+		names[i], _, _ = strings.Cut(kv, "=")
+	}
 	dup := false
-	for i := range vars {
-		for j := i + 1; j < len(vars) && !dup; j++ {
-			dup = name(vars[i]) == name(vars[j])
+	for i := 0; i < len(names) && !dup; i++ {
+		for j := i + 1; j < len(names); j++ {
+			if names[i] == names[j] {
+				dup = true
+				break
+			}
 		}
 	}
 	if !dup {
@@ -56,8 +62,8 @@ func lastWins(vars []string) []string {
 	seen := make(map[string]bool, len(vars))
 	out := make([]string, 0, len(vars))
 	for i := len(vars) - 1; i >= 0; i-- {
-		if k := name(vars[i]); !seen[k] {
-			seen[k] = true
+		if !seen[names[i]] {
+			seen[names[i]] = true
 			out = append(out, vars[i])
 		}
 	}

@@ -117,6 +117,7 @@ type Module struct {
 	compiled wazero.CompiledModule
 	memory   int64
 	pool     *memoryPool
+	base     wazero.ModuleConfig
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
@@ -143,7 +144,13 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 		compiled.Close(ctx)
 		return nil, err
 	}
-	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory}, nil
+	// What every instance shares is configured once; each With* copies.
+	base := wazero.NewModuleConfig().
+		WithName("").
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime()
+	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base}, nil
 }
 
 // check enforces the function contract on a compiled module.
@@ -217,15 +224,11 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 
 	out := &capWriter{max: req.MaxOut, stop: stopOut}
 	logw := &lineWriter{maxBytes: req.MaxLog, maxLines: req.MaxLines}
-	cfg := wazero.NewModuleConfig().
-		WithName("").
+	cfg := m.base.
 		WithArgs(req.Args...).
 		WithStdin(bytes.NewReader(req.Stdin)).
 		WithStdout(out).
 		WithStderr(logw).
-		WithRandSource(rand.Reader).
-		WithSysWalltime().
-		WithSysNanotime().
 		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
 	runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
 	mod, err := m.rt.InstantiateModule(runCtx, m.compiled, cfg)
