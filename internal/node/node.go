@@ -75,6 +75,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if tlsConfig == nil && !cfg.InsecureHTTP && !isLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen %s: a non-loopback address needs TLS (--tls-cert and --tls-key, or --tls-self-signed) or --insecure-http", cfg.Listen)
 	}
+	begin := time.Now()
 	admin, created, err := auth.LoadAdmin(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -89,10 +90,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	storeOpened := time.Now()
 	n.sandbox, err = sandbox.New(ctx, log, filepath.Join(cfg.DataDir, "cache", "wazero"))
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("startup", slog.Duration("store", storeOpened.Sub(begin)), slog.Duration("sandbox", time.Since(storeOpened)))
 	kv, err := n.store.KV(ctx, "moat_functions", 5)
 	if err != nil {
 		return nil, err
