@@ -7,14 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/manifest"
 )
-
-var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 func newNewCmd(e *env) *cobra.Command {
 	return &cobra.Command{
@@ -23,7 +21,7 @@ func newNewCmd(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := filepath.Base(args[0])
-			if !namePattern.MatchString(name) {
+			if !manifest.ValidName(name) {
 				return fmt.Errorf("name %q: want lower case letters, digits and '-', starting with a letter", name)
 			}
 			dir := args[0]

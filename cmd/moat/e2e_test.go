@@ -294,3 +294,30 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal("node still serving after drain")
 	}
 }
+
+// TestReadmeServe runs the README's first command: a node with the examples
+// deployed, answering as the README says.
+func TestReadmeServe(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--deploy", "../../examples/hello", "--deploy", "../../examples/minimal")
+	for path, want := range map[string]string{
+		"/fn/hello?name=you": `{"greeting":"hello, you"}`,
+		"/fn/minimal":        "hello",
+		"/healthz":           "ok",
+	} {
+		resp, err := http.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %d %q, want %q", path, resp.StatusCode, b, want)
+		}
+	}
+	if out := s.mustMoat(t, "invoke", "hello", "-d", `{"name":"Carole"}`); !strings.Contains(out, "hello, Carole") {
+		t.Errorf("moat invoke hello -d: %q", out)
+	}
+	if !strings.Contains(s.output.String(), "try: curl "+s.url+"/fn/hello") {
+		t.Errorf("serve did not say where to go:\n%s", s.output)
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 )
@@ -281,10 +282,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // Problem writes an RFC 9457 problem document.
 func Problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+	problem.Write(w, status, title, detail, "")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 )
@@ -91,24 +92,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if !m.AllowsMethod(r.Method) {
 		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
-		problem(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
+		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			problem(w, http.StatusRequestEntityTooLarge, "request body too large", fmt.Sprintf("the body limit of %s is %s", name, m.Limits.Body), id)
+			problem.Write(w, http.StatusRequestEntityTooLarge, "request body too large", fmt.Sprintf("the body limit of %s is %s", name, m.Limits.Body), id)
 			return
 		}
-		problem(w, http.StatusBadRequest, "unreadable request body", "", id)
+		problem.Write(w, http.StatusBadRequest, "unreadable request body", "", id)
 		return
 	}
 
 	release, ok := g.admit(r.Context(), fn)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, "busy", name+" is at its concurrency limit", id)
+		problem.Write(w, http.StatusServiceUnavailable, "busy", name+" is at its concurrency limit", id)
 		return
 	}
 	env := cgi.Env(m.Env, &cgi.Request{
@@ -178,11 +179,11 @@ func (g *Gateway) admit(ctx context.Context, fn *registry.Loaded) (func(), bool)
 // refuse answers a request for a function that cannot be run.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, id, name string, err error) {
 	if errors.Is(err, registry.ErrNotFound) {
-		problem(w, http.StatusNotFound, "function not found", "no function is deployed as "+strconv.Quote(name), id)
+		problem.Write(w, http.StatusNotFound, "function not found", "no function is deployed as "+strconv.Quote(name), id)
 		return
 	}
 	g.log.ErrorContext(r.Context(), "load function", slog.String("fn", name), slog.String("invocation_id", id), slog.Any("err", err))
-	problem(w, http.StatusInternalServerError, "function unavailable", "", id)
+	problem.Write(w, http.StatusInternalServerError, "function unavailable", "", id)
 }
 
 // fail answers a failed run. The caller learns the limit hit, or only that
@@ -192,29 +193,20 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, id, name string, 
 	var lim *sandbox.LimitError
 	switch {
 	case errors.As(err, &lim) && lim.Limit == "timeout":
-		problem(w, http.StatusGatewayTimeout, "function timed out", name+" exceeded its timeout of "+lim.Cap, id)
+		problem.Write(w, http.StatusGatewayTimeout, "function timed out", name+" exceeded its timeout of "+lim.Cap, id)
 		return http.StatusGatewayTimeout
 	case errors.As(err, &lim):
-		problem(w, http.StatusBadGateway, "function exceeded a limit", name+" exceeded its "+lim.Limit+" limit of "+lim.Cap, id)
+		problem.Write(w, http.StatusBadGateway, "function exceeded a limit", name+" exceeded its "+lim.Limit+" limit of "+lim.Cap, id)
 		return http.StatusBadGateway
 	case errors.Is(err, context.Canceled):
 		return 499 // the client went away; nobody reads the answer
 	case errors.Is(err, cgi.ErrMalformed):
-		problem(w, http.StatusBadGateway, "function failed", name+" wrote a malformed CGI response; see moat logs "+name, id)
+		problem.Write(w, http.StatusBadGateway, "function failed", name+" wrote a malformed CGI response; see moat logs "+name, id)
 		return http.StatusBadGateway
 	default:
-		problem(w, http.StatusBadGateway, "function failed", name+" failed; see moat logs "+name, id)
+		problem.Write(w, http.StatusBadGateway, "function failed", name+" failed; see moat logs "+name, id)
 		return http.StatusBadGateway
 	}
-}
-
-// problem writes an RFC 9457 problem document.
-func problem(w http.ResponseWriter, status int, title, detail, id string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"type":"about:blank","title":%s,"status":%d,"detail":%s,"invocation_id":%s}`+"\n",
-		strconv.Quote(title), status, strconv.Quote(detail), strconv.Quote(id))
 }
 
 // split separates the function name from the path after it.

@@ -192,6 +192,7 @@ func (n *Node) Serve(ctx context.Context) error {
 func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 	for _, d := range dirs {
 		if bundle.HasGo(d) {
+			n.log.Info("building", slog.String("dir", d))
 			if _, err := bundle.Build(ctx, d); err != nil {
 				return err
 			}

@@ -192,6 +192,11 @@ func TestHostileGuests(t *testing.T) {
 			}
 		})
 	}
+	// A module that traps at once.
+	deploy(t, n, "name: trap\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: public}\n", testwasm.Trap())
+	if resp, body := invoke(t, n, "GET", "trap", "/", nil); resp.StatusCode != 502 || strings.Contains(body, "unreachable") {
+		t.Errorf("trap = %d %s, want 502 without the trap's detail", resp.StatusCode, body)
+	}
 	// The node still serves.
 	if resp, body := invoke(t, n, "GET", "kitchen", "/hello", nil); resp.StatusCode != 200 {
 		t.Fatalf("after hostile guests: %d %s", resp.StatusCode, body)
