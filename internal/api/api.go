@@ -52,13 +52,17 @@ type API struct {
 	logs logs
 	auth authorizer
 	mux  *http.ServeMux
+	// stopping ends when the node drains: streams that would never end on
+	// their own (logs --follow) end then, so that draining waits only for
+	// invocations.
+	stopping context.Context
 }
 
 var _ http.Handler = (*API)(nil)
 
-// New returns the API handler.
-func New(log *slog.Logger, fns functions, logs logs, auth authorizer) *API {
-	a := &API{log: log.With("component", "api"), fns: fns, logs: logs, auth: auth, mux: http.NewServeMux()}
+// New returns the API handler. Log streams end when stopping does.
+func New(log *slog.Logger, fns functions, logs logs, auth authorizer, stopping context.Context) *API {
+	a := &API{log: log.With("component", "api"), fns: fns, logs: logs, auth: auth, mux: http.NewServeMux(), stopping: stopping}
 	a.mux.HandleFunc("GET /api/v1/functions", a.list)
 	a.mux.HandleFunc("POST /api/v1/functions", a.deploy)
 	a.mux.HandleFunc("GET /api/v1/functions/{name}", a.get)
@@ -240,11 +244,14 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		n = v
 	}
 	follow := r.URL.Query().Get("follow") == "true"
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(a.stopping, cancel)()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	err := a.logs.Tail(r.Context(), name, n, follow, func(e *fnlog.Entry) error {
+	err := a.logs.Tail(ctx, name, n, follow, func(e *fnlog.Entry) error {
 		if err := enc.Encode(e); err != nil {
 			return err
 		}
@@ -253,7 +260,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if err != nil && r.Context().Err() == nil {
+	if err != nil && ctx.Err() == nil {
 		a.log.WarnContext(r.Context(), "log tail", slog.String("fn", name), slog.Any("err", err))
 	}
 }

@@ -118,7 +118,8 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle(gateway.Prefix, gw)
-	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, admin))
+	stopping, stop := context.WithCancel(context.Background())
+	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, admin, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
 	})
@@ -132,6 +133,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	n.server.RegisterOnShutdown(stop)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)

@@ -387,8 +387,18 @@ func TestMethodsAndDrain(t *testing.T) {
 		}
 		done <- fmt.Sprint(resp.StatusCode, " ", string(body))
 	}()
+	// A log follower does not hold the drain up.
+	followed := make(chan error, 1)
+	go func() {
+		followed <- n.client.Logs(context.Background(), "kitchen", 0, true, func(*fnlog.Entry) {})
+	}()
 	time.Sleep(300 * time.Millisecond)
+	stopped := time.Now()
 	n.stop()
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("drain took %s with a log follower attached", took)
+	}
+	<-followed
 	if got := <-done; got != "200 slept" {
 		t.Fatalf("in-flight request during drain = %q, want 200 slept", got)
 	}
