@@ -321,3 +321,37 @@ func TestReadmeServe(t *testing.T) {
 		t.Errorf("serve did not say where to go:\n%s", s.output)
 	}
 }
+
+func TestKeyCommands(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	out := s.mustMoat(t, "key", "create", "--role", "invoker", "--functions", "a,b", "--expires", "30d", "--note", "ci", "-o", "json")
+	var created struct {
+		ID, Token, Role string
+		Functions       []string
+		Expires         *time.Time
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == "" || !strings.HasPrefix(created.Token, "moat_") ||
+		created.Role != "invoker" || len(created.Functions) != 2 || created.Expires == nil {
+		t.Fatalf("key create -o json = %s (%v)", out, err)
+	}
+	ls := s.mustMoat(t, "key", "ls", "-o", "json")
+	if strings.Contains(ls, created.Token) || strings.Contains(ls, "hash") || !strings.Contains(ls, created.ID) {
+		t.Fatalf("key ls -o json = %s", ls)
+	}
+	var listed []map[string]any
+	if err := json.Unmarshal([]byte(ls), &listed); err != nil || len(listed) != 1 {
+		t.Fatalf("key ls: %v %v", listed, err)
+	}
+	for _, f := range []string{"id", "role", "functions", "created", "expires"} {
+		if _, ok := listed[0][f]; !ok {
+			t.Errorf("key ls -o json lacks %q: %v", f, listed[0])
+		}
+	}
+	s.mustMoat(t, "key", "revoke", created.ID)
+	if _, _, err := s.moat(t, "key", "create", "--role", "root"); err == nil {
+		t.Error("key create --role root succeeded")
+	}
+	if _, _, err := s.moat(t, "key", "revoke", created.ID); err == nil {
+		t.Error("revoking a revoked key succeeded")
+	}
+}

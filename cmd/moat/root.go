@@ -59,6 +59,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newRollbackCmd(e),
 		newNewCmd(e),
 		newBuildCmd(e),
+		newKeyCmd(e),
 	)
 	return root
 }

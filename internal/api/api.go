@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/problem"
@@ -41,17 +43,30 @@ type logs interface {
 	Tail(ctx context.Context, function string, n int, follow bool, fn func(*fnlog.Entry) error) error
 }
 
-type authorizer interface {
-	Check(r *http.Request) bool
+type identifier interface {
+	Identify(r *http.Request) (*auth.Identity, error)
+}
+
+type keyStore interface {
+	Create(ctx context.Context, role string, functions []string, ttl time.Duration, note, createdBy string) (*auth.Key, string, error)
+	List() []auth.Key
+	Revoke(ctx context.Context, id string) error
+}
+
+type failureLimiter interface {
+	Blocked(remoteAddr string) (time.Duration, bool)
+	Fail(remoteAddr string)
 }
 
 // API serves the control API. It is safe for concurrent use.
 type API struct {
-	log  *slog.Logger
-	fns  functions
-	logs logs
-	auth authorizer
-	mux  *http.ServeMux
+	log      *slog.Logger
+	fns      functions
+	logs     logs
+	ids      identifier
+	keys     keyStore
+	failures failureLimiter
+	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
 	// invocations.
@@ -60,32 +75,91 @@ type API struct {
 
 var _ http.Handler = (*API)(nil)
 
+// Route is one control API route and the roles allowed on it.
+type Route struct {
+	Pattern string // method and path, as http.ServeMux reads it
+	Roles   []string
+}
+
+var (
+	adminOnly = []string{auth.RoleAdmin}
+	deployers = []string{auth.RoleAdmin, auth.RoleDeployer}
+	readers   = []string{auth.RoleAdmin, auth.RoleDeployer, auth.RoleAuditor}
+)
+
+// Routes is the route-to-role table, the one docs/api.md shows.
+func Routes() []Route {
+	return []Route{
+		{"GET /api/v1/functions", readers},
+		{"POST /api/v1/functions", deployers},
+		{"GET /api/v1/functions/{name}", readers},
+		{"DELETE /api/v1/functions/{name}", deployers},
+		{"POST /api/v1/functions/{name}/rollback", deployers},
+		{"GET /api/v1/functions/{name}/logs", readers},
+		{"POST /api/v1/keys", adminOnly},
+		{"GET /api/v1/keys", adminOnly},
+		{"DELETE /api/v1/keys/{id}", adminOnly},
+	}
+}
+
 // New returns the API handler. Log streams end when stopping does.
-func New(log *slog.Logger, fns functions, logs logs, auth authorizer, stopping context.Context) *API {
-	a := &API{log: log.With("component", "api"), fns: fns, logs: logs, auth: auth, mux: http.NewServeMux(), stopping: stopping}
-	a.mux.HandleFunc("GET /api/v1/functions", a.list)
-	a.mux.HandleFunc("POST /api/v1/functions", a.deploy)
-	a.mux.HandleFunc("GET /api/v1/functions/{name}", a.get)
-	a.mux.HandleFunc("DELETE /api/v1/functions/{name}", a.remove)
-	a.mux.HandleFunc("POST /api/v1/functions/{name}/rollback", a.rollback)
-	a.mux.HandleFunc("GET /api/v1/functions/{name}/logs", a.tail)
+func New(log *slog.Logger, fns functions, logs logs, ids identifier, keys keyStore, fail failureLimiter, stopping context.Context) *API {
+	a := &API{log: log.With("component", "api"), fns: fns, logs: logs, ids: ids, keys: keys, failures: fail, mux: http.NewServeMux(), stopping: stopping}
+	handlers := map[string]http.HandlerFunc{
+		"GET /api/v1/functions":                  a.list,
+		"POST /api/v1/functions":                 a.deploy,
+		"GET /api/v1/functions/{name}":           a.get,
+		"DELETE /api/v1/functions/{name}":        a.remove,
+		"POST /api/v1/functions/{name}/rollback": a.rollback,
+		"GET /api/v1/functions/{name}/logs":      a.tail,
+		"POST /api/v1/keys":                      a.createKey,
+		"GET /api/v1/keys":                       a.listKeys,
+		"DELETE /api/v1/keys/{id}":               a.revokeKey,
+	}
+	for _, rt := range Routes() {
+		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern]))
+	}
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusNotFound, "no such route", r.Method+" "+r.URL.Path)
 	})
 	return a
 }
 
-// ServeHTTP checks the token, then routes.
+type identityKey struct{}
+
+func identity(r *http.Request) *auth.Identity {
+	return r.Context().Value(identityKey{}).(*auth.Identity)
+}
+
+// allow lets only the roles through.
+func allow(roles []string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(roles, identity(r).Role) {
+			Problem(w, http.StatusForbidden, "forbidden", "this route needs the role "+strings.Join(roles, " or "))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// ServeHTTP identifies the caller, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if !a.auth.Check(r) {
+	if wait, blocked := a.failures.Blocked(r.RemoteAddr); blocked {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		Problem(w, http.StatusTooManyRequests, "too many failed authentications", "try again later")
+		return
+	}
+	id, err := a.ids.Identify(r)
+	if err != nil {
+		a.failures.Fail(r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
-		a.log.WarnContext(r.Context(), "authentication failed",
+		a.log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
 			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 		Problem(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer TOKEN")
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +280,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusBadRequest, "bad request", `no "manifest" part`)
 		return
 	}
-	v, err := a.fns.Deploy(r.Context(), src, files, "admin")
+	v, err := a.fns.Deploy(r.Context(), src, files, identity(r).User())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -269,7 +343,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var merr *manifest.Error
 	switch {
-	case errors.Is(err, registry.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, auth.ErrNoKey):
 		Problem(w, http.StatusNotFound, "not found", err.Error())
 	case errors.Is(err, registry.ErrConflict):
 		Problem(w, http.StatusConflict, "conflict", err.Error())

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/registry"
@@ -184,6 +185,24 @@ func (c *Client) Logs(ctx context.Context, name string, n int, follow bool, fn f
 	return sc.Err()
 }
 
+// CreateKey creates an API key; the answer holds its token.
+func (c *Client) CreateKey(ctx context.Context, req api.KeyRequest) (*api.NewKey, error) {
+	body, _ := json.Marshal(req)
+	var k api.NewKey
+	return &k, c.do(ctx, http.MethodPost, "/api/v1/keys", "application/json", bytes.NewReader(body), &k)
+}
+
+// ListKeys lists API keys, never their tokens.
+func (c *Client) ListKeys(ctx context.Context) ([]auth.Key, error) {
+	var out []auth.Key
+	return out, c.do(ctx, http.MethodGet, "/api/v1/keys", "", nil, &out)
+}
+
+// RevokeKey revokes an API key.
+func (c *Client) RevokeKey(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/keys/"+url.PathEscape(id), "", nil, nil)
+}
+
 // Invoke calls a function over HTTP like any client would.
 func (c *Client) Invoke(ctx context.Context, method, name, path string, header http.Header, body []byte) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+"/fn/"+name+path, bytes.NewReader(body))
@@ -192,6 +211,9 @@ func (c *Client) Invoke(ctx context.Context, method, name, path string, header h
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
+	}
+	if c.token != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/problem"
@@ -32,6 +33,17 @@ const Prefix = "/fn/"
 // functions is what the gateway needs from the registry.
 type functions interface {
 	Acquire(ctx context.Context, fn string) (*registry.Loaded, error)
+}
+
+// identifier tells who a request comes from.
+type identifier interface {
+	Identify(r *http.Request) (*auth.Identity, error)
+}
+
+// failureLimiter slows down sources that keep failing authentication.
+type failureLimiter interface {
+	Blocked(remoteAddr string) (time.Duration, bool)
+	Fail(remoteAddr string)
 }
 
 // logSink keeps invocation logs.
@@ -53,6 +65,8 @@ type Config struct {
 type Gateway struct {
 	log    *slog.Logger
 	fns    functions
+	ids    identifier
+	fails  failureLimiter
 	logs   logSink
 	cfg    Config
 	now    func() time.Time
@@ -63,10 +77,12 @@ type Gateway struct {
 var _ http.Handler = (*Gateway)(nil)
 
 // New returns a Gateway. It does not listen; mount it on an http.Server.
-func New(log *slog.Logger, fns functions, logs logSink, cfg Config) *Gateway {
+func New(log *slog.Logger, fns functions, ids identifier, fails failureLimiter, logs logSink, cfg Config) *Gateway {
 	return &Gateway{
 		log:    log.With("component", "gateway"),
 		fns:    fns,
+		ids:    ids,
+		fails:  fails,
 		logs:   logs,
 		cfg:    cfg,
 		now:    time.Now,
@@ -90,6 +106,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer fn.Release()
 	m := fn.Manifest
 
+	user, ok := g.authenticate(w, r, id, name, m.HTTP.Auth)
+	if !ok {
+		return
+	}
 	if !m.AllowsMethod(r.Method) {
 		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
 		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
@@ -114,7 +134,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	env := cgi.Env(m.Env, &cgi.Request{
 		Method: r.Method, PathInfo: pathInfo, RawQuery: r.URL.RawQuery, Proto: r.Proto,
-		Host: r.Host, RemoteAddr: r.RemoteAddr, ContentLen: len(body), Header: r.Header,
+		Host: r.Host, RemoteAddr: r.RemoteAddr, RemoteUser: user, ContentLen: len(body), Header: r.Header,
 	})
 	res, runErr := fn.Module.Run(r.Context(), &sandbox.Request{
 		Args:     []string{name},
@@ -160,6 +180,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.log.DebugContext(r.Context(), "invocation done",
 		slog.String("fn", name), slog.String("invocation_id", id),
 		slog.Int("status", status), slog.Duration("took", took))
+}
+
+// authenticate applies the function's http.auth and returns the caller's
+// identity as REMOTE_USER shows it. On failure it has answered.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocation, name, mode string) (string, bool) {
+	if mode == "public" {
+		return "", true
+	}
+	if wait, blocked := g.fails.Blocked(r.RemoteAddr); blocked {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		problem.Write(w, http.StatusTooManyRequests, "too many failed authentications", "try again later", invocation)
+		return "", false
+	}
+	if mode != "key" {
+		// jwt: no verifier is configured on this node yet; deny.
+		g.fails.Fail(r.RemoteAddr)
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT, and this node verifies none", invocation)
+		return "", false
+	}
+	who, err := g.ids.Identify(r)
+	if err != nil {
+		g.fails.Fail(r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
+		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
+			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs an API key: Authorization: Bearer TOKEN", invocation)
+		return "", false
+	}
+	if !who.MayInvoke(name) {
+		g.log.WarnContext(r.Context(), "invocation forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
+			slog.String("caller", who.User()), slog.String("remote_addr", r.RemoteAddr))
+		problem.Write(w, http.StatusForbidden, "forbidden", "this key may not invoke "+name, invocation)
+		return "", false
+	}
+	return who.User(), true
 }
 
 // admit takes a slot of the function's concurrency and of node memory.

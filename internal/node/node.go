@@ -109,7 +109,17 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	gw := gateway.New(log, n.registry, n.logs, gateway.Config{
+	keysKV, err := n.store.KV(ctx, "moat_keys", 1)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := auth.NewKeys(ctx, log, admin, keysKV)
+	if err != nil {
+		return nil, err
+	}
+	// Ten bad credentials from one address, then one more a minute.
+	failures := auth.NewFailureLimiter(10, time.Minute, 100_000)
+	gw := gateway.New(log, n.registry, keys, failures, n.logs, gateway.Config{
 		MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
@@ -119,7 +129,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	})
 	mux.Handle(gateway.Prefix, gw)
 	stopping, stop := context.WithCancel(context.Background())
-	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, admin, stopping))
+	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, keys, keys, failures, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
 	})

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatfn/moat/internal/api"
+)
+
+func newKeyCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Create, list and revoke API keys"}
+	var req api.KeyRequest
+	var functions string
+	create := &cobra.Command{
+		Use:   "create --role ROLE",
+		Short: "Create an API key and print its token, once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if functions != "" {
+				req.Functions = strings.Split(functions, ",")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateKey(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return e.print(k, func(w io.Writer) {
+				fmt.Fprintf(w, "key %s (%s) created; its token, shown only now:\n%s\n", k.ID, k.Role, k.Token)
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&req.Role, "role", "", "admin, deployer, invoker or auditor")
+	f.StringVar(&functions, "functions", "", "for an invoker: the functions it may call, comma-separated (default: every function with auth: key)")
+	f.StringVar(&req.Expires, "expires", "", "lifetime, like 30d or 12h (default: none)")
+	f.StringVar(&req.Note, "note", "", "what the key is for")
+	create.MarkFlagRequired("role")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List API keys (never their tokens)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			keys, err := c.ListKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(keys, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tROLE\tFUNCTIONS\tCREATED\tEXPIRES\tNOTE")
+				for _, k := range keys {
+					exp := "never"
+					if k.Expires != nil {
+						exp = k.Expires.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, strings.Join(k.Functions, ","), k.Created.Format(time.RFC3339), exp, k.Note)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key; it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeKey(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return e.print(map[string]string{"revoked": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "revoked %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(create, ls, revoke)
+	return cmd
+}

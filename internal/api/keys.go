@@ -1,0 +1,95 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/manifest"
+)
+
+// KeyRequest is the body of POST /api/v1/keys.
+type KeyRequest struct {
+	Role      string   `json:"role"`
+	Functions []string `json:"functions,omitempty"`
+	Expires   string   `json:"expires,omitempty"` // "30d", "12h", "90m"; "" never
+	Note      string   `json:"note,omitempty"`
+}
+
+// NewKey is the answer to a key creation: the only time the token is shown.
+type NewKey struct {
+	auth.Key
+	Token string `json:"token"`
+}
+
+func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
+	var req KeyRequest
+	if err := decodeJSON(r, &req); err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", "the body must be a JSON object: role, functions, expires, note")
+		return
+	}
+	ttl, err := ParseTTL(req.Expires)
+	if err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	for _, fn := range req.Functions {
+		if !manifest.ValidName(fn) {
+			Problem(w, http.StatusBadRequest, "bad request", fmt.Sprintf("functions: %.70q is not a function name", fn))
+			return
+		}
+	}
+	key, token, err := a.keys.Create(r.Context(), req.Role, req.Functions, ttl, req.Note, identity(r).User())
+	if err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	a.log.InfoContext(r.Context(), "key created", slog.String("key_id", key.ID), slog.String("role", key.Role),
+		slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
+	key.Hash = ""
+	writeJSON(w, http.StatusCreated, NewKey{Key: *key, Token: token})
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.keys.List())
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.keys.Revoke(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "key revoked", slog.String("key_id", id),
+		slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ParseTTL reads a key lifetime: a Go duration ("12h", "90m") or a number
+// of days ("30d"). "" means no expiry. At most ten years.
+func ParseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("expires %q: want a positive number of days like 30d, or a duration like 12h", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			return 0, fmt.Errorf("expires %q: want a positive number of days like 30d, or a duration like 12h", s)
+		}
+	}
+	if d > 10*365*24*time.Hour {
+		return 0, fmt.Errorf("expires %q: at most ten years", s)
+	}
+	return d, nil
+}
