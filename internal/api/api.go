@@ -152,7 +152,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := a.ids.Identify(r)
 	if err != nil {
-		a.failures.Fail(r.RemoteAddr)
+		if errors.Is(err, auth.ErrBadCredential) {
+			a.failures.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
 		a.log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
 			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))

@@ -1,11 +1,16 @@
 package auth
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moatfn/moat/internal/store"
 )
 
 func TestLoadAdmin(t *testing.T) {
@@ -66,4 +71,32 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("BearerToken(%q) = %q", h, tok)
 		}
 	})
+}
+
+func TestCreatedKeyIsItsCallersCopy(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := store.Open(ctx, log, store.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kv, err := s.KV(ctx, "keys", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := NewKeys(ctx, log, nil, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, token, err := keys.Create(ctx, RoleInvoker, nil, 0, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.Hash = "" // what the API does before answering
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	if id, err := keys.Identify(r); err != nil || id.ID != key.ID {
+		t.Fatalf("Identify after the caller changed its copy = %v, %v", id, err)
+	}
 }

@@ -163,7 +163,7 @@ func (k *Keys) Create(ctx context.Context, role string, functions []string, ttl 
 	sum := sha256.Sum256([]byte(sec))
 	key := &Key{
 		ID: id, Role: role, Functions: functions, Note: note,
-		Created: k.now().UTC().Truncate(time.Second), CreatedBy: createdBy,
+		Created: k.now().UTC(), CreatedBy: createdBy,
 		Hash: hex.EncodeToString(sum[:]),
 	}
 	if ttl > 0 {
@@ -177,8 +177,9 @@ func (k *Keys) Create(ctx context.Context, role string, functions []string, ttl 
 	if _, err := k.kv.Create(ctx, id, b); err != nil {
 		return nil, "", fmt.Errorf("store key: %w", err)
 	}
+	cached := *key // the caller gets its own copy
 	k.mu.Lock()
-	k.cache[id] = key
+	k.cache[id] = &cached
 	k.mu.Unlock()
 	return key, keyPrefix + id + "_" + sec, nil
 }

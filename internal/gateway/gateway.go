@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +128,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !g.validInput(w, r, id, fn, body) {
+		return
+	}
 	release, ok := g.admit(r.Context(), fn)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
@@ -201,7 +206,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 	}
 	who, err := g.ids.Identify(r)
 	if err != nil {
-		g.fails.Fail(r.RemoteAddr)
+		if errors.Is(err, auth.ErrBadCredential) {
+			g.fails.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
 		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
@@ -215,6 +222,30 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 		return "", false
 	}
 	return who.User(), true
+}
+
+// validInput applies the function's declared input: its content types and
+// its schema. A refused request never starts an instance. On refusal it has
+// answered.
+func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation string, fn *registry.Loaded, body []byte) bool {
+	if types := fn.Manifest.Input.ContentTypes; len(types) > 0 {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || !slices.Contains(types, mt) {
+			problem.Write(w, http.StatusUnsupportedMediaType, "unsupported media type",
+				fn.Name+" accepts "+strings.Join(types, ", "), invocation)
+			return false
+		}
+	}
+	if fn.Schema == nil {
+		return true
+	}
+	if failures := fn.Schema.Check(body); failures != nil {
+		g.log.InfoContext(r.Context(), "input refused", slog.String("fn", fn.Name), slog.String("invocation_id", invocation),
+			slog.String("remote_addr", r.RemoteAddr), slog.Int("failures", len(failures)))
+		problem.WriteErrors(w, http.StatusBadRequest, "invalid input", "the body does not match the input schema of "+fn.Name, invocation, failures)
+		return false
+	}
+	return true
 }
 
 // admit takes a slot of the function's concurrency and of node memory.

@@ -163,6 +163,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 // URL is where the node serves, e.g. "http://127.0.0.1:8080".
 func (n *Node) URL() string { return n.url }
 
+// InstancesStarted returns how many function instances the node started.
+func (n *Node) InstancesStarted() uint64 { return n.sandbox.Started() }
+
 // Registry is the node's function registry.
 func (n *Node) Registry() *registry.Registry { return n.registry }
 

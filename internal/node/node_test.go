@@ -540,3 +540,71 @@ func TestControlAPIHostileInput(t *testing.T) {
 		t.Fatalf("after hostile input: %d", resp.StatusCode)
 	}
 }
+
+const contactSchema = `{
+  "type": "object", "additionalProperties": false, "required": ["name", "email"],
+  "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[\\p{L} .'-]+$"},
+    "email": {"type": "string", "format": "email", "maxLength": 254}
+  }
+}`
+
+// TestInputSchema shows that a request failing the input schema is refused
+// at the edge: 400 with each failure, and no instance started.
+func TestInputSchema(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	dir := functionDir(t, strings.Replace(kitchenManifest, "http: {auth: public}",
+		"http: {auth: public, methods: [POST]}\ninput: {schema: contact.schema.json, content_types: [application/json]}", 1), testwasm.Bytes(t, "kitchen"))
+	os.WriteFile(filepath.Join(dir, "contact.schema.json"), []byte(contactSchema), 0o644)
+	b, err := bundle.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.Deploy(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	post := func(ctype, body string) (int, string) {
+		t.Helper()
+		resp, rb, err := n.client.Invoke(context.Background(), "POST", "kitchen", "/echo", http.Header{"Content-Type": {ctype}}, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(rb)
+	}
+	if code, body := post("application/json", `{"name":"Carole","email":"carole@example.com"}`); code != 200 {
+		t.Fatalf("valid body = %d %s", code, body)
+	}
+	started := n.InstancesStarted()
+	for _, tt := range []struct{ ctype, body, want string }{
+		{"application/json", `{"name":"Carole","email":"a@b.com; cat /etc/passwd"}`, `"location":"/email"`},
+		{"application/json", `{"name":"x\"; rm -rf / #","email":"x@example.com"}`, `"location":"/name"`},
+		{"application/json", `{"name":"<img src=x onerror=alert(1)>","email":"x@example.com"}`, `"location":"/name"`},
+		{"application/json", `{"name":"Carole","email":"c@example.com","isAdmin":true}`, "additional"},
+		{"application/json", `not json`, "not JSON"},
+		{"application/json", strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000), "not JSON"},
+		{"text/plain", `{"name":"Carole","email":"carole@example.com"}`, "accepts application/json"},
+	} {
+		code, body := post(tt.ctype, tt.body)
+		if (code != 400 && code != 415) || !strings.Contains(body, tt.want) {
+			t.Errorf("POST %.50q = %d %s, want refusal with %q", tt.body, code, body, tt.want)
+		}
+	}
+	if got := n.InstancesStarted(); got != started {
+		t.Fatalf("refused requests started %d instances", got-started)
+	}
+	// A broken schema, or one that reaches out, is a deploy error.
+	for _, doc := range []string{`{"type": "strnig"}`, `{"$ref": "https://evil.example/s.json"}`, `{`} {
+		b.Files["contact.schema.json"] = []byte(doc)
+		var ce *client.Error
+		if _, err := n.client.Deploy(context.Background(), b); !errors.As(err, &ce) || ce.Status != 400 || !strings.Contains(ce.Detail, "contact.schema.json") {
+			t.Errorf("deploy with schema %s = %v, want 400 naming the file", doc, err)
+		}
+	}
+	// After a restart the schema still applies.
+	data := n.data
+	n.stop()
+	n = startNode(t, data)
+	if resp, rb, _ := n.client.Invoke(context.Background(), "POST", "kitchen", "/echo", http.Header{"Content-Type": {"application/json"}}, []byte(`{"name":"C","email":"bad"}`)); resp.StatusCode != 400 {
+		t.Fatalf("after restart: %d %s", resp.StatusCode, rb)
+	}
+}

@@ -10,6 +10,11 @@ import (
 // Write answers with status and a problem document of title and detail.
 // invocationID, if not "", is added as "invocation_id".
 func Write(w http.ResponseWriter, status int, title, detail, invocationID string) {
+	WriteErrors(w, status, title, detail, invocationID, nil)
+}
+
+// WriteErrors is Write with a list of specific errors, as "errors".
+func WriteErrors(w http.ResponseWriter, status int, title, detail, invocationID string, errs any) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
@@ -19,6 +24,7 @@ func Write(w http.ResponseWriter, status int, title, detail, invocationID string
 		Status       int    `json:"status"`
 		Detail       string `json:"detail,omitempty"`
 		InvocationID string `json:"invocation_id,omitempty"`
-	}{"about:blank", title, status, detail, invocationID}
+		Errors       any    `json:"errors,omitempty"`
+	}{"about:blank", title, status, detail, invocationID, errs}
 	json.NewEncoder(w).Encode(doc)
 }

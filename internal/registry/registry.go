@@ -24,6 +24,7 @@ import (
 
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/validate"
 )
 
 // ErrNotFound reports that no function (or version) is deployed under the name.
@@ -109,6 +110,7 @@ type Loaded struct {
 	Version  string
 	Manifest *manifest.Manifest
 	Module   *sandbox.Module
+	Schema   *validate.Schema // the input schema, nil when none is declared
 
 	mu      sync.Mutex
 	users   int
@@ -156,6 +158,10 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 		if !slices.Contains(named, p) {
 			return nil, fmt.Errorf("%w: file %s is not named by the manifest", ErrBadDeploy, p)
 		}
+	}
+	schema, err := compileSchema(m, files[m.Input.Schema])
+	if err != nil {
+		return nil, err
 	}
 	start := r.now()
 	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory))
@@ -211,9 +217,21 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 	if r.cache != "" {
 		r.writeCache(filepath.Join(r.cache, v.Files[m.Module]+".wasm"), files[m.Module])
 	}
-	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod})
+	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema})
 	r.prune(ctx, stored)
 	return &v, nil
+}
+
+// compileSchema compiles the manifest's input schema, if it names one.
+func compileSchema(m *manifest.Manifest, doc []byte) (*validate.Schema, error) {
+	if m.Input.Schema == "" {
+		return nil, nil
+	}
+	s, err := validate.Compile(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadDeploy, m.Input.Schema, err)
+	}
+	return s, nil
 }
 
 // ErrBadDeploy reports a deploy whose files do not match its manifest.
@@ -479,7 +497,19 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 	}
 	r.log.InfoContext(ctx, "function loaded", slog.String("fn", fn), slog.String("version", v.ID),
 		slog.Duration("fetch", fetched.Sub(start)), slog.Duration("compile", r.now().Sub(fetched)))
-	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod}
+	var schemaDoc []byte
+	if v.Manifest.Input.Schema != "" {
+		if schemaDoc, err = r.objects.GetBytes(ctx, objectName(fn, v.ID, v.Manifest.Input.Schema)); err != nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("load %s %s schema: %w", fn, v.ID, err)
+		}
+	}
+	schema, err := compileSchema(v.Manifest, schemaDoc)
+	if err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
+	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema}
 	r.install(l)
 	if l := r.acquireLoaded(fn, v.ID); l != nil {
 		return l, nil

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -51,7 +52,11 @@ type Runtime struct {
 	runtimes map[uint32]wazero.Runtime // by memory cap in pages
 	wasi     map[string]api.FunctionDefinition
 	memory   *memoryPool
+	started  atomic.Uint64
 }
+
+// Started returns how many instances the Runtime has started.
+func (r *Runtime) Started() uint64 { return r.started.Load() }
 
 // New returns a Runtime that keeps compiled code under cacheDir; an empty
 // cacheDir keeps it in memory only.
@@ -118,6 +123,7 @@ type Module struct {
 	memory   int64
 	pool     *memoryPool
 	base     wazero.ModuleConfig
+	started  *atomic.Uint64
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
@@ -150,7 +156,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
-	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base}, nil
+	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started}, nil
 }
 
 // check enforces the function contract on a compiled module.
@@ -231,6 +237,7 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 		WithStderr(logw).
 		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
 	runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
+	m.started.Add(1)
 	mod, err := m.rt.InstantiateModule(runCtx, m.compiled, cfg)
 	if mod != nil {
 		mod.Close(context.Background())
