@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +51,16 @@ func newServeCmd(e *env) *cobra.Command {
 			if len(cfg.Deploy) > 0 {
 				fmt.Fprintf(e.stdout, "  try: curl %s/fn/hello?name=you\n", n.URL())
 			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := n.ReloadTLS(); err != nil {
+						log.Error("tls reload", slog.Any("err", err))
+					}
+				}
+			}()
 			return n.Serve(ctx)
 		},
 	}

@@ -144,7 +144,12 @@ func allow(roles []string, h http.HandlerFunc) http.Handler {
 
 // ServeHTTP identifies the caller, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
 	if wait, blocked := a.failures.Blocked(r.RemoteAddr); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		Problem(w, http.StatusTooManyRequests, "too many failed authentications", "try again later")

@@ -51,6 +51,20 @@ type Node struct {
 	server   *http.Server
 	listener net.Listener
 	url      string
+	certs    *certificate // nil without TLS
+}
+
+// ReloadTLS reads the certificate and key files again; connections made
+// after it get the new certificate. On failure the old one keeps serving.
+func (n *Node) ReloadTLS() error {
+	if n.certs == nil {
+		return errors.New("not serving TLS")
+	}
+	if err := n.certs.load(); err != nil {
+		return err
+	}
+	n.log.Info("tls certificate reloaded", slog.String("cert", n.certs.certFile))
+	return nil
 }
 
 // Start opens the store, compiles nothing yet, and starts listening. Serve
@@ -68,7 +82,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	tlsConfig, err := tlsConfig(cfg)
+	tlsConfig, certs, err := tlsConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +94,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	n = &Node{log: log, cfg: cfg}
+	n = &Node{log: log, cfg: cfg, certs: certs}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -133,8 +147,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
 	})
+	var handler http.Handler = mux
+	if tlsConfig != nil {
+		handler = hsts(mux)
+	}
 	n.server = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute, // a deploy of a large module on a slow link
@@ -240,6 +258,14 @@ func (n *Node) close() {
 	if n.store != nil {
 		n.store.Close()
 	}
+}
+
+// hsts tells browsers to come back only over HTTPS.
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func isLoopback(addr string) bool {

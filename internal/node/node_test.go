@@ -319,6 +319,14 @@ func TestAdminToken(t *testing.T) {
 	if err != nil || resp.StatusCode != 401 {
 		t.Fatalf("Basic auth: %v %v", resp, err)
 	}
+	for k, want := range map[string]string{
+		"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+		"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("API response %s = %q, want %q", k, got, want)
+		}
+	}
 	if _, err := n.client.List(context.Background()); err != nil {
 		t.Fatalf("List with the admin token: %v", err)
 	}

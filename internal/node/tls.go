@@ -15,31 +15,53 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 )
 
-// tlsConfig returns the listener's TLS configuration, or nil for plain HTTP.
-func tlsConfig(cfg Config) (*tls.Config, error) {
+// tlsConfig returns the listener's TLS configuration and its certificate,
+// or nils for plain HTTP.
+func tlsConfig(cfg Config) (*tls.Config, *certificate, error) {
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	switch {
 	case cfg.TLSSelfSigned && (certFile != "" || keyFile != ""):
-		return nil, errors.New("--tls-self-signed and --tls-cert/--tls-key exclude each other")
+		return nil, nil, errors.New("--tls-self-signed and --tls-cert/--tls-key exclude each other")
 	case (certFile == "") != (keyFile == ""):
-		return nil, errors.New("--tls-cert and --tls-key go together")
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
 	case cfg.TLSSelfSigned:
 		certFile = filepath.Join(cfg.DataDir, "tls", "cert.pem")
 		keyFile = filepath.Join(cfg.DataDir, "tls", "key.pem")
 		if err := selfSigned(certFile, keyFile, cfg.Listen); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case certFile == "":
-		return nil, nil
+		return nil, nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certs := &certificate{certFile: certFile, keyFile: keyFile}
+	if err := certs.load(); err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.current.Load(), nil },
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}, certs, nil
+}
+
+// certificate is the served certificate, replaced in place on reload.
+type certificate struct {
+	certFile, keyFile string
+	current           atomic.Pointer[tls.Certificate]
+}
+
+// load reads the pair from disk; on failure the served certificate stays.
+func (c *certificate) load() error {
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return fmt.Errorf("tls: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, nil
+	c.current.Store(&cert)
+	return nil
 }
 
 // selfSigned writes a self-signed ECDSA certificate for localhost, the
