@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,12 +19,31 @@ import (
 
 func newServeCmd(e *env) *cobra.Command {
 	var cfg node.Config
-	var logLevel string
+	var logLevel, jwksFile, hsFile string
+	var jwt auth.JWTConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start a node: embedded NATS store, sandbox, gateway and control API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if jwt.Issuer != "" || jwksFile != "" || hsFile != "" {
+				if jwksFile != "" {
+					b, err := os.ReadFile(jwksFile)
+					if err != nil {
+						return fmt.Errorf("--jwt-jwks: %w", err)
+					}
+					jwt.JWKS = b
+				}
+				if hsFile != "" {
+					b, err := os.ReadFile(hsFile)
+					if err != nil {
+						return fmt.Errorf("--jwt-hs256-secret-file: %w", err)
+					}
+					jwt.HS256 = bytes.TrimSpace(b)
+				}
+				jwt.Leeway = 30 * time.Second
+				cfg.JWT = &jwt
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -76,5 +97,9 @@ func newServeCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.NoSync, "no-fsync", false, "acknowledge writes before they reach the disk: faster, loses acknowledged writes on power loss")
 	f.StringArrayVar(&cfg.Deploy, "deploy", nil, "function folder to build and deploy on start (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&jwksFile, "jwt-jwks", "", "JWKS file of the keys that sign JWTs for functions with auth: jwt (RS256, ES256, EdDSA)")
+	f.StringVar(&jwt.Issuer, "jwt-issuer", "", "the iss every accepted JWT must carry")
+	f.StringVar(&jwt.Audience, "jwt-audience", "", "the aud every accepted JWT must carry")
+	f.StringVar(&hsFile, "jwt-hs256-secret-file", "", "enable HS256 JWTs with the secret in this file (at least 32 bytes)")
 	return cmd
 }

@@ -42,6 +42,11 @@ type identifier interface {
 	Identify(r *http.Request) (*auth.Identity, error)
 }
 
+// jwtVerifier checks JWTs for functions with auth: jwt.
+type jwtVerifier interface {
+	Verify(token string) (*auth.Claims, error)
+}
+
 // failureLimiter slows down sources that keep failing authentication.
 type failureLimiter interface {
 	Blocked(remoteAddr string) (time.Duration, bool)
@@ -68,6 +73,7 @@ type Gateway struct {
 	log    *slog.Logger
 	fns    functions
 	ids    identifier
+	jwt    jwtVerifier // nil when the node verifies no JWT
 	fails  failureLimiter
 	logs   logSink
 	cfg    Config
@@ -79,11 +85,14 @@ type Gateway struct {
 var _ http.Handler = (*Gateway)(nil)
 
 // New returns a Gateway. It does not listen; mount it on an http.Server.
-func New(log *slog.Logger, fns functions, ids identifier, fails failureLimiter, logs logSink, cfg Config) *Gateway {
+//
+// jwt may be nil: functions with auth: jwt then refuse every caller.
+func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, logs logSink, cfg Config) *Gateway {
 	return &Gateway{
 		log:    log.With("component", "gateway"),
 		fns:    fns,
 		ids:    ids,
+		jwt:    jwt,
 		fails:  fails,
 		logs:   logs,
 		cfg:    cfg,
@@ -198,11 +207,8 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 		problem.Write(w, http.StatusTooManyRequests, "too many failed authentications", "try again later", invocation)
 		return "", false
 	}
-	if mode != "key" {
-		// jwt: no verifier is configured on this node yet; deny.
-		g.fails.Fail(r.RemoteAddr)
-		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT, and this node verifies none", invocation)
-		return "", false
+	if mode == "jwt" {
+		return g.authenticateJWT(w, r, invocation, name)
 	}
 	who, err := g.ids.Identify(r)
 	if err != nil {
@@ -246,6 +252,29 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation 
 		return false
 	}
 	return true
+}
+
+func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invocation, name string) (string, bool) {
+	if g.jwt == nil {
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT, and this node verifies none", invocation)
+		return "", false
+	}
+	tok, ok := auth.BearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT: Authorization: Bearer TOKEN", invocation)
+		return "", false
+	}
+	claims, err := g.jwt.Verify(tok)
+	if err != nil {
+		g.fails.Fail(r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="moat", error="invalid_token"`)
+		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
+			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", "the JWT was refused", invocation)
+		return "", false
+	}
+	return "jwt:" + claims.Subject, true
 }
 
 // admit takes a slot of the function's concurrency and of node memory.

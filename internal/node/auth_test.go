@@ -2,7 +2,12 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -194,5 +199,65 @@ func TestMalformedTokensAndFailureLimit(t *testing.T) {
 	}
 	if got := call(t, n.URL()+"/api/v1/functions", "GET", good.Token); got != 429 {
 		t.Errorf("control API from a blocked source = %d, want 429", got)
+	}
+}
+
+func TestJWTAuth(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":%q}]}`, b64(pub))
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), JWT: &auth.JWTConfig{JWKS: []byte(jwks), Issuer: "https://idp.test", Audience: "widgets"}})
+	deploy(t, n, strings.Replace(kitchenManifest, "auth: public", "auth: jwt", 1), testwasm.Bytes(t, "kitchen"))
+	sign := func(alg string, claims map[string]any) string {
+		h, _ := json.Marshal(map[string]any{"alg": alg, "kid": "k1"})
+		c, _ := json.Marshal(claims)
+		in := b64(h) + "." + b64(c)
+		if alg == "none" {
+			return in + "."
+		}
+		return in + "." + b64(ed25519.Sign(priv, []byte(in)))
+	}
+	claims := func(k string, v any) map[string]any {
+		c := map[string]any{"iss": "https://idp.test", "aud": "widgets", "sub": "carole", "exp": time.Now().Add(time.Hour).Unix()}
+		if k != "" {
+			c[k] = v
+		}
+		return c
+	}
+	get := func(tok string) (int, string) {
+		req, _ := http.NewRequest("GET", n.URL()+"/fn/kitchen/env", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	good := sign("EdDSA", claims("", nil))
+	if code, body := get(good); code != 200 || !strings.Contains(body, "REMOTE_USER=jwt:carole\n") || strings.Contains(body, good) {
+		t.Fatalf("valid JWT = %d\n%s", code, body)
+	}
+	for name, tok := range map[string]string{
+		"none":           sign("none", claims("", nil)),
+		"wrong audience": sign("EdDSA", claims("aud", "billing")),
+		"expired":        sign("EdDSA", claims("exp", time.Now().Add(-time.Hour).Unix())),
+		"not yet":        sign("EdDSA", claims("nbf", time.Now().Add(time.Hour).Unix())),
+		"HS256":          sign("HS256", claims("", nil)),
+		"missing":        "",
+		"an API key":     createKey(t, n, api.KeyRequest{Role: auth.RoleInvoker}).Token,
+	} {
+		if code, body := get(tok); code != 401 {
+			t.Errorf("%s: %d %s, want 401", name, code, body)
+		}
+	}
+	// A node without JWT configuration refuses jwt functions outright.
+	plain := startNode(t, t.TempDir())
+	deploy(t, plain, strings.Replace(kitchenManifest, "auth: public", "auth: jwt", 1), testwasm.Bytes(t, "kitchen"))
+	if got := call(t, plain.URL()+"/fn/kitchen/env", "GET", good); got != 401 {
+		t.Errorf("jwt function on a node without JWT config = %d, want 401", got)
 	}
 }

@@ -31,12 +31,13 @@ type Config struct {
 	TLSCert       string
 	TLSKey        string
 	TLSSelfSigned bool
-	InsecureHTTP  bool     // allow plain HTTP on a non-loopback address
-	NATSURL       string   // use this NATS instead of the embedded server
-	NATSListen    string   // let NATS clients reach the embedded server here
-	NoSync        bool     // acknowledge writes before they reach the disk (tests and benchmarks)
-	Deploy        []string // function folders to build (if Go) and deploy on start
-	MaxMemory     int64    // bound on the sum of memory caps of running instances
+	InsecureHTTP  bool            // allow plain HTTP on a non-loopback address
+	NATSURL       string          // use this NATS instead of the embedded server
+	NATSListen    string          // let NATS clients reach the embedded server here
+	NoSync        bool            // acknowledge writes before they reach the disk (tests and benchmarks)
+	Deploy        []string        // function folders to build (if Go) and deploy on start
+	MaxMemory     int64           // bound on the sum of memory caps of running instances
+	JWT           *auth.JWTConfig // accept these JWTs for functions with auth: jwt; nil accepts none
 	DrainTimeout  time.Duration
 }
 
@@ -131,9 +132,21 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	var jwt *auth.JWTVerifier
+	if cfg.JWT != nil {
+		if jwt, err = auth.NewJWTVerifier(*cfg.JWT); err != nil {
+			return nil, err
+		}
+	}
 	// Ten bad credentials from one address, then one more a minute.
 	failures := auth.NewFailureLimiter(10, time.Minute, 100_000)
-	gw := gateway.New(log, n.registry, keys, failures, n.logs, gateway.Config{
+	var verifier interface {
+		Verify(string) (*auth.Claims, error)
+	}
+	if jwt != nil {
+		verifier = jwt
+	}
+	gw := gateway.New(log, n.registry, keys, verifier, failures, n.logs, gateway.Config{
 		MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()

@@ -30,12 +30,21 @@ type testNode struct {
 
 func startNode(t testing.TB, data string) *testNode {
 	t.Helper()
+	return startNodeConfig(t, Config{DataDir: data})
+}
+
+// startNodeConfig starts a node with cfg, on 127.0.0.1:0.
+func startNodeConfig(t testing.TB, cfg Config) *testNode {
+	t.Helper()
+	data := cfg.DataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DrainTimeout = 10 * time.Second
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n, err := Start(ctx, log, Config{DataDir: data, Listen: "127.0.0.1:0", DrainTimeout: 10 * time.Second})
+	n, err := Start(ctx, log, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
