@@ -144,29 +144,53 @@ func allow(roles []string, h http.HandlerFunc) http.Handler {
 
 // ServeHTTP identifies the caller, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, ok := identify(a.log, a.ids, a.failures, w, r)
+	if !ok {
+		return
+	}
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+}
+
+// identify sets the security headers every control response carries and
+// returns the caller's identity; when there is none it has answered.
+func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.ResponseWriter, r *http.Request) (*auth.Identity, bool) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
-	if wait, blocked := a.failures.Blocked(r.RemoteAddr); blocked {
+	if wait, blocked := failures.Blocked(r.RemoteAddr); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		Problem(w, http.StatusTooManyRequests, "too many failed authentications", "try again later")
-		return
+		return nil, false
 	}
-	id, err := a.ids.Identify(r)
+	id, err := ids.Identify(r)
 	if err != nil {
 		if errors.Is(err, auth.ErrBadCredential) {
-			a.failures.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
+			failures.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
-		a.log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
+		log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
 			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 		Problem(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer TOKEN")
-		return
+		return nil, false
 	}
-	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	return id, true
+}
+
+// Guard lets through to h only callers with one of roles, identified as the
+// control API identifies them. The node guards /metrics with it.
+func Guard(ids identifier, failures failureLimiter, roles []string, h http.Handler) http.Handler {
+	allowed := allow(roles, h.ServeHTTP)
+	log := slog.New(slog.DiscardHandler)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := identify(log, ids, failures, w, r)
+		if !ok {
+			return
+		}
+		allowed.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {

@@ -14,16 +14,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/admit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
@@ -53,6 +57,18 @@ type failureLimiter interface {
 	Fail(remoteAddr string)
 }
 
+// admission decides whether an invocation may run.
+type admission interface {
+	Rate(fn, version string, lim manifest.Limits, caller string) *admit.Refusal
+	Run(ctx context.Context, fn, version string, lim manifest.Limits) (func(), *admit.Refusal)
+}
+
+// recorder keeps metrics.
+type recorder interface {
+	Invocation(fn string, status int, took time.Duration)
+	Refusal(fn, reason string)
+}
+
 // logSink keeps invocation logs.
 type logSink interface {
 	Append(e *fnlog.Entry)
@@ -60,26 +76,22 @@ type logSink interface {
 
 // Config holds node-wide limits.
 type Config struct {
-	// MaxMemory bounds the sum of the memory caps of running instances.
-	MaxMemory int64
-	// QueueWait is how long a request may wait for a free slot.
-	QueueWait time.Duration
 	// MaxLog and MaxLogLines cap what one invocation may log.
 	MaxLog, MaxLogLines int
 }
 
 // Gateway serves /fn/. It is safe for concurrent use.
 type Gateway struct {
-	log    *slog.Logger
-	fns    functions
-	ids    identifier
-	jwt    jwtVerifier // nil when the node verifies no JWT
-	fails  failureLimiter
-	logs   logSink
-	cfg    Config
-	now    func() time.Time
-	memory *slots
-	limits *limiters
+	log   *slog.Logger
+	fns   functions
+	ids   identifier
+	jwt   jwtVerifier // nil when the node verifies no JWT
+	fails failureLimiter
+	logs  logSink
+	admit admission
+	rec   recorder
+	cfg   Config
+	now   func() time.Time
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -87,18 +99,18 @@ var _ http.Handler = (*Gateway)(nil)
 // New returns a Gateway. It does not listen; mount it on an http.Server.
 //
 // jwt may be nil: functions with auth: jwt then refuse every caller.
-func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, logs logSink, cfg Config) *Gateway {
+func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, rec recorder, logs logSink, cfg Config) *Gateway {
 	return &Gateway{
-		log:    log.With("component", "gateway"),
-		fns:    fns,
-		ids:    ids,
-		jwt:    jwt,
-		fails:  fails,
-		logs:   logs,
-		cfg:    cfg,
-		now:    time.Now,
-		memory: newSlots(cfg.MaxMemory),
-		limits: newLimiters(),
+		log:   log.With("component", "gateway"),
+		fns:   fns,
+		ids:   ids,
+		jwt:   jwt,
+		fails: fails,
+		logs:  logs,
+		admit: adm,
+		rec:   rec,
+		cfg:   cfg,
+		now:   time.Now,
 	}
 }
 
@@ -119,9 +131,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	user, ok := g.authenticate(w, r, id, name, m.HTTP.Auth)
 	if !ok {
+		g.rec.Refusal(name, "auth")
+		return
+	}
+	caller := user
+	if caller == "" {
+		caller = source(r.RemoteAddr)
+	}
+	if no := g.admit.Rate(name, fn.Version, m.Limits, caller); no != nil {
+		g.refuseAdmission(w, id, name, no)
 		return
 	}
 	if !m.AllowsMethod(r.Method) {
+		g.rec.Refusal(name, "method")
 		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
 		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
 		return
@@ -129,6 +151,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
+		g.rec.Refusal(name, "body")
 		if errors.As(err, &tooBig) {
 			problem.Write(w, http.StatusRequestEntityTooLarge, "request body too large", fmt.Sprintf("the body limit of %s is %s", name, m.Limits.Body), id)
 			return
@@ -140,10 +163,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.validInput(w, r, id, fn, body) {
 		return
 	}
-	release, ok := g.admit(r.Context(), fn)
-	if !ok {
-		w.Header().Set("Retry-After", "1")
-		problem.Write(w, http.StatusServiceUnavailable, "busy", name+" is at its concurrency limit", id)
+	release, no := g.admit.Run(r.Context(), name, fn.Version, m.Limits)
+	if no != nil {
+		g.refuseAdmission(w, id, name, no)
 		return
 	}
 	env := cgi.Env(m.Env, &cgi.Request{
@@ -181,6 +203,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	took := g.now().Sub(start)
+	g.rec.Invocation(name, status, took)
 	if len(res.Log) > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
@@ -237,6 +260,7 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation 
 	if types := fn.Manifest.Input.ContentTypes; len(types) > 0 {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || !slices.Contains(types, mt) {
+			g.rec.Refusal(fn.Name, "content_type")
 			problem.Write(w, http.StatusUnsupportedMediaType, "unsupported media type",
 				fn.Name+" accepts "+strings.Join(types, ", "), invocation)
 			return false
@@ -246,6 +270,7 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation 
 		return true
 	}
 	if failures := fn.Schema.Check(body); failures != nil {
+		g.rec.Refusal(fn.Name, "input")
 		g.log.InfoContext(r.Context(), "input refused", slog.String("fn", fn.Name), slog.String("invocation_id", invocation),
 			slog.String("remote_addr", r.RemoteAddr), slog.Int("failures", len(failures)))
 		problem.WriteErrors(w, http.StatusBadRequest, "invalid input", "the body does not match the input schema of "+fn.Name, invocation, failures)
@@ -277,18 +302,29 @@ func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invoca
 	return "jwt:" + claims.Subject, true
 }
 
-// admit takes a slot of the function's concurrency and of node memory.
-func (g *Gateway) admit(ctx context.Context, fn *registry.Loaded) (func(), bool) {
-	conc := g.limits.get(fn.Name, fn.Version, int64(fn.Manifest.Limits.Concurrency))
-	if !conc.acquire(ctx, 1, g.cfg.QueueWait) {
-		return nil, false
+// refuseAdmission answers a request that admission refused.
+func (g *Gateway) refuseAdmission(w http.ResponseWriter, id, name string, no *admit.Refusal) {
+	g.rec.Refusal(name, no.Reason)
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(no.RetryAfter.Seconds(), 1)))))
+	detail := map[string]string{
+		admit.ReasonRate:       name + " is at its rate limit",
+		admit.ReasonCallerRate: "you are at your rate limit for " + name,
+		admit.ReasonBusy:       name + " is at its concurrency limit",
+		admit.ReasonCapacity:   "the node is at capacity",
+	}[no.Reason]
+	title := "too many requests"
+	if no.Status == http.StatusServiceUnavailable {
+		title = "busy"
 	}
-	mem := int64(fn.Manifest.Limits.Memory)
-	if !g.memory.acquire(ctx, mem, g.cfg.QueueWait) {
-		conc.release(1)
-		return nil, false
+	problem.Write(w, no.Status, title, detail, id)
+}
+
+// source is the host of a remote address.
+func source(remoteAddr string) string {
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return h
 	}
-	return func() { g.memory.release(mem); conc.release(1) }, true
+	return remoteAddr
 }
 
 // refuse answers a request for a function that cannot be run.

@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/moatfn/moat/internal/admit"
 	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/gateway"
+	"github.com/moatfn/moat/internal/metrics"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/store"
@@ -37,6 +39,7 @@ type Config struct {
 	NoSync        bool            // acknowledge writes before they reach the disk (tests and benchmarks)
 	Deploy        []string        // function folders to build (if Go) and deploy on start
 	MaxMemory     int64           // bound on the sum of memory caps of running instances
+	MaxInstances  int             // bound on running instances
 	JWT           *auth.JWTConfig // accept these JWTs for functions with auth: jwt; nil accepts none
 	DrainTimeout  time.Duration
 }
@@ -49,6 +52,7 @@ type Node struct {
 	sandbox  *sandbox.Runtime
 	registry *registry.Registry
 	logs     *fnlog.Log
+	metrics  *metrics.Metrics
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -76,6 +80,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	if cfg.MaxMemory == 0 {
 		cfg.MaxMemory = 8 << 30
+	}
+	if cfg.MaxInstances == 0 {
+		cfg.MaxInstances = 128
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 16 * time.Minute // the longest function timeout, and a margin
@@ -146,8 +153,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if jwt != nil {
 		verifier = jwt
 	}
-	gw := gateway.New(log, n.registry, keys, verifier, failures, n.logs, gateway.Config{
-		MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxLog: 64 << 10, MaxLogLines: 1000,
+	adm := admit.New(admit.Config{MaxInstances: cfg.MaxInstances, MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxCallers: 10_000})
+	n.metrics = metrics.New(func() float64 { return float64(adm.Running()) })
+	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.metrics, n.logs, gateway.Config{
+		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +164,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle(gateway.Prefix, gw)
+	mux.Handle("GET /metrics", api.Guard(keys, failures, []string{auth.RoleAdmin, auth.RoleAuditor}, n.metrics.Handler()))
 	stopping, stop := context.WithCancel(context.Background())
 	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, keys, keys, failures, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-package gateway
+package admit
 
 import (
 	"context"
@@ -60,27 +60,8 @@ func (s *slots) release(w int64) {
 	s.mu.Unlock()
 }
 
-// limiters holds one concurrency semaphore per function version.
-type limiters struct {
-	mu sync.Mutex
-	m  map[string]*slots
-}
-
-func newLimiters() *limiters { return &limiters{m: map[string]*slots{}} }
-
-func (l *limiters) get(fn, version string, capacity int64) *slots {
-	key := fn + "@" + version
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, ok := l.m[key]
-	if !ok {
-		for k := range l.m { // one version per function
-			if len(k) > len(fn) && k[:len(fn)+1] == fn+"@" {
-				delete(l.m, k)
-			}
-		}
-		s = newSlots(capacity)
-		l.m[key] = s
-	}
-	return s
+func (s *slots) inUse() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
 }

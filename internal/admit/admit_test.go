@@ -1,0 +1,140 @@
+package admit
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/manifest"
+)
+
+func limits(rate, perCaller manifest.Rate, conc int) manifest.Limits {
+	return manifest.Limits{Rate: rate, RatePerCaller: perCaller, Concurrency: conc, Memory: 64 << 20}
+}
+
+func TestRateAdmitsExactlyTheBurst(t *testing.T) {
+	c := New(Config{MaxInstances: 10, MaxMemory: 1 << 30, MaxCallers: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	lim := limits(manifest.Rate{N: 50, Per: time.Second}, manifest.Rate{}, 10)
+	admitted := 0
+	for i := 0; i < 10000; i++ {
+		if no := c.Rate("f", "v1", lim, "x"); no == nil {
+			admitted++
+		} else if no.Reason != ReasonRate || no.Status != 429 || no.RetryAfter <= 0 {
+			t.Fatalf("refusal = %+v", no)
+		}
+	}
+	if admitted != 50 {
+		t.Fatalf("admitted %d of a burst at 50/s, want 50", admitted)
+	}
+	now = now.Add(time.Second)
+	if no := c.Rate("f", "v1", lim, "x"); no != nil {
+		t.Fatalf("a second later: %+v", no)
+	}
+	// A new version starts afresh; an unlimited function is never refused.
+	if no := c.Rate("f", "v2", lim, "x"); no != nil {
+		t.Fatalf("new version: %+v", no)
+	}
+	for i := 0; i < 1000; i++ {
+		if no := c.Rate("g", "v1", limits(manifest.Rate{}, manifest.Rate{}, 1), "x"); no != nil {
+			t.Fatalf("unlimited function refused: %+v", no)
+		}
+	}
+}
+
+func TestCallerRate(t *testing.T) {
+	c := New(Config{MaxInstances: 10, MaxMemory: 1 << 30, MaxCallers: 4})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	lim := limits(manifest.Rate{}, manifest.Rate{N: 2, Per: time.Minute}, 10)
+	for _, who := range []string{"a", "b"} {
+		for i := 0; i < 2; i++ {
+			if no := c.Rate("f", "v", lim, who); no != nil {
+				t.Fatalf("%s request %d refused: %+v", who, i, no)
+			}
+		}
+		if no := c.Rate("f", "v", lim, who); no == nil || no.Reason != ReasonCallerRate || no.RetryAfter < 20*time.Second {
+			t.Fatalf("%s third request = %+v, want caller_rate with a wait of ~30s", who, no)
+		}
+	}
+	// The caller table stays bounded.
+	for i := 0; i < 100; i++ {
+		c.Rate("f", "v", lim, string(rune('A'+i)))
+	}
+	if n := len(c.state("f", "v", lim).callers); n > 4 {
+		t.Fatalf("%d callers tracked, want at most 4", n)
+	}
+}
+
+func TestRunBounds(t *testing.T) {
+	c := New(Config{MaxInstances: 3, MaxMemory: 1 << 30, QueueWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	lim := limits(manifest.Rate{}, manifest.Rate{}, 2)
+	r1, no1 := c.Run(ctx, "f", "v", lim)
+	r2, no2 := c.Run(ctx, "f", "v", lim)
+	if no1 != nil || no2 != nil {
+		t.Fatal(no1, no2)
+	}
+	if _, no := c.Run(ctx, "f", "v", lim); no == nil || no.Reason != ReasonBusy || no.Status != 503 {
+		t.Fatalf("third run of a concurrency-2 function = %+v", no)
+	}
+	// The node's bound: one more instance of another function fits, then none.
+	r3, no := c.Run(ctx, "g", "v", lim)
+	if no != nil {
+		t.Fatal(no)
+	}
+	if _, no := c.Run(ctx, "h", "v", lim); no == nil || no.Reason != ReasonCapacity {
+		t.Fatalf("fourth instance on a 3-instance node = %+v", no)
+	}
+	if c.Running() != 3 {
+		t.Fatalf("Running = %d", c.Running())
+	}
+	// A waiter gets the slot a release frees.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r, no := New(Config{}).Run(ctx, "x", "v", lim) // zero capacity: refused at once
+		if no == nil {
+			r()
+			t.Error("a zero-capacity node admitted")
+		}
+	}()
+	time.AfterFunc(10*time.Millisecond, r1)
+	if r, no := c.Run(ctx, "f", "v", lim); no != nil {
+		t.Fatalf("waiting for a freed slot: %+v", no)
+	} else {
+		r()
+	}
+	wg.Wait()
+	r2()
+	r3()
+	if c.Running() != 0 {
+		t.Fatalf("Running after releases = %d", c.Running())
+	}
+	// Memory: a 64MiB function on a 100MiB node runs one at a time.
+	m := New(Config{MaxInstances: 10, MaxMemory: 100 << 20})
+	rm, no := m.Run(ctx, "f", "v", lim)
+	if no != nil {
+		t.Fatal(no)
+	}
+	if _, no := m.Run(ctx, "g", "v", lim); no == nil || no.Reason != ReasonCapacity {
+		t.Fatalf("second 64MiB instance on a 100MiB node = %+v", no)
+	}
+	rm()
+}
+
+// BenchmarkRateRefusal is the cost of refusing a request over its rate.
+func BenchmarkRateRefusal(b *testing.B) {
+	c := New(Config{MaxInstances: 10, MaxMemory: 1 << 30, MaxCallers: 100})
+	lim := limits(manifest.Rate{N: 1, Per: time.Hour}, manifest.Rate{}, 10)
+	c.Rate("f", "v", lim, "x")
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.Rate("f", "v", lim, "x") == nil {
+			b.Fatal("admitted")
+		}
+	}
+}

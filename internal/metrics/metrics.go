@@ -1,0 +1,67 @@
+// Package metrics keeps the node's Prometheus metrics: invocations,
+// durations, refusals by reason, instances running.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics records what the gateway does. It is safe for concurrent use.
+type Metrics struct {
+	reg         *prometheus.Registry
+	invocations *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	refusals    *prometheus.CounterVec
+}
+
+// New returns Metrics on a registry of their own. running reports the
+// instances running now.
+func New(running func() float64) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moat_invocations_total", Help: "Invocations that ran, by function and HTTP status.",
+		}, []string{"fn", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moat_invocation_duration_seconds", Help: "Wall time of invocations that ran, from request to response.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"fn"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moat_refusals_total", Help: "Requests refused before any instance started, by function and reason.",
+		}, []string{"fn", "reason"}),
+	}
+	reg.MustRegister(m.invocations, m.duration, m.refusals,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moat_instances_running", Help: "Function instances running now."}, running),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Invocation records an invocation that ran.
+func (m *Metrics) Invocation(fn string, status int, took time.Duration) {
+	m.invocations.WithLabelValues(fn, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(fn).Observe(took.Seconds())
+}
+
+// Refusal records a request refused before it ran.
+func (m *Metrics) Refusal(fn, reason string) {
+	m.refusals.WithLabelValues(fn, reason).Inc()
+}
+
+// Forget drops the series of a removed function.
+func (m *Metrics) Forget(fn string) {
+	m.invocations.DeletePartialMatch(prometheus.Labels{"fn": fn})
+	m.duration.DeletePartialMatch(prometheus.Labels{"fn": fn})
+	m.refusals.DeletePartialMatch(prometheus.Labels{"fn": fn})
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
