@@ -170,10 +170,3 @@ func (c *Controller) Run(ctx context.Context, fn, version string, lim manifest.L
 
 // Running returns how many instances hold a slot.
 func (c *Controller) Running() int64 { return c.instances.inUse() }
-
-// Forget drops a removed function's state.
-func (c *Controller) Forget(fn string) {
-	c.mu.Lock()
-	delete(c.fns, fn)
-	c.mu.Unlock()
-}

@@ -54,13 +54,6 @@ func (m *Metrics) Refusal(fn, reason string) {
 	m.refusals.WithLabelValues(fn, reason).Inc()
 }
 
-// Forget drops the series of a removed function.
-func (m *Metrics) Forget(fn string) {
-	m.invocations.DeletePartialMatch(prometheus.Labels{"fn": fn})
-	m.duration.DeletePartialMatch(prometheus.Labels{"fn": fn})
-	m.refusals.DeletePartialMatch(prometheus.Labels{"fn": fn})
-}
-
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
