@@ -59,6 +59,7 @@ func main() {
 	check(err)
 	defer os.RemoveAll(data)
 	node := start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node.data = data
 	c := node.client(data)
 	t0 := time.Now()
 	v, err := c.Deploy(ctx, hello)
@@ -84,6 +85,7 @@ func main() {
 			}
 			t := time.Now()
 			node = start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+			node.data = data
 			c = node.client(data)
 			firstOK(c, "hello")
 			if keep {
@@ -142,13 +144,93 @@ func main() {
 		rps, cpu := medianF(results[i].rps), medianF(results[i].cpuPerReq)
 		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, rps, cpu*1e6, rps/medianF(base.rps), cpu/medianF(base.cpuPerReq))
 	}
+
+	c = node.client(data)
+	_, err = c.Deploy(ctx, &bundle.Bundle{
+		Source: []byte(strings.Replace(strings.Replace(string(minimal.Source), "name: minimal", "name: limited", 1),
+			"concurrency: 64", "concurrency: 64, rate: 50/s", 1)),
+		Files: minimal.Files,
+	})
+	check(err)
+	atRest := latencies(node.url+"/fn/minimal", 2000)
+	fmt.Printf("\n## Flood: 10,000 requests at a function limited to 50/s (minimal guest), 32 clients\n\n")
+	fmt.Printf("The unflooded function is /fn/minimal, timed one request at a time (1 ms apart) while the flood runs; ")
+	fmt.Printf("at rest its p50 is %s and its p99 %s (n=2000). The load generator shares the node's 2 cores.\n\n", us(pct(atRest, 50)), us(pct(atRest, 99)))
+	fmt.Printf("| flood | lasted | admitted / limit over that time (50 + 50/s) | refused (429) | unflooded p50 / p99 | p99 ratio to rest |\n|---|---|---|---|---|---|\n")
+	for _, pace := range []int{0, 5000, 2000} {
+		flood(node, pace, atRest)
+		time.Sleep(1500 * time.Millisecond) // let the bucket refill between floods
+	}
 	node.stop()
+}
+
+// flood sends 10,000 requests to /fn/limited from 32 clients, as fast as
+// they can (pace 0) or paced to pace requests a second in all, and
+// meanwhile times sequential requests to /fn/minimal.
+func flood(node *proc, pace int, atRest []time.Duration) {
+	const total = 10000
+	other := node.url + "/fn/minimal"
+	var sent, admitted, refused atomic.Int64
+	done := make(chan struct{})
+	var under []time.Duration
+	go func() {
+		defer close(done)
+		for sent.Load() < total {
+			t := time.Now()
+			check(get(other))
+			under = append(under, time.Since(t))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var tick <-chan time.Time
+	if pace > 0 {
+		t := time.NewTicker(time.Second / time.Duration(pace))
+		defer t.Stop()
+		tick = t.C
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sent.Add(1) <= total {
+				if tick != nil {
+					<-tick
+				}
+				resp, err := transport.RoundTrip(mustReq(node.url + "/fn/limited"))
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case 200:
+					admitted.Add(1)
+				case 429:
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	<-done
+	limit := 50 + 50*took.Seconds()
+	name := "as fast as possible"
+	if pace > 0 {
+		name = fmt.Sprintf("paced at %d/s", pace)
+	}
+	fmt.Printf("| %s | %s | %d / %.1f (%+.2f%%) | %d | %s / %s (n=%d) | %.2f |\n", name, ms(took),
+		admitted.Load(), limit, 100*(float64(admitted.Load())-limit)/limit, refused.Load(),
+		us(pct(under, 50)), us(pct(under, 99)), len(under), float64(pct(under, 99))/float64(pct(atRest, 99)))
 }
 
 // proc is a server process started by the benchmark.
 type proc struct {
-	cmd *exec.Cmd
-	url string
+	cmd  *exec.Cmd
+	url  string
+	data string
 }
 
 func start(bin, readyPrefix string, args ...string) *proc {
