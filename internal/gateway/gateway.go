@@ -63,6 +63,11 @@ type admission interface {
 	Run(ctx context.Context, fn, version string, lim manifest.Limits) (func(), *admit.Refusal)
 }
 
+// budgets enforces spend budgets.
+type budgets interface {
+	Reserve(ctx context.Context, fn string, bud manifest.Budget, lim manifest.Limits) (func(time.Duration), *admit.Refusal)
+}
+
 // recorder keeps metrics.
 type recorder interface {
 	Invocation(fn string, status int, took time.Duration)
@@ -82,16 +87,17 @@ type Config struct {
 
 // Gateway serves /fn/. It is safe for concurrent use.
 type Gateway struct {
-	log   *slog.Logger
-	fns   functions
-	ids   identifier
-	jwt   jwtVerifier // nil when the node verifies no JWT
-	fails failureLimiter
-	logs  logSink
-	admit admission
-	rec   recorder
-	cfg   Config
-	now   func() time.Time
+	log    *slog.Logger
+	fns    functions
+	ids    identifier
+	jwt    jwtVerifier // nil when the node verifies no JWT
+	fails  failureLimiter
+	logs   logSink
+	admit  admission
+	budget budgets
+	rec    recorder
+	cfg    Config
+	now    func() time.Time
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -99,18 +105,19 @@ var _ http.Handler = (*Gateway)(nil)
 // New returns a Gateway. It does not listen; mount it on an http.Server.
 //
 // jwt may be nil: functions with auth: jwt then refuse every caller.
-func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, rec recorder, logs logSink, cfg Config) *Gateway {
+func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, bud budgets, rec recorder, logs logSink, cfg Config) *Gateway {
 	return &Gateway{
-		log:   log.With("component", "gateway"),
-		fns:   fns,
-		ids:   ids,
-		jwt:   jwt,
-		fails: fails,
-		logs:  logs,
-		admit: adm,
-		rec:   rec,
-		cfg:   cfg,
-		now:   time.Now,
+		log:    log.With("component", "gateway"),
+		fns:    fns,
+		ids:    ids,
+		jwt:    jwt,
+		fails:  fails,
+		logs:   logs,
+		admit:  adm,
+		budget: bud,
+		rec:    rec,
+		cfg:    cfg,
+		now:    time.Now,
 	}
 }
 
@@ -163,8 +170,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.validInput(w, r, id, fn, body) {
 		return
 	}
+	settle, no := g.budget.Reserve(r.Context(), name, m.Budget, m.Limits)
+	if no != nil {
+		g.refuseAdmission(w, id, name, no)
+		return
+	}
 	release, no := g.admit.Run(r.Context(), name, fn.Version, m.Limits)
 	if no != nil {
+		settle(0)
 		g.refuseAdmission(w, id, name, no)
 		return
 	}
@@ -182,6 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MaxLines: g.cfg.MaxLogLines,
 	})
 	release()
+	settle(res.Took)
 
 	var resp *cgi.Response
 	if runErr == nil {
@@ -311,6 +325,7 @@ func (g *Gateway) refuseAdmission(w http.ResponseWriter, id, name string, no *ad
 		admit.ReasonCallerRate: "you are at your rate limit for " + name,
 		admit.ReasonBusy:       name + " is at its concurrency limit",
 		admit.ReasonCapacity:   "the node is at capacity",
+		admit.ReasonBudget:     name + " has spent its budget for this window",
 	}[no.Reason]
 	title := "too many requests"
 	if no.Status == http.StatusServiceUnavailable {

@@ -53,6 +53,7 @@ type Node struct {
 	registry *registry.Registry
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
+	budgets  *admit.Budgets
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -153,9 +154,14 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if jwt != nil {
 		verifier = jwt
 	}
+	budgetKV, err := n.store.KV(ctx, "moat_budgets", 1)
+	if err != nil {
+		return nil, err
+	}
+	n.budgets = admit.NewBudgets(log, budgetKV, 0.8)
 	adm := admit.New(admit.Config{MaxInstances: cfg.MaxInstances, MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxCallers: 10_000})
 	n.metrics = metrics.New(func() float64 { return float64(adm.Running()) })
-	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.metrics, n.logs, gateway.Config{
+	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, n.metrics, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
@@ -267,6 +273,11 @@ func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 }
 
 func (n *Node) close() {
+	if n.budgets != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.budgets.Close(ctx)
+		cancel()
+	}
 	if n.logs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.logs.Flush(ctx)

@@ -1,0 +1,247 @@
+package admit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/moatfn/moat/internal/manifest"
+)
+
+// ReasonBudget is the refusal reason of a spent budget.
+const ReasonBudget = "budget"
+
+// Budgets enforces spend budgets: invocations and GB-seconds per hour, day
+// or month (UTC), per function. Spending is durable: the node reserves a
+// small lease of each budget in the store (compare-and-set, synced) before
+// it admits against it, so a restart, or several nodes, never admit more
+// than the budget. A crash loses at most one unused lease per budget
+// (admitting fewer, never more); a clean stop returns it.
+//
+// GB-seconds are reserved at the worst case (memory cap x timeout) before
+// a run and the unused part refunded after it, so they cannot overshoot
+// either.
+type Budgets struct {
+	log   *slog.Logger
+	kv    jetstream.KeyValue
+	now   func() time.Time
+	alert float64 // fraction of a budget that raises the alert
+
+	mu     sync.Mutex
+	leases map[string]*lease // by store key
+}
+
+// lease is what this node reserved of one budget window and not used yet.
+type lease struct {
+	mu     sync.Mutex
+	left   float64
+	window time.Time // end of the window it belongs to
+}
+
+// spent is a budget window's record in the store.
+type spent struct {
+	Reserved float64 `json:"reserved"` // reserved by all nodes, used or leased
+	Alerted  bool    `json:"alerted"`
+}
+
+// NewBudgets returns Budgets over a KV bucket. alert is the fraction (0..1)
+// at which a budget's alert is logged, once per window.
+func NewBudgets(log *slog.Logger, kv jetstream.KeyValue, alert float64) *Budgets {
+	return &Budgets{log: log.With("component", "budget"), kv: kv, now: time.Now, alert: alert, leases: map[string]*lease{}}
+}
+
+// windowOf returns the window holding t: its name for the store key and
+// its end.
+func windowOf(t time.Time, w string) (string, time.Time) {
+	t = t.UTC()
+	switch w {
+	case "hour":
+		start := t.Truncate(time.Hour)
+		return start.Format("2006-01-02T15"), start.Add(time.Hour)
+	case "month":
+		start := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return start.Format("2006-01"), start.AddDate(0, 1, 0)
+	default:
+		start := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return start.Format("2006-01-02"), start.AddDate(0, 0, 1)
+	}
+}
+
+// Reserve takes one invocation, and the worst-case GB-seconds of one run,
+// from fn's budgets. settle, called with the run's wall time, refunds the
+// GB-seconds it did not use.
+func (b *Budgets) Reserve(ctx context.Context, fn string, bud manifest.Budget, lim manifest.Limits) (settle func(took time.Duration), refusal *Refusal) {
+	nothing := func(time.Duration) {}
+	if bud.Invocations.Amount > 0 {
+		if no := b.take(ctx, fn, "invocations", bud.Invocations, 1); no != nil {
+			return nil, no
+		}
+	}
+	if bud.GBSeconds.Amount <= 0 {
+		return nothing, nil
+	}
+	gb := float64(lim.Memory) / (1 << 30)
+	worst := gb * lim.Timeout.Seconds()
+	if no := b.take(ctx, fn, "gb_seconds", bud.GBSeconds, worst); no != nil {
+		if bud.Invocations.Amount > 0 {
+			b.refund(fn, "invocations", bud.Invocations, 1)
+		}
+		return nil, no
+	}
+	return func(took time.Duration) {
+		used := gb * min(took.Seconds(), lim.Timeout.Seconds())
+		b.refund(fn, "gb_seconds", bud.GBSeconds, worst-used)
+	}, nil
+}
+
+func key(fn, kind, window string) string { return fn + "." + kind + "." + window }
+
+// take removes amount from the local lease, reserving a new lease in the
+// store when it runs short.
+func (b *Budgets) take(ctx context.Context, fn, kind string, a manifest.BudgetAmount, amount float64) *Refusal {
+	name, end := windowOf(b.now(), a.Window)
+	k := key(fn, kind, name)
+	l := b.lease(k, end)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.left >= amount {
+		l.left -= amount
+		return nil
+	}
+	// The lease: a fiftieth of the budget (whole invocations), at least
+	// what this run needs.
+	share := a.Amount / 50
+	if kind == "invocations" {
+		share = math.Floor(share)
+	}
+	want := max(amount-l.left, share)
+	got, err := b.reserve(ctx, k, a, want, amount-l.left)
+	if err != nil {
+		b.log.ErrorContext(ctx, "budget reserve", slog.String("fn", fn), slog.String("budget", kind), slog.Any("err", err))
+		return &Refusal{Reason: ReasonBudget, Status: 503, RetryAfter: time.Second}
+	}
+	l.left += got
+	if l.left+1e-9 < amount {
+		return &Refusal{Reason: ReasonBudget, Status: 429, RetryAfter: end.Sub(b.now())}
+	}
+	l.left = max(0, l.left-amount)
+	return nil
+}
+
+func (b *Budgets) lease(k string, end time.Time) *lease {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.leases[k]
+	if !ok {
+		l = &lease{window: end}
+		b.leases[k] = l
+		for other, o := range b.leases { // windows gone by hold nothing to return
+			if !o.window.After(b.now()) {
+				delete(b.leases, other)
+			}
+		}
+	}
+	return l
+}
+
+// reserve adds up to want (at least need, else nothing) to the window's
+// reserved total in the store, within the budget, and returns what it got.
+func (b *Budgets) reserve(ctx context.Context, k string, a manifest.BudgetAmount, want, need float64) (float64, error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		var s spent
+		var rev uint64
+		e, err := b.kv.Get(ctx, k)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return 0, err
+		default:
+			if err := json.Unmarshal(e.Value(), &s); err != nil {
+				return 0, fmt.Errorf("budget record %s: %w", k, err)
+			}
+			rev = e.Revision()
+		}
+		got := math.Min(want, a.Amount-s.Reserved)
+		if got+1e-9 < need {
+			return 0, nil // spent
+		}
+		s.Reserved += got
+		alert := !s.Alerted && s.Reserved >= b.alert*a.Amount
+		s.Alerted = s.Alerted || alert
+		val, _ := json.Marshal(s)
+		if rev == 0 {
+			_, err = b.kv.Create(ctx, k, val)
+		} else {
+			_, err = b.kv.Update(ctx, k, val, rev)
+		}
+		if err == nil {
+			if alert {
+				b.log.WarnContext(ctx, "budget alert", slog.String("budget", k), slog.Float64("reserved", s.Reserved),
+					slog.Float64("budget_amount", a.Amount), slog.Float64("threshold", b.alert))
+			}
+			return got, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
+			return 0, err
+		}
+		// Another writer got in between: read again.
+	}
+	return 0, errors.New("budget: too much contention")
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// refund gives amount back to the local lease of the current window.
+func (b *Budgets) refund(fn, kind string, a manifest.BudgetAmount, amount float64) {
+	if amount <= 0 {
+		return
+	}
+	name, end := windowOf(b.now(), a.Window)
+	l := b.lease(key(fn, kind, name), end)
+	l.mu.Lock()
+	l.left += amount
+	l.mu.Unlock()
+}
+
+// Close returns every unused lease to the store, so that a clean restart
+// admits exactly the budget.
+func (b *Budgets) Close(ctx context.Context) {
+	b.mu.Lock()
+	leases := b.leases
+	b.leases = map[string]*lease{}
+	b.mu.Unlock()
+	for k, l := range leases {
+		l.mu.Lock()
+		left := l.left
+		l.left = 0
+		l.mu.Unlock()
+		if left <= 0 || !l.window.After(b.now()) {
+			continue
+		}
+		for attempt := 0; attempt < 20; attempt++ {
+			e, err := b.kv.Get(ctx, k)
+			if err != nil {
+				break
+			}
+			var s spent
+			if json.Unmarshal(e.Value(), &s) != nil {
+				break
+			}
+			s.Reserved = math.Max(0, s.Reserved-left)
+			val, _ := json.Marshal(s)
+			if _, err := b.kv.Update(ctx, k, val, e.Revision()); err == nil {
+				break
+			}
+		}
+	}
+}

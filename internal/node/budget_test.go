@@ -1,0 +1,68 @@
+package node
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/moatfn/moat/internal/testwasm"
+)
+
+func get200s(t *testing.T, url string, n int) (ok int, last *http.Response) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			ok++
+		}
+		last = resp
+	}
+	return ok, last
+}
+
+// TestInvocationBudget: a budget of N invocations admits exactly N, across
+// a restart, then refuses until the window turns.
+func TestInvocationBudget(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, data)
+	deploy(t, n, kitchenManifest+"budget: {invocations: 10/day}\n", testwasm.Bytes(t, "kitchen"))
+	started := n.InstancesStarted()
+	if ok, _ := get200s(t, n.URL()+"/fn/kitchen/hello", 4); ok != 4 {
+		t.Fatalf("first 4 of a budget of 10: %d admitted", ok)
+	}
+	n.stop()
+	n = startNode(t, data)
+	ok, last := get200s(t, n.URL()+"/fn/kitchen/hello", 10)
+	if ok != 6 {
+		t.Fatalf("after a restart, %d more admitted of the 6 left", ok)
+	}
+	if last.StatusCode != 429 {
+		t.Fatalf("past the budget: %d, want 429", last.StatusCode)
+	}
+	if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 86400 {
+		t.Errorf("Retry-After = %q, want the rest of the day", last.Header.Get("Retry-After"))
+	}
+	if got := n.InstancesStarted(); got != 6 {
+		t.Errorf("%d instances started on the restarted node, want 6 (first node: %d)", got, started)
+	}
+}
+
+// TestGBSecondsBudget: GB-seconds are charged by wall time and memory cap,
+// reserved at the worst case before a run, so the budget is never overshot.
+func TestGBSecondsBudget(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	// 64MiB x 500ms timeout = 1/32 GB-s at worst; each run sleeps 400ms = 1/40 GB-s.
+	m := strings.Replace(kitchenManifest, "timeout: 2s", "timeout: 500ms", 1) + "budget: {gb_seconds: 0.1/day}\n"
+	deploy(t, n, m, testwasm.Bytes(t, "kitchen"))
+	ok, last := get200s(t, n.URL()+"/fn/kitchen/sleep?d=400ms", 6)
+	if ok < 3 || ok > 4 || last.StatusCode != 429 {
+		t.Fatalf("%d runs of 1/40 GB-s admitted on a budget of 0.1, last %d; want 3 or 4, then 429", ok, last.StatusCode)
+	}
+}
