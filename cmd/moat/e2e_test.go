@@ -355,3 +355,27 @@ func TestKeyCommands(t *testing.T) {
 		t.Error("revoking a revoked key succeeded")
 	}
 }
+
+func TestUsageCommand(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--deploy", "../../examples/minimal")
+	for i := 0; i < 3; i++ {
+		if resp, err := http.Get(s.url + "/fn/minimal"); err == nil {
+			resp.Body.Close()
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out := s.mustMoat(t, "usage", "--function", "minimal")
+		if strings.Contains(out, "minimal") && strings.Contains(out, "estimated total") {
+			var rows []map[string]any
+			if err := json.Unmarshal([]byte(s.mustMoat(t, "usage", "-o", "json")), &rows); err != nil || len(rows) != 1 || rows[0]["invocations"] != float64(3) {
+				t.Fatalf("usage -o json = %v %v", rows, err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage never showed the invocations:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

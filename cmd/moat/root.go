@@ -60,6 +60,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newNewCmd(e),
 		newBuildCmd(e),
 		newKeyCmd(e),
+		newUsageCmd(e),
 	)
 	return root
 }

@@ -97,6 +97,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.NoSync, "no-fsync", false, "acknowledge writes before they reach the disk: faster, loses acknowledged writes on power loss")
 	f.StringArrayVar(&cfg.Deploy, "deploy", nil, "function folder to build and deploy on start (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.Float64Var(&cfg.Prices.PerMillionInvocations, "price-per-million-invocations", 0.20, "for moat usage cost estimates")
+	f.Float64Var(&cfg.Prices.PerGBSecond, "price-per-gb-second", 0.0000166667, "for moat usage cost estimates")
 	f.IntVar(&cfg.MaxInstances, "max-instances", 128, "function instances running at once, all functions together")
 	f.Int64Var(&cfg.MaxMemory, "max-memory", 8<<30, "bound in bytes on the sum of the memory caps of running instances")
 	f.StringVar(&jwksFile, "jwt-jwks", "", "JWKS file of the keys that sign JWTs for functions with auth: jwt (RS256, ES256, EdDSA)")

@@ -23,6 +23,7 @@ import (
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/usage"
 )
 
 // Prefix is where the API is mounted.
@@ -53,6 +54,10 @@ type keyStore interface {
 	Revoke(ctx context.Context, id string) error
 }
 
+type usageQuerier interface {
+	Query(ctx context.Context, fn string, since time.Time, p usage.Prices) ([]usage.Row, error)
+}
+
 type failureLimiter interface {
 	Blocked(remoteAddr string) (time.Duration, bool)
 	Fail(remoteAddr string)
@@ -66,6 +71,8 @@ type API struct {
 	ids      identifier
 	keys     keyStore
 	failures failureLimiter
+	use      usageQuerier
+	price    usage.Prices
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
@@ -99,12 +106,25 @@ func Routes() []Route {
 		{"POST /api/v1/keys", adminOnly},
 		{"GET /api/v1/keys", adminOnly},
 		{"DELETE /api/v1/keys/{id}", adminOnly},
+		{"GET /api/v1/usage", readers},
 	}
 }
 
+// Services are what the API serves from.
+type Services struct {
+	Functions functions
+	Logs      logs
+	Identify  identifier
+	Keys      keyStore
+	Failures  failureLimiter
+	Usage     usageQuerier
+	Prices    usage.Prices
+}
+
 // New returns the API handler. Log streams end when stopping does.
-func New(log *slog.Logger, fns functions, logs logs, ids identifier, keys keyStore, fail failureLimiter, stopping context.Context) *API {
-	a := &API{log: log.With("component", "api"), fns: fns, logs: logs, ids: ids, keys: keys, failures: fail, mux: http.NewServeMux(), stopping: stopping}
+func New(log *slog.Logger, s Services, stopping context.Context) *API {
+	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
+		failures: s.Failures, use: s.Usage, price: s.Prices, mux: http.NewServeMux(), stopping: stopping}
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                  a.list,
 		"POST /api/v1/functions":                 a.deploy,
@@ -115,6 +135,7 @@ func New(log *slog.Logger, fns functions, logs logs, ids identifier, keys keySto
 		"POST /api/v1/keys":                      a.createKey,
 		"GET /api/v1/keys":                       a.listKeys,
 		"DELETE /api/v1/keys/{id}":               a.revokeKey,
+		"GET /api/v1/usage":                      a.usage,
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern]))
@@ -409,4 +430,41 @@ func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// usage answers GET /api/v1/usage?function=F&since=24h (or an RFC 3339
+// time; default the last 24 hours).
+func (a *API) usage(w http.ResponseWriter, r *http.Request) {
+	fn := r.URL.Query().Get("function")
+	if fn != "" && !manifest.ValidName(fn) {
+		Problem(w, http.StatusBadRequest, "bad request", "function: not a function name")
+		return
+	}
+	since, err := ParseSince(r.URL.Query().Get("since"), time.Now())
+	if err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	rows, err := a.use.Query(r.Context(), fn, since, a.price)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rows)
+}
+
+// ParseSince reads a point in time: "" (24 hours ago), a duration back from
+// now ("7d", "12h"), or an RFC 3339 time.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return now.Add(-24 * time.Hour), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := ParseTTL(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("since %q: want a duration like 24h or 7d, or an RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/usage"
 )
 
 // Client is safe for concurrent use.
@@ -201,6 +202,20 @@ func (c *Client) ListKeys(ctx context.Context) ([]auth.Key, error) {
 // RevokeKey revokes an API key.
 func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/keys/"+url.PathEscape(id), "", nil, nil)
+}
+
+// Usage returns usage rows of fn ("" for all) since since ("" for a day,
+// "7d", "12h" or an RFC 3339 time).
+func (c *Client) Usage(ctx context.Context, fn, since string) ([]usage.Row, error) {
+	q := url.Values{}
+	if fn != "" {
+		q.Set("function", fn)
+	}
+	if since != "" {
+		q.Set("since", since)
+	}
+	var out []usage.Row
+	return out, c.do(ctx, http.MethodGet, "/api/v1/usage?"+q.Encode(), "", nil, &out)
 }
 
 // Invoke calls a function over HTTP like any client would.

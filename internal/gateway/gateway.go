@@ -70,7 +70,7 @@ type budgets interface {
 
 // recorder keeps metrics.
 type recorder interface {
-	Invocation(fn string, status int, took time.Duration)
+	Invocation(fn string, status int, took time.Duration, memory int64)
 	Refusal(fn, reason string)
 }
 
@@ -217,7 +217,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	took := g.now().Sub(start)
-	g.rec.Invocation(name, status, took)
+	g.rec.Invocation(name, status, took, int64(m.Limits.Memory))
 	if len(res.Log) > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,

@@ -43,8 +43,9 @@ func New(running func() float64) *Metrics {
 	return m
 }
 
-// Invocation records an invocation that ran.
-func (m *Metrics) Invocation(fn string, status int, took time.Duration) {
+// Invocation records an invocation that ran. memory is its cap, which the
+// metrics do not use.
+func (m *Metrics) Invocation(fn string, status int, took time.Duration, memory int64) {
 	m.invocations.WithLabelValues(fn, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(fn).Observe(took.Seconds())
 }

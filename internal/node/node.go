@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/store"
+	"github.com/moatfn/moat/internal/usage"
 )
 
 // Config is a node's configuration, from `moat serve` flags.
@@ -41,6 +42,7 @@ type Config struct {
 	MaxMemory     int64           // bound on the sum of memory caps of running instances
 	MaxInstances  int             // bound on running instances
 	JWT           *auth.JWTConfig // accept these JWTs for functions with auth: jwt; nil accepts none
+	Prices        usage.Prices    // for usage cost estimates
 	DrainTimeout  time.Duration
 }
 
@@ -54,6 +56,7 @@ type Node struct {
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
 	budgets  *admit.Budgets
+	usage    *usage.Meter
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -84,6 +87,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	if cfg.MaxInstances == 0 {
 		cfg.MaxInstances = 128
+	}
+	if cfg.Prices == (usage.Prices{}) {
+		cfg.Prices = usage.Prices{PerMillionInvocations: 0.20, PerGBSecond: 0.0000166667}
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 16 * time.Minute // the longest function timeout, and a margin
@@ -161,7 +167,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	n.budgets = admit.NewBudgets(log, budgetKV, 0.8)
 	adm := admit.New(admit.Config{MaxInstances: cfg.MaxInstances, MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxCallers: 10_000})
 	n.metrics = metrics.New(func() float64 { return float64(adm.Running()) })
-	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, n.metrics, n.logs, gateway.Config{
+	usageKV, err := n.store.KV(ctx, "moat_usage", 1)
+	if err != nil {
+		return nil, err
+	}
+	n.usage = usage.New(log, usageKV)
+	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
@@ -172,7 +183,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	mux.Handle(gateway.Prefix, gw)
 	mux.Handle("GET /metrics", api.Guard(keys, failures, []string{auth.RoleAdmin, auth.RoleAuditor}, n.metrics.Handler()))
 	stopping, stop := context.WithCancel(context.Background())
-	mux.Handle(api.Prefix, api.New(log, n.registry, n.logs, keys, keys, failures, stopping))
+	mux.Handle(api.Prefix, api.New(log, api.Services{
+		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
+		Usage: n.usage, Prices: cfg.Prices,
+	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
 	})
@@ -221,6 +235,12 @@ func (n *Node) Registry() *registry.Registry { return n.registry }
 func (n *Node) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- n.server.Serve(n.listener) }()
+	meterCtx, stopMeter := context.WithCancel(context.Background())
+	metered := make(chan struct{})
+	go func() {
+		defer close(metered)
+		n.usage.Run(meterCtx, 5*time.Second)
+	}()
 	preloadCtx, stopPreload := context.WithCancel(ctx)
 	preloaded := make(chan struct{})
 	go func() {
@@ -245,6 +265,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	stopPreload()
 	<-preloaded
+	stopMeter() // flushes what the drained requests metered
+	<-metered
 	n.close()
 	n.log.Info("node stopped")
 	return err
@@ -292,6 +314,22 @@ func (n *Node) close() {
 	if n.store != nil {
 		n.store.Close()
 	}
+}
+
+// recorders hands each invocation and refusal to the metrics and the meter.
+type recorders struct {
+	m *metrics.Metrics
+	u *usage.Meter
+}
+
+func (r recorders) Invocation(fn string, status int, took time.Duration, memory int64) {
+	r.m.Invocation(fn, status, took, memory)
+	r.u.Invocation(fn, status, took, memory)
+}
+
+func (r recorders) Refusal(fn, reason string) {
+	r.m.Refusal(fn, reason)
+	r.u.Refusal(fn, reason)
 }
 
 // hsts tells browsers to come back only over HTTPS.
