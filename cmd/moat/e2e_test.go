@@ -379,3 +379,24 @@ func TestUsageCommand(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+func TestAuditCommands(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--deploy", "../../examples/minimal")
+	if resp, err := http.Get(s.url + "/fn/minimal"); err == nil {
+		resp.Body.Close()
+	}
+	out := s.mustMoat(t, "audit", "--fn", "minimal")
+	if !strings.Contains(out, "deploy") || !strings.Contains(out, "invoke") {
+		t.Fatalf("moat audit --fn minimal:\n%s", out)
+	}
+	if out := s.mustMoat(t, "audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("moat audit verify:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(s.mustMoat(t, "audit", "export", "--since", "1h")), "\n")
+	var first, last struct{ Seq int }
+	json.Unmarshal([]byte(lines[0]), &first)
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	if len(lines) < 2 || first.Seq >= last.Seq {
+		t.Fatalf("export is not oldest first JSON lines:\n%s", strings.Join(lines, "\n"))
+	}
+}

@@ -61,6 +61,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newBuildCmd(e),
 		newKeyCmd(e),
 		newUsageCmd(e),
+		newAuditCmd(e),
 	)
 	return root
 }

@@ -11,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/manifest"
@@ -58,6 +60,15 @@ type usageQuerier interface {
 	Query(ctx context.Context, fn string, since time.Time, p usage.Prices) ([]usage.Row, error)
 }
 
+type auditLog interface {
+	Append(ctx context.Context, rec audit.Record, sync bool) error
+}
+
+type auditReader interface {
+	Records(ctx context.Context) ([]audit.Record, error)
+	Verify(ctx context.Context) (*audit.Report, error)
+}
+
 type failureLimiter interface {
 	Blocked(remoteAddr string) (time.Duration, bool)
 	Fail(remoteAddr string)
@@ -73,6 +84,8 @@ type API struct {
 	failures failureLimiter
 	use      usageQuerier
 	price    usage.Prices
+	audit    auditLog
+	trail    auditReader
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
@@ -92,6 +105,7 @@ var (
 	adminOnly = []string{auth.RoleAdmin}
 	deployers = []string{auth.RoleAdmin, auth.RoleDeployer}
 	readers   = []string{auth.RoleAdmin, auth.RoleDeployer, auth.RoleAuditor}
+	auditors  = []string{auth.RoleAdmin, auth.RoleAuditor}
 )
 
 // Routes is the route-to-role table, the one docs/api.md shows.
@@ -107,6 +121,8 @@ func Routes() []Route {
 		{"GET /api/v1/keys", adminOnly},
 		{"DELETE /api/v1/keys/{id}", adminOnly},
 		{"GET /api/v1/usage", readers},
+		{"GET /api/v1/audit", auditors},
+		{"GET /api/v1/audit/verify", auditors},
 	}
 }
 
@@ -119,12 +135,14 @@ type Services struct {
 	Failures  failureLimiter
 	Usage     usageQuerier
 	Prices    usage.Prices
+	Audit     auditLog
+	Trail     auditReader
 }
 
 // New returns the API handler. Log streams end when stopping does.
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
-		failures: s.Failures, use: s.Usage, price: s.Prices, mux: http.NewServeMux(), stopping: stopping}
+		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping}
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                  a.list,
 		"POST /api/v1/functions":                 a.deploy,
@@ -136,6 +154,8 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"GET /api/v1/keys":                       a.listKeys,
 		"DELETE /api/v1/keys/{id}":               a.revokeKey,
 		"GET /api/v1/usage":                      a.usage,
+		"GET /api/v1/audit":                      a.auditQuery,
+		"GET /api/v1/audit/verify":               a.auditVerify,
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern]))
@@ -167,6 +187,7 @@ func allow(roles []string, h http.HandlerFunc) http.Handler {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, ok := identify(a.log, a.ids, a.failures, w, r)
 	if !ok {
+		a.record(r, audit.Record{Action: "auth.fail", Target: r.Method + " " + r.URL.Path, Outcome: audit.Refused, Reason: "credential"}, false)
 		return
 	}
 	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
@@ -262,12 +283,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := a.fns.Remove(r.Context(), name); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.InfoContext(r.Context(), "function removed", slog.String("fn", name), slog.String("remote_addr", r.RemoteAddr))
-	w.WriteHeader(http.StatusNoContent)
+	err := a.fns.Remove(r.Context(), name)
+	a.done(w, r, "remove", truncate(name, 70), "", err, func() {
+		a.log.InfoContext(r.Context(), "function removed", slog.String("fn", name), slog.String("remote_addr", r.RemoteAddr))
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
@@ -279,12 +299,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := a.fns.Rollback(r.Context(), r.PathValue("name"), req.Version)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.InfoContext(r.Context(), "function rolled back", slog.String("fn", r.PathValue("name")), slog.String("version", v.ID), slog.String("remote_addr", r.RemoteAddr))
-	writeJSON(w, http.StatusOK, v)
+	a.done(w, r, "rollback", truncate(r.PathValue("name"), 70), truncate(req.Version, 70), err, func() {
+		a.log.InfoContext(r.Context(), "function rolled back", slog.String("fn", r.PathValue("name")), slog.String("version", v.ID), slog.String("remote_addr", r.RemoteAddr))
+		writeJSON(w, http.StatusOK, v)
+	})
 }
 
 // deploy takes multipart/form-data: a part "manifest" (moat.yaml) and a
@@ -333,14 +351,56 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := a.fns.Deploy(r.Context(), src, files, identity(r).User())
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	target, version := "", ""
+	if v != nil {
+		target, version = v.Manifest.Name, v.ID
 	}
-	a.log.InfoContext(r.Context(), "function deployed",
-		slog.String("fn", v.Manifest.Name), slog.String("version", v.ID), slog.String("remote_addr", r.RemoteAddr),
-		slog.Duration("compile", v.CompileTook))
-	writeJSON(w, http.StatusCreated, v)
+	a.done(w, r, "deploy", target, version, err, func() {
+		a.log.InfoContext(r.Context(), "function deployed",
+			slog.String("fn", v.Manifest.Name), slog.String("version", v.ID), slog.String("remote_addr", r.RemoteAddr),
+			slog.Duration("compile", v.CompileTook))
+		writeJSON(w, http.StatusCreated, v)
+	})
+}
+
+// record appends an audit record of r's caller and source. Control actions
+// are appended synchronously: the caller hears of success only once the
+// record is stored.
+func (a *API) record(r *http.Request, rec audit.Record, sync bool) error {
+	if id, ok := r.Context().Value(identityKey{}).(*auth.Identity); ok && rec.Actor == "" {
+		rec.Actor = id.User()
+	}
+	rec.Source, rec.UserAgent = r.RemoteAddr, truncate(r.UserAgent(), 200)
+	err := a.audit.Append(r.Context(), rec, sync)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "audit append", slog.String("action", rec.Action), slog.Any("err", err))
+	}
+	return err
+}
+
+// done records a control action's outcome and answers: with the result
+// when it was applied and recorded, with the error otherwise.
+func (a *API) done(w http.ResponseWriter, r *http.Request, action, target, version string, err error, ok func()) {
+	rec := audit.Record{Action: action, Target: target, Version: version, Outcome: audit.OK}
+	if err != nil {
+		rec.Outcome, rec.Reason = audit.Failed, truncate(err.Error(), 300)
+	}
+	aerr := a.record(r, rec, true)
+	switch {
+	case err != nil:
+		a.fail(w, r, err)
+	case aerr != nil:
+		Problem(w, http.StatusInternalServerError, "not recorded", action+" was applied but its audit record could not be stored; see the node's log")
+	default:
+		ok()
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func (a *API) badBody(w http.ResponseWriter, err error) {
@@ -467,4 +527,72 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("since %q: want a duration like 24h or 7d, or an RFC 3339 time", s)
 	}
 	return now.Add(-d), nil
+}
+
+// auditQuery answers GET /api/v1/audit: records newest first, filtered by
+// fn, actor, action, outcome and source (exact), since and until (RFC 3339
+// or a duration back), at most limit (default 100, at most 10000).
+func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			Problem(w, http.StatusBadRequest, "bad request", "limit must be 1..10000")
+			return
+		}
+		limit = n
+	}
+	var since, until time.Time
+	var err error
+	if s := q.Get("since"); s != "" {
+		if since, err = ParseSince(s, time.Now()); err != nil {
+			Problem(w, http.StatusBadRequest, "bad request", err.Error())
+			return
+		}
+	}
+	if s := q.Get("until"); s != "" {
+		if until, err = ParseSince(s, time.Now()); err != nil {
+			Problem(w, http.StatusBadRequest, "bad request", err.Error())
+			return
+		}
+	}
+	recs, err := a.trail.Records(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	match := func(want, got string) bool { return want == "" || want == got }
+	out := []audit.Record{}
+	for i := len(recs) - 1; i >= 0 && len(out) < limit; i-- {
+		rec := recs[i]
+		if rec.Action == "checkpoint" && q.Get("action") != "checkpoint" {
+			continue
+		}
+		if !match(q.Get("fn"), rec.Target) || !match(q.Get("actor"), rec.Actor) || !match(q.Get("action"), rec.Action) ||
+			!match(q.Get("outcome"), rec.Outcome) || !match(q.Get("source"), sourceHost(rec.Source)) && !match(q.Get("source"), rec.Source) {
+			continue
+		}
+		if (!since.IsZero() && rec.Time.Before(since)) || (!until.IsZero() && rec.Time.After(until)) {
+			continue
+		}
+		out = append(out, rec)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func sourceHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+func (a *API) auditVerify(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.trail.Verify(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }

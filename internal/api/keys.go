@@ -48,10 +48,12 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusBadRequest, "bad request", err.Error())
 		return
 	}
-	a.log.InfoContext(r.Context(), "key created", slog.String("key_id", key.ID), slog.String("role", key.Role),
-		slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
-	key.Hash = ""
-	writeJSON(w, http.StatusCreated, NewKey{Key: *key, Token: token})
+	a.done(w, r, "key.create", key.ID, key.Role, nil, func() {
+		a.log.InfoContext(r.Context(), "key created", slog.String("key_id", key.ID), slog.String("role", key.Role),
+			slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
+		key.Hash = ""
+		writeJSON(w, http.StatusCreated, NewKey{Key: *key, Token: token})
+	})
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -60,13 +62,12 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := a.keys.Revoke(r.Context(), id); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.InfoContext(r.Context(), "key revoked", slog.String("key_id", id),
-		slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
-	w.WriteHeader(http.StatusNoContent)
+	err := a.keys.Revoke(r.Context(), id)
+	a.done(w, r, "key.revoke", truncate(id, 70), "", err, func() {
+		a.log.InfoContext(r.Context(), "key revoked", slog.String("key_id", id),
+			slog.String("by", identity(r).User()), slog.String("remote_addr", r.RemoteAddr))
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // ParseTTL reads a key lifetime: a Go duration ("12h", "90m") or a number

@@ -128,7 +128,8 @@ func Verify(node string, records []Record, pub ed25519.PublicKey, head *Head) *R
 	return rep
 }
 
-// Read returns every record of node's chain, in stream order.
+// Read returns every record of node's chain, in stream order: each
+// message is a batch of consecutive records.
 func Read(ctx context.Context, js jetstream.JetStream, node string) ([]Record, error) {
 	s, err := js.Stream(ctx, Stream)
 	if err != nil {
@@ -148,18 +149,18 @@ func Read(ctx context.Context, js jetstream.JetStream, node string) ([]Record, e
 		return nil, err
 	}
 	out := make([]Record, 0, n)
-	for uint64(len(out)) < n {
-		batch, err := c.Fetch(int(min(n-uint64(len(out)), 1000)))
+	for read := uint64(0); read < n; {
+		batch, err := c.Fetch(int(min(n-read, 1000)))
 		if err != nil {
 			return nil, err
 		}
 		got := 0
 		for m := range batch.Messages() {
-			var r Record
-			if err := json.Unmarshal(m.Data(), &r); err != nil {
-				r = Record{Action: "undecodable"}
+			var recs []Record
+			if err := json.Unmarshal(m.Data(), &recs); err != nil {
+				recs = []Record{{Action: "undecodable"}}
 			}
-			out = append(out, r)
+			out = append(out, recs...)
 			got++
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
@@ -168,6 +169,7 @@ func Read(ctx context.Context, js jetstream.JetStream, node string) ([]Record, e
 		if got == 0 {
 			break
 		}
+		read += uint64(got)
 	}
 	return out, nil
 }
@@ -196,4 +198,34 @@ func ReadHead(path string) (*Head, error) {
 		return nil, fmt.Errorf("audit head %s: %w", path, err)
 	}
 	return &h, nil
+}
+
+// Trail reads and verifies the node's own chain. It is safe for
+// concurrent use.
+type Trail struct {
+	Log      *Log
+	JS       jetstream.JetStream
+	Public   ed25519.PublicKey
+	HeadFile string
+}
+
+// Records returns the chain, pending records published first.
+func (t *Trail) Records(ctx context.Context) ([]Record, error) {
+	if err := t.Log.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return Read(ctx, t.JS, t.Log.Node())
+}
+
+// Verify verifies the chain against the node's key and signed head.
+func (t *Trail) Verify(ctx context.Context) (*Report, error) {
+	recs, err := t.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	head, err := ReadHead(t.HeadFile)
+	if err != nil {
+		return nil, err
+	}
+	return Verify(t.Log.Node(), recs, t.Public, head), nil
 }

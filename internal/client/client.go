@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
@@ -216,6 +217,19 @@ func (c *Client) Usage(ctx context.Context, fn, since string) ([]usage.Row, erro
 	}
 	var out []usage.Row
 	return out, c.do(ctx, http.MethodGet, "/api/v1/usage?"+q.Encode(), "", nil, &out)
+}
+
+// Audit returns audit records, newest first, filtered by q (fn, actor,
+// action, outcome, source, since, until, limit).
+func (c *Client) Audit(ctx context.Context, q url.Values) ([]audit.Record, error) {
+	var out []audit.Record
+	return out, c.do(ctx, http.MethodGet, "/api/v1/audit?"+q.Encode(), "", nil, &out)
+}
+
+// AuditVerify verifies the node's audit chain.
+func (c *Client) AuditVerify(ctx context.Context) (*audit.Report, error) {
+	var rep audit.Report
+	return &rep, c.do(ctx, http.MethodGet, "/api/v1/audit/verify", "", nil, &rep)
 }
 
 // Invoke calls a function over HTTP like any client would.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/admit"
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
@@ -74,6 +75,11 @@ type recorder interface {
 	Refusal(fn, reason string)
 }
 
+// auditLog keeps the audit trail.
+type auditLog interface {
+	Append(ctx context.Context, rec audit.Record, sync bool) error
+}
+
 // logSink keeps invocation logs.
 type logSink interface {
 	Append(e *fnlog.Entry)
@@ -96,6 +102,7 @@ type Gateway struct {
 	admit  admission
 	budget budgets
 	rec    recorder
+	audit  auditLog
 	cfg    Config
 	now    func() time.Time
 }
@@ -105,7 +112,7 @@ var _ http.Handler = (*Gateway)(nil)
 // New returns a Gateway. It does not listen; mount it on an http.Server.
 //
 // jwt may be nil: functions with auth: jwt then refuse every caller.
-func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, bud budgets, rec recorder, logs logSink, cfg Config) *Gateway {
+func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, bud budgets, rec recorder, aud auditLog, logs logSink, cfg Config) *Gateway {
 	return &Gateway{
 		log:    log.With("component", "gateway"),
 		fns:    fns,
@@ -116,6 +123,7 @@ func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails
 		admit:  adm,
 		budget: bud,
 		rec:    rec,
+		audit:  aud,
 		cfg:    cfg,
 		now:    time.Now,
 	}
@@ -138,7 +146,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	user, ok := g.authenticate(w, r, id, name, m.HTTP.Auth)
 	if !ok {
-		g.rec.Refusal(name, "auth")
+		g.refusal(r, id, name, "", "auth")
 		return
 	}
 	caller := user
@@ -146,11 +154,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		caller = source(r.RemoteAddr)
 	}
 	if no := g.admit.Rate(name, fn.Version, m.Limits, caller); no != nil {
-		g.refuseAdmission(w, id, name, no)
+		g.refuseAdmission(w, r, id, name, user, no)
 		return
 	}
 	if !m.AllowsMethod(r.Method) {
-		g.rec.Refusal(name, "method")
+		g.refusal(r, id, name, user, "method")
 		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
 		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
 		return
@@ -158,7 +166,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		g.rec.Refusal(name, "body")
+		g.refusal(r, id, name, user, "body")
 		if errors.As(err, &tooBig) {
 			problem.Write(w, http.StatusRequestEntityTooLarge, "request body too large", fmt.Sprintf("the body limit of %s is %s", name, m.Limits.Body), id)
 			return
@@ -167,18 +175,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if !g.validInput(w, r, id, fn, body) {
+	if !g.validInput(w, r, id, user, fn, body) {
 		return
 	}
 	settle, no := g.budget.Reserve(r.Context(), name, m.Budget, m.Limits)
 	if no != nil {
-		g.refuseAdmission(w, id, name, no)
+		g.refuseAdmission(w, r, id, name, user, no)
 		return
 	}
 	release, no := g.admit.Run(r.Context(), name, fn.Version, m.Limits)
 	if no != nil {
 		settle(0)
-		g.refuseAdmission(w, id, name, no)
+		g.refuseAdmission(w, r, id, name, user, no)
 		return
 	}
 	env := cgi.Env(m.Env, &cgi.Request{
@@ -218,6 +226,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	took := g.now().Sub(start)
 	g.rec.Invocation(name, status, took, int64(m.Limits.Memory))
+	outcome := audit.OK
+	if status >= 500 {
+		outcome = audit.Failed
+	}
+	g.audit.Append(r.Context(), audit.Record{
+		Action: "invoke", Target: name, Version: fn.Version, Outcome: outcome, Actor: user, Trigger: "http",
+		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Status: status,
+		TookMS: float64(took.Microseconds()) / 1000, Memory: m.Limits.Memory.String(),
+	}, false)
 	if len(res.Log) > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
@@ -270,11 +287,11 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 // validInput applies the function's declared input: its content types and
 // its schema. A refused request never starts an instance. On refusal it has
 // answered.
-func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation string, fn *registry.Loaded, body []byte) bool {
+func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation, user string, fn *registry.Loaded, body []byte) bool {
 	if types := fn.Manifest.Input.ContentTypes; len(types) > 0 {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || !slices.Contains(types, mt) {
-			g.rec.Refusal(fn.Name, "content_type")
+			g.refusal(r, invocation, fn.Name, user, "content_type")
 			problem.Write(w, http.StatusUnsupportedMediaType, "unsupported media type",
 				fn.Name+" accepts "+strings.Join(types, ", "), invocation)
 			return false
@@ -284,7 +301,7 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation 
 		return true
 	}
 	if failures := fn.Schema.Check(body); failures != nil {
-		g.rec.Refusal(fn.Name, "input")
+		g.refusal(r, invocation, fn.Name, user, "input")
 		g.log.InfoContext(r.Context(), "input refused", slog.String("fn", fn.Name), slog.String("invocation_id", invocation),
 			slog.String("remote_addr", r.RemoteAddr), slog.Int("failures", len(failures)))
 		problem.WriteErrors(w, http.StatusBadRequest, "invalid input", "the body does not match the input schema of "+fn.Name, invocation, failures)
@@ -317,8 +334,8 @@ func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invoca
 }
 
 // refuseAdmission answers a request that admission refused.
-func (g *Gateway) refuseAdmission(w http.ResponseWriter, id, name string, no *admit.Refusal) {
-	g.rec.Refusal(name, no.Reason)
+func (g *Gateway) refuseAdmission(w http.ResponseWriter, r *http.Request, id, name, user string, no *admit.Refusal) {
+	g.refusal(r, id, name, user, no.Reason)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(no.RetryAfter.Seconds(), 1)))))
 	detail := map[string]string{
 		admit.ReasonRate:       name + " is at its rate limit",
@@ -332,6 +349,22 @@ func (g *Gateway) refuseAdmission(w http.ResponseWriter, id, name string, no *ad
 		title = "busy"
 	}
 	problem.Write(w, no.Status, title, detail, id)
+}
+
+// refusal meters and audits a request refused before it ran.
+func (g *Gateway) refusal(r *http.Request, id, name, user, reason string) {
+	g.rec.Refusal(name, reason)
+	g.audit.Append(r.Context(), audit.Record{
+		Action: "refuse", Target: name, Outcome: audit.Refused, Reason: reason, Actor: user,
+		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Trigger: "http",
+	}, false)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // source is the host of a remote address.

@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/moatfn/moat/internal/admit"
 	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
@@ -42,6 +44,7 @@ type Config struct {
 	MaxMemory     int64           // bound on the sum of memory caps of running instances
 	MaxInstances  int             // bound on running instances
 	JWT           *auth.JWTConfig // accept these JWTs for functions with auth: jwt; nil accepts none
+	AuditMaxAge   time.Duration   // audit retention; 0 keeps every record
 	Prices        usage.Prices    // for usage cost estimates
 	DrainTimeout  time.Duration
 }
@@ -56,6 +59,7 @@ type Node struct {
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
 	budgets  *admit.Budgets
+	audit    *audit.Log
 	usage    *usage.Meter
 	server   *http.Server
 	listener net.Listener
@@ -138,6 +142,16 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	nodeID, auditKey, err := audit.LoadIdentity(filepath.Join(cfg.DataDir, "node.id"), filepath.Join(cfg.DataDir, "audit.key"))
+	if err != nil {
+		return nil, err
+	}
+	headFile := filepath.Join(cfg.DataDir, "audit.head")
+	n.audit, err = audit.Open(ctx, log, n.store, n.store.JS, audit.Config{Node: nodeID, Key: auditKey, HeadFile: headFile, MaxAge: cfg.AuditMaxAge})
+	if err != nil {
+		return nil, err
+	}
+	trail := &audit.Trail{Log: n.audit, JS: n.store.JS, Public: auditKey.Public().(ed25519.PublicKey), HeadFile: headFile}
 	keysKV, err := n.store.KV(ctx, "moat_keys", 1)
 	if err != nil {
 		return nil, err
@@ -172,7 +186,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n.usage = usage.New(log, usageKV)
-	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, n.logs, gateway.Config{
+	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, n.audit, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
@@ -185,7 +199,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	stopping, stop := context.WithCancel(context.Background())
 	mux.Handle(api.Prefix, api.New(log, api.Services{
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
-		Usage: n.usage, Prices: cfg.Prices,
+		Usage: n.usage, Prices: cfg.Prices, Audit: n.audit, Trail: trail,
 	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
@@ -241,6 +255,12 @@ func (n *Node) Serve(ctx context.Context) error {
 		defer close(metered)
 		n.usage.Run(meterCtx, 5*time.Second)
 	}()
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	audited := make(chan struct{})
+	go func() {
+		defer close(audited)
+		n.audit.Run(auditCtx, 10*time.Second)
+	}()
 	preloadCtx, stopPreload := context.WithCancel(ctx)
 	preloaded := make(chan struct{})
 	go func() {
@@ -267,6 +287,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	<-preloaded
 	stopMeter() // flushes what the drained requests metered
 	<-metered
+	stopAudit() // publishes the last records and signs the head
+	<-audited
 	n.close()
 	n.log.Info("node stopped")
 	return err
@@ -286,6 +308,15 @@ func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 			return err
 		}
 		v, err := n.registry.Deploy(ctx, b.Source, b.Files, "serve --deploy")
+		rec := audit.Record{Action: "deploy", Actor: "serve --deploy", Target: b.Manifest.Name, Outcome: audit.OK}
+		if err != nil {
+			rec.Outcome, rec.Reason = audit.Failed, err.Error()
+		} else {
+			rec.Version = v.ID
+		}
+		if aerr := n.audit.Append(ctx, rec, true); aerr != nil {
+			return errors.Join(err, aerr)
+		}
 		if err != nil {
 			return fmt.Errorf("deploy %s: %w", d, err)
 		}
