@@ -145,6 +145,39 @@ func main() {
 		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, rps, cpu*1e6, rps/medianF(base.rps), cpu/medianF(base.cpuPerReq))
 	}
 
+	// Auditing: the same node software with invocations unaudited, in the
+	// same run.
+	data2, err := os.MkdirTemp("", "moatbench")
+	check(err)
+	defer os.RemoveAll(data2)
+	plain := start(*moatBin, "moat serving at ", "serve", "--data", data2, "--listen", "127.0.0.1:0", "--log-level", "error", "--unaudited-invocations")
+	plain.data = data2
+	for _, b := range []*bundle.Bundle{hello, minimal} {
+		_, err := plain.client(data2).Deploy(ctx, b)
+		check(err)
+	}
+	firstOK(plain.client(data2), "hello")
+	var audited, unaudited [2][]float64
+	for r := 0; r < *rounds; r++ {
+		for i, path := range []string{"/fn/hello?name=bench", "/fn/minimal"} {
+			for _, p := range []struct {
+				srv *proc
+				out *[]float64
+			}{{node, &audited[i]}, {plain, &unaudited[i]}} {
+				load(p.srv.url+path, *conc, time.Second)
+				n, _, took := load(p.srv.url+path, *conc, *duration)
+				*p.out = append(*p.out, float64(n)/took.Seconds())
+			}
+		}
+	}
+	plain.stop()
+	fmt.Printf("\n## Auditing: throughput with every invocation audited, against the same node unaudited, concurrency %d, median of %d rounds\n\n", *conc, *rounds)
+	fmt.Printf("| function | audited requests/s | unaudited requests/s | ratio |\n|---|---|---|---|\n")
+	for i, name := range []string{"hello (Go)", "minimal (WAT)"} {
+		a, u := medianF(audited[i]), medianF(unaudited[i])
+		fmt.Printf("| %s | %.0f | %.0f | %.3f |\n", name, a, u, a/u)
+	}
+
 	c = node.client(data)
 	_, err = c.Deploy(ctx, &bundle.Bundle{
 		Source: []byte(strings.Replace(strings.Replace(string(minimal.Source), "name: minimal", "name: limited", 1),

@@ -85,7 +85,9 @@ type Log struct {
 	seq     uint64
 	head    string
 	signed  uint64   // seq of the last checkpoint
-	pending []Record // chained but not yet published
+	pending []byte // chained records not yet published, each followed by a comma
+	npend   int
+	first   uint64 // seq of the first pending record
 }
 
 // Records are published in batches, one JetStream message holding a JSON
@@ -165,9 +167,18 @@ func (l *Log) appendLocked(ctx context.Context, rec Record, sync bool) error {
 	if rec.Action == "checkpoint" {
 		rec.Signature = hex.EncodeToString(ed25519.Sign(l.key, []byte(rec.Hash)))
 	}
-	l.pending = append(l.pending, rec)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if l.npend == 0 {
+		l.first = rec.Seq
+		l.pending = append(l.pending[:0], '[')
+	}
+	l.pending = append(append(l.pending, b...), ',')
+	l.npend++
 	l.seq, l.head = rec.Seq, rec.Hash
-	if sync || len(l.pending) >= maxBatch {
+	if sync || l.npend >= maxBatch {
 		return l.flushLocked(ctx, sync)
 	}
 	return nil
@@ -175,15 +186,13 @@ func (l *Log) appendLocked(ctx context.Context, rec Record, sync bool) error {
 
 // flushLocked publishes the pending records as one message.
 func (l *Log) flushLocked(ctx context.Context, sync bool) error {
-	if len(l.pending) == 0 {
+	if l.npend == 0 {
 		return nil
 	}
-	b, err := json.Marshal(l.pending)
-	if err != nil {
-		return err
-	}
-	first := l.pending[0].Seq
-	l.pending = l.pending[:0]
+	b := append(l.pending[:len(l.pending)-1:len(l.pending)-1], ']') // the last comma becomes the bracket
+	first := l.first
+	l.pending, l.npend = nil, 0
+	var err error
 	if sync {
 		_, err = l.js.Publish(ctx, l.subject, b)
 	} else {

@@ -45,6 +45,7 @@ type Config struct {
 	MaxInstances  int             // bound on running instances
 	JWT           *auth.JWTConfig // accept these JWTs for functions with auth: jwt; nil accepts none
 	AuditMaxAge   time.Duration   // audit retention; 0 keeps every record
+	UnauditedRuns bool            // for benchmarks only: invocations and refusals go unrecorded
 	Prices        usage.Prices    // for usage cost estimates
 	DrainTimeout  time.Duration
 }
@@ -179,6 +180,13 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n.budgets = admit.NewBudgets(log, budgetKV, 0.8)
+	var gatewayAudit interface {
+		Append(context.Context, audit.Record, bool) error
+	} = n.audit
+	if cfg.UnauditedRuns {
+		gatewayAudit = discard{}
+		log.Warn("invocations are not audited (--unaudited-invocations): for benchmarks only")
+	}
 	adm := admit.New(admit.Config{MaxInstances: cfg.MaxInstances, MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxCallers: 10_000})
 	n.metrics = metrics.New(func() float64 { return float64(adm.Running()) })
 	usageKV, err := n.store.KV(ctx, "moat_usage", 1)
@@ -186,7 +194,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n.usage = usage.New(log, usageKV)
-	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, n.audit, n.logs, gateway.Config{
+	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
 	mux := http.NewServeMux()
@@ -346,6 +354,11 @@ func (n *Node) close() {
 		n.store.Close()
 	}
 }
+
+// discard drops audit records: only for benchmarks that measure auditing.
+type discard struct{}
+
+func (discard) Append(context.Context, audit.Record, bool) error { return nil }
 
 // recorders hands each invocation and refusal to the metrics and the meter.
 type recorders struct {
