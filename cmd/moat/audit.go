@@ -38,11 +38,12 @@ func newAuditCmd(e *env) *cobra.Command {
 		},
 	}
 	f := cmd.PersistentFlags()
-	for _, name := range []string{"fn", "actor", "action", "outcome", "source", "since", "until"} {
+	for _, name := range []string{"fn", "actor", "action", "outcome", "source", "since", "until", "before"} {
 		q[name] = f.String(name, "", "only records with this "+name)
 	}
 	f.Lookup("since").Usage = "only records from this far back (24h, 7d) or this RFC 3339 time"
 	f.Lookup("until").Usage = "only records up to this far back or this RFC 3339 time"
+	f.Lookup("before").Usage = "the next page: only records before this seq (the last seq shown)"
 	cmd.Flags().IntVarP(&limit, "limit", "n", 100, "at most this many records")
 
 	verify := &cobra.Command{

@@ -400,3 +400,23 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("export is not oldest first JSON lines:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestAuditSurvivesSIGKILL: an acknowledged deploy's record survives a
+// SIGKILL, and the chain verifies after it.
+func TestAuditSurvivesSIGKILL(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	s.mustMoat(t, "deploy", kitchenDir(t))
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+	s.exited <- nil
+	s = startServer(t, data)
+	out := s.mustMoat(t, "audit", "--action", "deploy", "-o", "json")
+	var recs []struct{ Target, Outcome string }
+	if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 1 || recs[0].Target != "kitchen" || recs[0].Outcome != "ok" {
+		t.Fatalf("deploy record after SIGKILL: %s (%v)", out, err)
+	}
+	if out, _, err := s.moat(t, "audit", "verify"); err != nil {
+		t.Fatalf("verify after SIGKILL: %v\n%s", err, out)
+	}
+}

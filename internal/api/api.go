@@ -531,7 +531,8 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 
 // auditQuery answers GET /api/v1/audit: records newest first, filtered by
 // fn, actor, action, outcome and source (exact), since and until (RFC 3339
-// or a duration back), at most limit (default 100, at most 10000).
+// or a duration back), at most limit (default 100, at most 10000). The next
+// page is before=SEQ, the seq of the last record of this one.
 func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := 100
@@ -542,6 +543,15 @@ func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	var before uint64
+	if s := q.Get("before"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			Problem(w, http.StatusBadRequest, "bad request", "before must be a sequence number")
+			return
+		}
+		before = n
 	}
 	var since, until time.Time
 	var err error
@@ -566,7 +576,7 @@ func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
 	out := []audit.Record{}
 	for i := len(recs) - 1; i >= 0 && len(out) < limit; i-- {
 		rec := recs[i]
-		if rec.Action == "checkpoint" && q.Get("action") != "checkpoint" {
+		if rec.Action == "checkpoint" && q.Get("action") != "checkpoint" || before > 0 && rec.Seq >= before {
 			continue
 		}
 		if !match(q.Get("fn"), rec.Target) || !match(q.Get("actor"), rec.Actor) || !match(q.Get("action"), rec.Action) ||

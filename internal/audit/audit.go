@@ -10,6 +10,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -63,12 +64,29 @@ type Record struct {
 	Signature string `json:"sig,omitempty"`
 }
 
-// digest is the SHA-256 of r without its Hash and Signature.
+// digest is the SHA-256 of r's JSON without its Hash and Signature.
 func digest(r Record) string {
+	_, h := encode(r)
+	return h
+}
+
+// encode returns r's JSON without its signature and with its Hash, and that
+// hash: the SHA-256 of the JSON with an empty hash. One marshal serves
+// both, since the hash is the last field written.
+func encode(r Record) ([]byte, string) {
 	r.Hash, r.Signature = "", ""
 	b, _ := json.Marshal(r)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	h := hex.EncodeToString(sum[:])
+	const tail = `"hash":""}`
+	if !bytes.HasSuffix(b, []byte(tail)) {
+		panic("audit: Record's hash is not its last field") // a wiring bug, caught by every test
+	}
+	out := make([]byte, 0, len(b)+len(h))
+	out = append(out, b[:len(b)-2]...)
+	out = append(out, h...)
+	out = append(out, '"', '}')
+	return out, h
 }
 
 // Log appends to one node's chain. It is safe for concurrent use.
@@ -84,7 +102,7 @@ type Log struct {
 	mu      sync.Mutex
 	seq     uint64
 	head    string
-	signed  uint64   // seq of the last checkpoint
+	signed  uint64 // seq of the last checkpoint
 	pending []byte // chained records not yet published, each followed by a comma
 	npend   int
 	first   uint64 // seq of the first pending record
@@ -163,13 +181,14 @@ func (l *Log) appendLocked(ctx context.Context, rec Record, sync bool) error {
 		rec.Time = l.now().UTC()
 	}
 	rec.Prev = l.head
-	rec.Hash = digest(rec)
+	b, h := encode(rec)
+	rec.Hash = h
 	if rec.Action == "checkpoint" {
 		rec.Signature = hex.EncodeToString(ed25519.Sign(l.key, []byte(rec.Hash)))
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
+		var err error
+		if b, err = json.Marshal(rec); err != nil {
+			return err
+		}
 	}
 	if l.npend == 0 {
 		l.first = rec.Seq
