@@ -158,7 +158,7 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"GET /api/v1/audit/verify":               a.auditVerify,
 	}
 	for _, rt := range Routes() {
-		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern]))
+		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern], a.refusedRole))
 	}
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusNotFound, "no such route", r.Method+" "+r.URL.Path)
@@ -172,15 +172,24 @@ func identity(r *http.Request) *auth.Identity {
 	return r.Context().Value(identityKey{}).(*auth.Identity)
 }
 
-// allow lets only the roles through.
-func allow(roles []string, h http.HandlerFunc) http.Handler {
+// allow lets only the roles through; refused, if not nil, hears of the
+// others.
+func allow(roles []string, h http.HandlerFunc, refused func(*http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(roles, identity(r).Role) {
+			if refused != nil {
+				refused(r)
+			}
 			Problem(w, http.StatusForbidden, "forbidden", "this route needs the role "+strings.Join(roles, " or "))
 			return
 		}
 		h(w, r)
 	})
+}
+
+// refusedRole records a caller refused for its role.
+func (a *API) refusedRole(r *http.Request) {
+	a.record(r, audit.Record{Action: "refuse", Target: r.Method + " " + truncate(r.URL.Path, 100), Outcome: audit.Refused, Reason: "role"}, false)
 }
 
 // ServeHTTP identifies the caller, then routes.
@@ -224,7 +233,7 @@ func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.
 // Guard lets through to h only callers with one of roles, identified as the
 // control API identifies them. The node guards /metrics with it.
 func Guard(ids identifier, failures failureLimiter, roles []string, h http.Handler) http.Handler {
-	allowed := allow(roles, h.ServeHTTP)
+	allowed := allow(roles, h.ServeHTTP, nil)
 	log := slog.New(slog.DiscardHandler)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := identify(log, ids, failures, w, r)

@@ -36,6 +36,8 @@ func TestAuditTrail(t *testing.T) {
 	}
 	resp.Body.Close()
 	call(t, n.URL()+"/api/v1/functions", "GET", "moat_wrong_token") // auth failure
+	call(t, n.URL()+"/api/v1/keys", "GET", key.Token)               // role refusal
+	call(t, n.URL()+"/fn/kitchen/hello", "GET", "")                 // refused at the gateway: no key
 	if err := n.client.RevokeKey(ctx, key.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestAuditTrail(t *testing.T) {
 		actions = append(actions, r.Action+":"+r.Outcome)
 	}
 	all := strings.Join(actions, " ")
-	for _, want := range []string{"deploy:ok", "rollback:ok", "key.create:ok", "invoke:ok", "auth.fail:refused", "key.revoke:ok", "remove:ok"} {
+	for _, want := range []string{"deploy:ok", "rollback:ok", "key.create:ok", "invoke:ok", "auth.fail:refused", "refuse:refused", "key.revoke:ok", "remove:ok"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("audit lacks %s: %s", want, all)
 		}
@@ -69,6 +71,12 @@ func TestAuditTrail(t *testing.T) {
 	if r.Target != "kitchen" || r.Version != v1 || r.Status != 200 || r.UserAgent != "audit-test/1" || !strings.HasPrefix(r.Source, "127.0.0.1:") ||
 		r.InvocationID == "" || r.Memory != "64MiB" || r.Trigger != "http" || r.Time.IsZero() {
 		t.Errorf("invoke record: %+v", r)
+	}
+	for _, want := range []struct{ target, reason string }{{"GET /api/v1/keys", "role"}, {"kitchen", "auth"}} {
+		got, err := n.client.Audit(ctx, url.Values{"action": {"refuse"}, "fn": {want.target}})
+		if err != nil || len(got) != 1 || got[0].Reason != want.reason {
+			t.Errorf("refusal of %s: %+v %v", want.target, got, err)
+		}
 	}
 	// Each filter returns exactly what matches.
 	for q, check := range map[string]func(audit.Record) bool{
