@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/store"
 )
 
 // ReasonBudget is the refusal reason of a spent budget.
@@ -154,52 +155,40 @@ func (b *Budgets) lease(k string, end time.Time) *lease {
 // reserve adds up to want (at least need, else nothing) to the window's
 // reserved total in the store, within the budget, and returns what it got.
 func (b *Budgets) reserve(ctx context.Context, k string, a manifest.BudgetAmount, want, need float64) (float64, error) {
-	for attempt := 0; attempt < 20; attempt++ {
-		var s spent
-		var rev uint64
-		e, err := b.kv.Get(ctx, k)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return 0, err
-		default:
-			if err := json.Unmarshal(e.Value(), &s); err != nil {
-				return 0, fmt.Errorf("budget record %s: %w", k, err)
+	var got float64
+	var alert bool
+	var s spent
+	err := store.Modify(ctx, b.kv, k, 20, func(cur []byte) ([]byte, error) {
+		s = spent{}
+		if cur != nil {
+			if err := json.Unmarshal(cur, &s); err != nil {
+				return nil, fmt.Errorf("budget record %s: %w", k, err)
 			}
-			rev = e.Revision()
 		}
-		got := math.Min(want, a.Amount-s.Reserved)
+		got = math.Min(want, a.Amount-s.Reserved)
 		if got+1e-9 < need {
-			return 0, nil // spent
+			got = 0
+			return nil, errSpent
 		}
 		s.Reserved += got
-		alert := !s.Alerted && s.Reserved >= b.alert*a.Amount
+		alert = !s.Alerted && s.Reserved >= b.alert*a.Amount
 		s.Alerted = s.Alerted || alert
-		val, _ := json.Marshal(s)
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, k, val)
-		} else {
-			_, err = b.kv.Update(ctx, k, val, rev)
-		}
-		if err == nil {
-			if alert {
-				b.log.WarnContext(ctx, "budget alert", slog.String("budget", k), slog.Float64("reserved", s.Reserved),
-					slog.Float64("budget_amount", a.Amount), slog.Float64("threshold", b.alert))
-			}
-			return got, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
-			return 0, err
-		}
-		// Another writer got in between: read again.
+		return json.Marshal(s)
+	})
+	if errors.Is(err, errSpent) {
+		return 0, nil
 	}
-	return 0, errors.New("budget: too much contention")
+	if err != nil {
+		return 0, err
+	}
+	if alert {
+		b.log.WarnContext(ctx, "budget alert", slog.String("budget", k), slog.Float64("reserved", s.Reserved),
+			slog.Float64("budget_amount", a.Amount), slog.Float64("threshold", b.alert))
+	}
+	return got, nil
 }
 
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+var errSpent = errors.New("budget spent")
 
 // refund gives amount back to the local lease of the current window.
 func (b *Budgets) refund(fn, kind string, a manifest.BudgetAmount, amount float64) {
@@ -228,20 +217,13 @@ func (b *Budgets) Close(ctx context.Context) {
 		if left <= 0 || !l.window.After(b.now()) {
 			continue
 		}
-		for attempt := 0; attempt < 20; attempt++ {
-			e, err := b.kv.Get(ctx, k)
-			if err != nil {
-				break
-			}
+		store.Modify(ctx, b.kv, k, 20, func(cur []byte) ([]byte, error) {
 			var s spent
-			if json.Unmarshal(e.Value(), &s) != nil {
-				break
+			if cur == nil || json.Unmarshal(cur, &s) != nil {
+				return nil, errSpent // nothing to return to
 			}
 			s.Reserved = math.Max(0, s.Reserved-left)
-			val, _ := json.Marshal(s)
-			if _, err := b.kv.Update(ctx, k, val, e.Revision()); err == nil {
-				break
-			}
-		}
+			return json.Marshal(s)
+		})
 	}
 }

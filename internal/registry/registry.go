@@ -24,13 +24,15 @@ import (
 
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/validate"
 )
 
 // ErrNotFound reports that no function (or version) is deployed under the name.
 var ErrNotFound = errors.New("function not found")
 
-// ErrConflict reports a concurrent change to the same function; retry.
+// ErrConflict reports concurrent changes to the same function that kept
+// winning over this one; retry.
 var ErrConflict = errors.New("function changed concurrently")
 
 // KeepVersions is how many versions of a function are kept for rollback.
@@ -321,46 +323,29 @@ func (r *Registry) putObject(ctx context.Context, name string, b []byte) error {
 }
 
 // update applies change to the stored record of fn with compare-and-set,
-// creating the record if absent. It fails with ErrConflict if another
-// writer got in between.
+// creating the record if absent and retrying from a fresh read when another
+// writer got in between. It fails with ErrConflict if that keeps happening.
 func (r *Registry) update(ctx context.Context, fn string, change func(*Function) error) (*Function, error) {
-	f := &Function{Name: fn}
-	var rev uint64
-	e, err := r.kv.Get(ctx, fn)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", fn, err)
-	default:
-		if err := json.Unmarshal(e.Value(), f); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", fn, err)
+	var f *Function
+	err := store.Modify(ctx, r.kv, fn, 5, func(cur []byte) ([]byte, error) {
+		f = &Function{Name: fn}
+		if cur != nil {
+			if err := json.Unmarshal(cur, f); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", fn, err)
+			}
 		}
-		rev = e.Revision()
-	}
-	if err := change(f); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(f)
-	if err != nil {
-		return nil, err
-	}
-	if rev == 0 {
-		_, err = r.kv.Create(ctx, fn, b)
-	} else {
-		_, err = r.kv.Update(ctx, fn, b, rev)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+		if err := change(f); err != nil {
+			return nil, err
+		}
+		return json.Marshal(f)
+	})
+	if errors.Is(err, store.ErrContention) {
 		return nil, fmt.Errorf("%s: %w", fn, ErrConflict)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", fn, err)
+		return nil, err
 	}
 	return f, nil
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // prune drops the oldest versions beyond KeepVersions, never the active one.

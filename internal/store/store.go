@@ -159,3 +159,43 @@ func splitHostPort(addr string) (string, int, error) {
 	}
 	return host, port, nil
 }
+
+// ErrContention reports a compare-and-set that lost to other writers on
+// every attempt.
+var ErrContention = errors.New("too many concurrent writers")
+
+// Modify applies change to the value under key with compare-and-set,
+// retrying from a fresh read when another writer got in between, up to
+// attempts times. change gets nil when the key does not exist; an error from
+// it ends Modify with that error.
+func Modify(ctx context.Context, kv jetstream.KeyValue, key string, attempts int, change func(cur []byte) ([]byte, error)) error {
+	for i := 0; i < attempts; i++ {
+		var cur []byte
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			cur, rev = e.Value(), e.Revision()
+		}
+		next, err := change(cur)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, next)
+		} else {
+			_, err = kv.Update(ctx, key, next, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.Is(err, jetstream.ErrKeyExists) && !(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+			return err
+		}
+	}
+	return fmt.Errorf("%s: %w", key, ErrContention)
+}

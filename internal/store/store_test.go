@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"io"
 	"log/slog"
 	"testing"
@@ -85,5 +88,40 @@ func BenchmarkKVPut(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestModifyUnderContention(t *testing.T) {
+	s := open(t, false)
+	ctx := context.Background()
+	kv, err := s.KV(ctx, "counter", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				err := Modify(ctx, kv, "n", 1000, func(cur []byte) ([]byte, error) {
+					n, _ := strconv.Atoi(string(cur))
+					return []byte(strconv.Itoa(n + 1)), nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e, err := kv.Get(ctx, "n")
+	if err != nil || string(e.Value()) != "200" {
+		t.Fatalf("counter = %q, %v; want 200", e.Value(), err)
+	}
+	stop := errors.New("stop")
+	if err := Modify(ctx, kv, "n", 3, func([]byte) ([]byte, error) { return nil, stop }); !errors.Is(err, stop) {
+		t.Fatalf("Modify with a failing change = %v", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/moatfn/moat/internal/store"
 )
 
 // Row is one function's usage in one hour (UTC).
@@ -144,36 +146,16 @@ func (m *Meter) Flush(ctx context.Context) {
 }
 
 func (m *Meter) add(ctx context.Context, k string, r *Row) error {
-	for attempt := 0; attempt < 20; attempt++ {
+	return store.Modify(ctx, m.kv, k, 20, func(cur []byte) ([]byte, error) {
 		stored := Row{Function: r.Function, Hour: r.Hour}
-		var rev uint64
-		e, err := m.kv.Get(ctx, k)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			if err := json.Unmarshal(e.Value(), &stored); err != nil {
-				return fmt.Errorf("usage record %s: %w", k, err)
+		if cur != nil {
+			if err := json.Unmarshal(cur, &stored); err != nil {
+				return nil, fmt.Errorf("usage record %s: %w", k, err)
 			}
-			rev = e.Revision()
 		}
 		stored.add(r)
-		b, _ := json.Marshal(stored)
-		if rev == 0 {
-			_, err = m.kv.Create(ctx, k, b)
-		} else {
-			_, err = m.kv.Update(ctx, k, b, rev)
-		}
-		if err == nil {
-			return nil
-		}
-		var apiErr *jetstream.APIError
-		if !errors.Is(err, jetstream.ErrKeyExists) && !(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
-			return err
-		}
-	}
-	return errors.New("usage: too much contention")
+		return json.Marshal(stored)
+	})
 }
 
 // Query returns the stored rows of fn ("" for every function) from since
