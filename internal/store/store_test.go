@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync"
 	"io"
 	"log/slog"
+	"strconv"
+	"sync"
 	"testing"
 )
 
