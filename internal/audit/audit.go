@@ -160,20 +160,22 @@ func (l *Log) appendLocked(ctx context.Context, rec Record, sync bool) error {
 		rec.Time = l.now().UTC()
 	}
 	rec.Prev = l.head
-	b, h := encode(rec)
-	rec.Hash = h
-	if rec.Action == "checkpoint" {
-		rec.Signature = hex.EncodeToString(ed25519.Sign(l.key, []byte(rec.Hash)))
-		var err error
-		if b, err = json.Marshal(rec); err != nil {
-			return err
-		}
-	}
 	if l.npend == 0 {
 		l.first = rec.Seq
 		l.pending = append(l.pending[:0], '[')
 	}
-	l.pending = append(append(l.pending, b...), ',')
+	if rec.Action == "checkpoint" {
+		_, rec.Hash = encode(rec)
+		rec.Signature = hex.EncodeToString(ed25519.Sign(l.key, []byte(rec.Hash)))
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		l.pending = append(l.pending, b...)
+	} else {
+		l.pending, rec.Hash = encodeInto(l.pending, &rec)
+	}
+	l.pending = append(l.pending, ',')
 	l.npend++
 	l.seq, l.head = rec.Seq, rec.Hash
 	if sync || l.npend >= maxBatch {
@@ -189,7 +191,7 @@ func (l *Log) flushLocked(ctx context.Context, sync bool) error {
 	}
 	b := append(l.pending[:len(l.pending)-1:len(l.pending)-1], ']') // the last comma becomes the bracket
 	first := l.first
-	l.pending, l.npend = nil, 0
+	l.pending, l.npend = l.pending[:0], 0 // b is a copy: the buffer is reused
 	var err error
 	if sync {
 		_, err = l.js.Publish(ctx, l.subject, b)

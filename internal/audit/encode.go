@@ -45,10 +45,18 @@ func appendJSON(b []byte, r *Record, hash string) []byte {
 // encode returns r's JSON with its hash (the SHA-256 of the JSON with an
 // empty hash, and no signature) and that hash.
 func encode(r Record) ([]byte, string) {
-	b := appendJSON(make([]byte, 0, 512), &r, "")
-	sum := sha256.Sum256(b)
-	h := hex.EncodeToString(sum[:])
-	return appendJSON(b[:0:0], &r, h), h
+	return encodeInto(nil, &r)
+}
+
+// encodeInto appends r's JSON with its hash to dst: written once with an
+// empty hash, hashed, and the hash spliced in before the closing `"}`.
+func encodeInto(dst []byte, r *Record) ([]byte, string) {
+	start := len(dst)
+	dst = appendJSON(dst, r, "")
+	sum := sha256.Sum256(dst[start:])
+	dst = hex.AppendEncode(dst[:len(dst)-2], sum[:])
+	dst = append(dst, '"', '}')
+	return dst, string(dst[len(dst)-2-2*sha256.Size : len(dst)-2])
 }
 
 func appendField(b []byte, name, v string, omitEmpty bool) []byte {

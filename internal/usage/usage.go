@@ -63,7 +63,9 @@ type Meter struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	pending map[string]*Row // by store key
+	pending map[string]*Row   // by store key
+	hour    time.Time         // the hour keys holds the store keys of
+	keys    map[string]string // function -> store key in that hour
 }
 
 // New returns a Meter over kv.
@@ -75,7 +77,14 @@ func storeKey(fn string, hour time.Time) string { return fn + "." + hour.Format(
 
 func (m *Meter) row(fn string) *Row {
 	hour := m.now().UTC().Truncate(time.Hour)
-	k := storeKey(fn, hour)
+	if !hour.Equal(m.hour) {
+		m.hour, m.keys = hour, map[string]string{}
+	}
+	k, ok := m.keys[fn]
+	if !ok {
+		k = storeKey(fn, hour)
+		m.keys[fn] = k
+	}
 	r, ok := m.pending[k]
 	if !ok {
 		r = &Row{Function: fn, Hour: hour}
