@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moatfn/moat/internal/store"
 )
@@ -48,14 +49,15 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys := &Keys{admin: a, cache: map[string]*Key{}, now: time.Now}
 	tests := []string{"", "Bearer", "Bearer ", "Basic dG9rZW4=", "Bearer wrong", "bearer wrong", "Bearer\ttoken"}
 	for _, h := range tests {
 		r, _ := http.NewRequest("GET", "/", nil)
 		if h != "" {
 			r.Header.Set("Authorization", h)
 		}
-		if a.Check(r) {
-			t.Errorf("Check(%q) = true", h)
+		if id, err := keys.Identify(r); err == nil {
+			t.Errorf("Identify(%q) = %+v", h, id)
 		}
 	}
 }
