@@ -171,22 +171,25 @@ func TestGuestEnvironment(t *testing.T) {
 func TestHostileGuests(t *testing.T) {
 	n := startNode(t, t.TempDir())
 	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	// The memory and output caps get a generous timeout, so that a slow
+	// machine reaches the cap before the clock.
+	deploy(t, n, strings.NewReplacer("name: kitchen", "name: hog", "memory: 64MiB, timeout: 2s", "memory: 32MiB, timeout: 20s").Replace(kitchenManifest), testwasm.Bytes(t, "kitchen"))
 	tests := []struct {
-		path       string
+		fn, path   string
 		wantStatus int
 		wantDetail string
 	}{
-		{"/loop", 504, "timeout of 2s"},
-		{"/sleep?d=1h", 504, "timeout of 2s"},
-		{"/alloc", 502, "memory limit of 64MiB"},
-		{"/spew", 502, "response limit of 1MiB"},
-		{"/spewerr", 504, "timeout"},
-		{"/panic", 502, "kitchen failed"},
-		{"/exit3", 502, "kitchen failed"},
+		{"kitchen", "/loop", 504, "timeout of 2s"},
+		{"kitchen", "/sleep?d=1h", 504, "timeout of 2s"},
+		{"hog", "/alloc", 502, "memory limit of 32MiB"},
+		{"hog", "/spew", 502, "response limit of 1MiB"},
+		{"kitchen", "/spewerr", 504, "timeout"},
+		{"kitchen", "/panic", 502, "kitchen failed"},
+		{"kitchen", "/exit3", 502, "kitchen failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			resp, body := invoke(t, n, "GET", "kitchen", tt.path, nil)
+			resp, body := invoke(t, n, "GET", tt.fn, tt.path, nil)
 			if resp.StatusCode != tt.wantStatus || !strings.Contains(body, tt.wantDetail) {
 				t.Fatalf("GET %s = %d %s, want %d with %q", tt.path, resp.StatusCode, body, tt.wantStatus, tt.wantDetail)
 			}
@@ -228,10 +231,17 @@ func TestHostileGuests(t *testing.T) {
 	for _, e := range entries {
 		all += fmt.Sprintln(e.Status, e.Error, e.Lines)
 	}
-	for _, want := range []string{"secret stack detail", "goroutine", "about to exit 3", "exit code 3", "memory limit"} {
+	for _, want := range []string{"secret stack detail", "goroutine", "about to exit 3", "exit code 3"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("function log lacks %q:\n%s", want, all)
 		}
+	}
+	hog := ""
+	if err := n.client.Logs(ctx, "hog", 100, false, func(e *fnlog.Entry) { hog += fmt.Sprintln(e.Status, e.Error, e.Lines) }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hog, "memory limit 32MiB exceeded") || !strings.Contains(hog, "out of memory") {
+		t.Errorf("hog's log lacks the memory limit:\n%s", hog)
 	}
 }
 
