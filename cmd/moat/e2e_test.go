@@ -66,7 +66,13 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, data string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// The machine's environment (the go tool needs it to build examples),
+	// without anything that would point the node elsewhere.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MOAT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
