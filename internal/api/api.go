@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -589,7 +588,7 @@ func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if !match(q.Get("fn"), rec.Target) || !match(q.Get("actor"), rec.Actor) || !match(q.Get("action"), rec.Action) ||
-			!match(q.Get("outcome"), rec.Outcome) || !match(q.Get("source"), sourceHost(rec.Source)) && !match(q.Get("source"), rec.Source) {
+			!match(q.Get("outcome"), rec.Outcome) || !match(q.Get("source"), auth.Source(rec.Source)) && !match(q.Get("source"), rec.Source) {
 			continue
 		}
 		if (!since.IsZero() && rec.Time.Before(since)) || (!until.IsZero() && rec.Time.After(until)) {
@@ -598,13 +597,6 @@ func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) {
 		out = append(out, rec)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func sourceHost(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }
 
 func (a *API) auditVerify(w http.ResponseWriter, r *http.Request) {

@@ -28,7 +28,9 @@ func NewFailureLimiter(burst int, every time.Duration, max int) *FailureLimiter 
 	return &FailureLimiter{buckets: map[string]*rate.Limiter{}, every: rate.Every(every), burst: burst, max: max, now: time.Now}
 }
 
-func source(remoteAddr string) string {
+// Source returns the host of a remote address ("ip:port"), the address a
+// caller is known by; an address without a port is returned as is.
+func Source(remoteAddr string) string {
 	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		return h
 	}
@@ -40,7 +42,7 @@ func source(remoteAddr string) string {
 func (l *FailureLimiter) Blocked(remoteAddr string) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[source(remoteAddr)]
+	b, ok := l.buckets[Source(remoteAddr)]
 	if !ok {
 		return 0, false
 	}
@@ -58,7 +60,7 @@ func (l *FailureLimiter) Blocked(remoteAddr string) (time.Duration, bool) {
 func (l *FailureLimiter) Fail(remoteAddr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	src := source(remoteAddr)
+	src := Source(remoteAddr)
 	b, ok := l.buckets[src]
 	if !ok {
 		if len(l.buckets) >= l.max {

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -151,7 +150,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := user
 	if caller == "" {
-		caller = source(r.RemoteAddr)
+		caller = auth.Source(r.RemoteAddr)
 	}
 	if no := g.admit.Rate(name, fn.Version, m.Limits, caller); no != nil {
 		g.refuseAdmission(w, r, id, name, user, no)
@@ -159,7 +158,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !m.AllowsMethod(r.Method) {
 		g.refusal(r, id, name, user, "method")
-		w.Header().Set("Allow", strings.Join(allowed(m.HTTP.Methods), ", "))
+		w.Header().Set("Allow", strings.Join(m.Methods(), ", "))
 		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
 		return
 	}
@@ -367,14 +366,6 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// source is the host of a remote address.
-func source(remoteAddr string) string {
-	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		return h
-	}
-	return remoteAddr
-}
-
 // refuse answers a request for a function that cannot be run.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, id, name string, err error) {
 	if errors.Is(err, registry.ErrNotFound) {
@@ -415,13 +406,6 @@ func split(p string) (name, pathInfo string) {
 		pathInfo = "/" + rest
 	}
 	return name, pathInfo
-}
-
-func allowed(methods []string) []string {
-	if len(methods) == 0 {
-		return []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-	}
-	return methods
 }
 
 func newInvocationID() string {

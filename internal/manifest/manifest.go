@@ -173,6 +173,15 @@ func Parse(src []byte) (*Manifest, error) {
 	return m, nil
 }
 
+// Methods returns the HTTP methods the function accepts: http.methods, or
+// every method a function may accept when that is empty.
+func (m *Manifest) Methods() []string {
+	if len(m.HTTP.Methods) == 0 {
+		return slices.Clone(allMethods)
+	}
+	return m.HTTP.Methods
+}
+
 // AllowsMethod reports whether the function accepts the HTTP method
 // (upper case, as on the wire).
 func (m *Manifest) AllowsMethod(method string) bool {

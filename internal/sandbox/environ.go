@@ -48,11 +48,19 @@ func lastWins(vars []string) []string {
 		names[i], _, _ = strings.Cut(kv, "=")
 	}
 	dup := false
-	for i := 0; i < len(names) && !dup; i++ {
-		for j := i + 1; j < len(names); j++ {
-			if names[i] == names[j] {
-				dup = true
-				break
+	if slices.IsSorted(vars) {
+		// The gateway hands a sorted environment: a repeated name, a
+		// prefix "NAME=" shared, sits next to its twin.
+		for i := 1; i < len(names) && !dup; i++ {
+			dup = names[i] == names[i-1]
+		}
+	} else {
+		for i := 0; i < len(names) && !dup; i++ {
+			for j := i + 1; j < len(names); j++ {
+				if names[i] == names[j] {
+					dup = true
+					break
+				}
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -114,8 +115,9 @@ func TestFreshInstance(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if body := string(res.Stdout[strings.Index(string(res.Stdout), "\n\n")+2:]); body != "1" && !strings.HasSuffix(string(res.Stdout), "\r\n\r\n1") {
-				t.Errorf("counter = %q, want 1", res.Stdout)
+			resp, err := cgi.ParseResponse(res.Stdout)
+			if err != nil || string(resp.Body) != "1" {
+				t.Errorf("counter = %q (%v), want 1", res.Stdout, err)
 			}
 		}()
 	}
