@@ -62,6 +62,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newKeyCmd(e),
 		newUsageCmd(e),
 		newAuditCmd(e),
+		newSecretCmd(e),
+		newKVCmd(e),
 	)
 	return root
 }

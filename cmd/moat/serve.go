@@ -100,6 +100,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.UnauditedRuns, "unaudited-invocations", false, "do not audit invocations: only for benchmarks that measure auditing")
 	f.MarkHidden("unaudited-invocations")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-retention", 0, "drop audit records older than this (default: keep every record)")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
+	f.StringVar(&cfg.EgressCAFile, "egress-ca-file", "", "PEM bundle of CAs that functions' HTTPS calls trust besides the system roots")
 	f.Float64Var(&cfg.Prices.PerMillionInvocations, "price-per-million-invocations", 0.20, "for moat usage cost estimates")
 	f.Float64Var(&cfg.Prices.PerGBSecond, "price-per-gb-second", 0.0000166667, "for moat usage cost estimates")
 	f.IntVar(&cfg.MaxInstances, "max-instances", 128, "function instances running at once, all functions together")

@@ -85,6 +85,10 @@ type API struct {
 	price    usage.Prices
 	audit    auditLog
 	trail    auditReader
+	secrets  secretStore
+	buckets  bucketLister
+	grants   grantReader
+	rotate   Rotation
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
@@ -122,6 +126,11 @@ func Routes() []Route {
 		{"GET /api/v1/usage", readers},
 		{"GET /api/v1/audit", auditors},
 		{"GET /api/v1/audit/verify", auditors},
+		{"GET /api/v1/secrets", deployers},
+		{"PUT /api/v1/secrets/{name}", deployers},
+		{"DELETE /api/v1/secrets/{name}", deployers},
+		{"POST /api/v1/secrets/rotate-master", adminOnly},
+		{"GET /api/v1/kv", readers},
 	}
 }
 
@@ -136,12 +145,17 @@ type Services struct {
 	Prices    usage.Prices
 	Audit     auditLog
 	Trail     auditReader
+	Secrets   secretStore
+	Buckets   bucketLister
+	Grants    grantReader // nil: grant use is not reported
+	Rotate    Rotation
 }
 
 // New returns the API handler. Log streams end when stopping does.
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
-		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping}
+		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
+		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate}
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                  a.list,
 		"POST /api/v1/functions":                 a.deploy,
@@ -155,6 +169,11 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"GET /api/v1/usage":                      a.usage,
 		"GET /api/v1/audit":                      a.auditQuery,
 		"GET /api/v1/audit/verify":               a.auditVerify,
+		"GET /api/v1/secrets":                    a.listSecrets,
+		"PUT /api/v1/secrets/{name}":             a.setSecret,
+		"DELETE /api/v1/secrets/{name}":          a.removeSecret,
+		"POST /api/v1/secrets/rotate-master":     a.rotateMaster,
+		"GET /api/v1/kv":                         a.listBuckets,
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern], a.refusedRole))
@@ -251,7 +270,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Summary, 0, len(fns))
 	for _, f := range fns {
-		out = append(out, summarize(f))
+		s := summarize(f)
+		if v := f.ActiveVersion(); v != nil {
+			s.Grants = a.grantUse(r.Context(), f.Name, v.Manifest)
+		}
+		out = append(out, s)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -266,6 +289,9 @@ type Summary struct {
 	Timeout  string    `json:"timeout"`
 	Deployed time.Time `json:"deployed"`
 	Versions int       `json:"versions"`
+	// Grants lists the active version's grants with when each was last
+	// used, so that granted-but-unused permissions show.
+	Grants []GrantUse `json:"grants,omitempty"`
 }
 
 func summarize(f *registry.Function) Summary {

@@ -55,8 +55,12 @@ type Record struct {
 	Status       int       `json:"status,omitempty"`
 	TookMS       float64   `json:"took_ms,omitempty"`
 	Memory       string    `json:"memory,omitempty"`
-	Prev         string    `json:"prev"`
-	Hash         string    `json:"hash"`
+	// Capability and Resource name what a host call reached for: "kv.get"
+	// and "contacts/KEY", "secret.get" and "MAILER_KEY", ...
+	Capability string `json:"capability,omitempty"`
+	Resource   string `json:"resource,omitempty"`
+	Prev       string `json:"prev"`
+	Hash       string `json:"hash"`
 	// Signature, on a checkpoint record (Action "checkpoint"), signs the
 	// record's Hash with the node's key.
 	Signature string `json:"sig,omitempty"`

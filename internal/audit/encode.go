@@ -37,6 +37,8 @@ func appendJSON(b []byte, r *Record, hash string) []byte {
 		b = appendFloat(b, r.TookMS)
 	}
 	b = appendField(b, "memory", r.Memory, true)
+	b = appendField(b, "capability", r.Capability, true)
+	b = appendField(b, "resource", r.Resource, true)
 	b = appendField(b, "prev", r.Prev, false)
 	b = appendField(b, "hash", hash, false)
 	return append(b, '}')

@@ -25,6 +25,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/usage"
 )
 
@@ -230,6 +231,34 @@ func (c *Client) Audit(ctx context.Context, q url.Values) ([]audit.Record, error
 func (c *Client) AuditVerify(ctx context.Context) (*audit.Report, error) {
 	var rep audit.Report
 	return &rep, c.do(ctx, http.MethodGet, "/api/v1/audit/verify", "", nil, &rep)
+}
+
+// SetSecret sets a secret's value.
+func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/secrets/"+url.PathEscape(name), "application/octet-stream", bytes.NewReader(value), nil)
+}
+
+// ListSecrets lists secrets' names and dates, never their values.
+func (c *Client) ListSecrets(ctx context.Context) ([]secrets.Meta, error) {
+	var out []secrets.Meta
+	return out, c.do(ctx, http.MethodGet, "/api/v1/secrets", "", nil, &out)
+}
+
+// RemoveSecret removes a secret.
+func (c *Client) RemoveSecret(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/secrets/"+url.PathEscape(name), "", nil, nil)
+}
+
+// RotateMaster re-wraps every data key under a new master key.
+func (c *Client) RotateMaster(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	return out, c.do(ctx, http.MethodPost, "/api/v1/secrets/rotate-master", "", nil, &out)
+}
+
+// Buckets lists KV buckets with the functions granted on each.
+func (c *Client) Buckets(ctx context.Context) ([]api.Bucket, error) {
+	var out []api.Bucket
+	return out, c.do(ctx, http.MethodGet, "/api/v1/kv", "", nil, &out)
 }
 
 // Invoke calls a function over HTTP like any client would.

@@ -27,6 +27,7 @@ import (
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
@@ -84,6 +85,11 @@ type logSink interface {
 	Append(e *fnlog.Entry)
 }
 
+// hostCalls serves the host calls of invocations.
+type hostCalls interface {
+	Serve(inv *host.Invocation) sandbox.HostFunc
+}
+
 // Config holds node-wide limits.
 type Config struct {
 	// MaxLog and MaxLogLines cap what one invocation may log.
@@ -104,7 +110,12 @@ type Gateway struct {
 	audit  auditLog
 	cfg    Config
 	now    func() time.Time
+	host   hostCalls // nil: every host call is refused
 }
+
+// SetHost makes h serve the host calls of invocations. Call it before
+// serving.
+func (g *Gateway) SetHost(h hostCalls) { g.host = h }
 
 var _ http.Handler = (*Gateway)(nil)
 
@@ -143,14 +154,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer fn.Release()
 	m := fn.Manifest
 
-	user, ok := g.authenticate(w, r, id, name, m.HTTP.Auth)
+	from := callerFrom(r.Context())
+	user, ok := g.authenticate(w, r, id, name, m, from)
 	if !ok {
 		g.refusal(r, id, name, "", "auth")
 		return
 	}
 	caller := user
-	if caller == "" {
-		caller = auth.Source(r.RemoteAddr)
+	if caller == "" || from != nil && from.User == "" {
+		// Nobody authenticated at the start of the chain: tell callers
+		// apart by where they come from.
+		caller = strings.TrimSpace(caller + " " + auth.Source(r.RemoteAddr))
 	}
 	if no := g.admit.Rate(name, fn.Version, m.Limits, caller); no != nil {
 		g.refuseAdmission(w, r, id, name, user, no)
@@ -192,7 +206,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, PathInfo: pathInfo, RawQuery: r.URL.RawQuery, Proto: r.Proto,
 		Host: r.Host, RemoteAddr: r.RemoteAddr, RemoteUser: user, ContentLen: len(body), Header: r.Header,
 	})
-	res, runErr := fn.Module.Run(r.Context(), &sandbox.Request{
+	inv := &host.Invocation{Function: name, Version: fn.Version, ID: id, User: user, Source: r.RemoteAddr, Perms: &m.Permissions}
+	if from != nil {
+		inv.Depth, inv.Known = from.Depth+1, from.Secrets()
+	}
+	req := &sandbox.Request{
 		Args:     []string{name},
 		Env:      env,
 		Stdin:    body,
@@ -200,7 +218,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MaxOut:   int(m.Limits.Response),
 		MaxLog:   g.cfg.MaxLog,
 		MaxLines: g.cfg.MaxLogLines,
-	})
+	}
+	if g.host != nil {
+		req.Host = g.host.Serve(inv)
+	}
+	res, runErr := fn.Module.Run(r.Context(), req)
 	release()
 	settle(res.Took)
 
@@ -230,14 +252,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		outcome = audit.Failed
 	}
 	g.audit.Append(r.Context(), audit.Record{
-		Action: "invoke", Target: name, Version: fn.Version, Outcome: outcome, Actor: user, Trigger: "http",
+		Action: "invoke", Target: name, Version: fn.Version, Outcome: outcome, Actor: user, Trigger: trigger(from),
 		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Status: status,
 		TookMS: float64(took.Microseconds()) / 1000, Memory: m.Limits.Memory.String(),
 	}, false)
 	if len(res.Log) > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
-			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: res.Log, Dropped: res.Dropped,
+			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: inv.Redact(res.Log), Dropped: res.Dropped,
 		}
 		if runErr != nil {
 			e.Error = runErr.Error()
@@ -251,9 +273,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authenticate applies the function's http.auth and returns the caller's
 // identity as REMOTE_USER shows it. On failure it has answered.
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocation, name, mode string) (string, bool) {
-	if mode == "public" {
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocation, name string, m *manifest.Manifest, from *host.Invocation) (string, bool) {
+	if from != nil {
+		// A call from another function: the callee's own list decides.
+		if !slices.Contains(m.HTTP.Callers, from.Function) {
+			g.log.WarnContext(r.Context(), "call forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
+				slog.String("caller", from.Function), slog.String("remote_addr", r.RemoteAddr))
+			problem.Write(w, http.StatusForbidden, "forbidden", from.Function+" is not among the callers of "+name, invocation)
+			return "", false
+		}
+		user := "fn:" + from.Function
+		if from.User != "" {
+			user += ";" + from.User
+		}
+		return user, true
+	}
+	mode := m.HTTP.Auth
+	switch mode {
+	case "public":
 		return "", true
+	case "internal":
+		problem.Write(w, http.StatusForbidden, "forbidden", name+" is internal: only the functions it lists may call it", invocation)
+		return "", false
 	}
 	if wait, blocked := g.fails.Blocked(r.RemoteAddr); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
@@ -355,7 +396,7 @@ func (g *Gateway) refusal(r *http.Request, id, name, user, reason string) {
 	g.rec.Refusal(name, reason)
 	g.audit.Append(r.Context(), audit.Record{
 		Action: "refuse", Target: name, Outcome: audit.Refused, Reason: reason, Actor: user,
-		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Trigger: "http",
+		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Trigger: trigger(callerFrom(r.Context())),
 	}, false)
 }
 

@@ -200,6 +200,7 @@ func (d *decoder) manifest(root *yaml.Node, m *Manifest) error {
 		"http": d.fields(map[string]handler{
 			"auth":    scalar(&m.HTTP.Auth, "an auth mode", checked(checkAuth)),
 			"methods": list(&m.HTTP.Methods, checkMethod),
+			"callers": list(&m.HTTP.Callers, checkName),
 		}),
 		"input": d.fields(map[string]handler{
 			"schema":        scalar(&m.Input.Schema, "a path", checked(checkRelPath)),

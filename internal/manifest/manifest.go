@@ -111,9 +111,14 @@ type Budget struct {
 
 // HTTP says how a function is reached over HTTP.
 type HTTP struct {
-	// Auth is "public" (anyone), "key" (an API key naming the function) or
-	// "jwt" (a signed token). Parse's default is "key".
+	// Auth is "public" (anyone), "key" (an API key naming the function),
+	// "jwt" (a signed token) or "internal" (no outside caller: only the
+	// functions in Callers). Parse's default is "key".
 	Auth string `json:"auth"`
+	// Callers lists the functions that may call this one through a host
+	// call (their own manifest must grant it in permissions.invoke). Nil
+	// means none may.
+	Callers []string `json:"callers,omitempty"`
 	// Methods lists the accepted methods, upper case, from GET, HEAD, POST,
 	// PUT, PATCH, DELETE and OPTIONS. Nil means all of those.
 	Methods []string `json:"methods,omitempty"`
@@ -276,6 +281,9 @@ func (m *Manifest) validate() *Error {
 	}
 
 	if e := validateList("http.methods", m.HTTP.Methods, checkMethod); e != nil {
+		return e
+	}
+	if e := validateList("http.callers", m.HTTP.Callers, checkName); e != nil {
 		return e
 	}
 	if m.Input.Schema != "" {

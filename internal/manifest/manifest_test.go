@@ -81,7 +81,7 @@ var parseTests = []struct{ file, wantErr string }{
 	{"budget_zero.yaml", `line 4: budget.invocations: "0/day": the amount must be positive`},
 	{"budget_exponent.yaml", `line 4: budget.gb_seconds: "1e6/day" is not a budget`},
 	{"budget_huge.yaml", `line 4: budget.invocations: "10000000000000000/day": the amount is more than 1e+15`},
-	{"auth_bad.yaml", `line 4: http.auth: "none" is not an auth mode (want public, key or jwt)`},
+	{"auth_bad.yaml", `line 4: http.auth: "none" is not an auth mode (want public, key, jwt or internal)`},
 	{"method_bad.yaml", `line 4: http.methods[1]: "get" is not a method`},
 	{"method_trace.yaml", `line 5: http.methods[0]: "TRACE" is not a method`},
 	{"method_dup.yaml", `line 7: http.methods[2]: duplicate "POST" (first on line 5)`},

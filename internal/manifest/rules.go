@@ -22,6 +22,9 @@ import (
 // ^[a-z][a-z0-9-]{0,62}$.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
+// CheckSecretName explains why s cannot name a secret, or returns nil.
+func CheckSecretName(s string) error { return checkSecret(s) }
+
 var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	envKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
@@ -166,10 +169,10 @@ func checkConcurrency(n int) error {
 
 func checkAuth(s string) error {
 	switch s {
-	case "public", "key", "jwt":
+	case "public", "key", "jwt", "internal":
 		return nil
 	}
-	return fmt.Errorf("%q is not an auth mode (want public, key or jwt)", s)
+	return fmt.Errorf("%q is not an auth mode (want public, key, jwt or internal)", s)
 }
 
 func checkMethod(s string) error {

@@ -18,6 +18,7 @@ type Metrics struct {
 	invocations *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	refusals    *prometheus.CounterVec
+	denials     *prometheus.CounterVec
 }
 
 // New returns Metrics on a registry of their own. running reports the
@@ -36,8 +37,11 @@ func New(running func() float64) *Metrics {
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moat_refusals_total", Help: "Requests refused before any instance started, by function and reason.",
 		}, []string{"fn", "reason"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moat_capability_denials_total", Help: "Host calls refused for want of a grant, by function and capability.",
+		}, []string{"fn", "capability"}),
 	}
-	reg.MustRegister(m.invocations, m.duration, m.refusals,
+	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moat_instances_running", Help: "Function instances running now."}, running),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -53,6 +57,11 @@ func (m *Metrics) Invocation(fn string, status int, took time.Duration, memory i
 // Refusal records a request refused before it ran.
 func (m *Metrics) Refusal(fn, reason string) {
 	m.refusals.WithLabelValues(fn, reason).Inc()
+}
+
+// Denied records a host call refused for want of a grant.
+func (m *Metrics) Denied(fn, capability string) {
+	m.denials.WithLabelValues(fn, capability).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/moatfn/moat/internal/admit"
@@ -22,9 +23,11 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/gateway"
+	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/metrics"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/usage"
 )
@@ -48,6 +51,12 @@ type Config struct {
 	UnauditedRuns bool            // for benchmarks only: invocations and refusals go unrecorded
 	Prices        usage.Prices    // for usage cost estimates
 	DrainTimeout  time.Duration
+	// MasterKeyFile holds the key that wraps the data keys of secrets and
+	// KV values; "" is DataDir/master.key, created on first start.
+	MasterKeyFile string
+	// EgressCAFile, if set, is a PEM bundle trusted for functions' HTTPS
+	// calls besides the system roots.
+	EgressCAFile string
 }
 
 // Node is a running node.
@@ -62,6 +71,9 @@ type Node struct {
 	budgets  *admit.Budgets
 	audit    *audit.Log
 	usage    *usage.Meter
+	grants   *host.Grants
+	keyring  *seal.Keyring
+	dataKeys *seal.DataKeys
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -197,6 +209,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
+	caps, err := n.capabilities(ctx, gw)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -208,6 +224,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	mux.Handle(api.Prefix, api.New(log, api.Services{
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.audit, Trail: trail,
+		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
 	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
@@ -261,7 +278,10 @@ func (n *Node) Serve(ctx context.Context) error {
 	metered := make(chan struct{})
 	go func() {
 		defer close(metered)
+		var wg sync.WaitGroup
+		wg.Go(func() { n.grants.Run(meterCtx, 5*time.Second) })
 		n.usage.Run(meterCtx, 5*time.Second)
+		wg.Wait()
 	}()
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	audited := make(chan struct{})

@@ -88,7 +88,13 @@ func functionDir(t testing.TB, manifest string, wasm []byte) string {
 
 func deploy(t testing.TB, n *testNode, manifest string, wasm []byte) string {
 	t.Helper()
-	b, err := bundle.Read(functionDir(t, manifest, wasm))
+	return deployDir(t, n, functionDir(t, manifest, wasm))
+}
+
+// deployDir deploys the function folder dir.
+func deployDir(t testing.TB, n *testNode, dir string) string {
+	t.Helper()
+	b, err := bundle.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,10 @@ type Registry struct {
 	now     func() time.Time
 	cache   string // folder of module files by SHA-256, rebuilt from the store; "" for none
 
+	// Prepare, if set, readies what a valid manifest's grants need (its KV
+	// buckets) before the version is stored; an error refuses the deploy.
+	Prepare func(ctx context.Context, m *manifest.Manifest) error
+
 	mu     sync.Mutex
 	loaded map[string]*Loaded // active version of each function, compiled
 	loads  map[string]*sync.Mutex
@@ -169,6 +173,12 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Module, err)
+	}
+	if r.Prepare != nil {
+		if err := r.Prepare(ctx, m); err != nil {
+			mod.Close(ctx)
+			return nil, err
+		}
 	}
 	v := Version{
 		Manifest:     m,

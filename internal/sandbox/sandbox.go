@@ -51,6 +51,7 @@ type Runtime struct {
 	mu       sync.Mutex
 	runtimes map[uint32]wazero.Runtime // by memory cap in pages
 	wasi     map[string]api.FunctionDefinition
+	host     map[string]api.FunctionDefinition
 	memory   *memoryPool
 	started  atomic.Uint64
 }
@@ -76,6 +77,7 @@ func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, erro
 		return nil, err
 	}
 	r.wasi = rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	r.host = rt.Module(HostModule).ExportedFunctionDefinitions()
 	return r, nil
 }
 
@@ -96,6 +98,10 @@ func (r *Runtime) runtime(ctx context.Context, pages uint32) (wazero.Runtime, er
 	if err := instantiateWASI(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("wasi: %w", err)
+	}
+	if err := instantiateHost(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host module: %w", err)
 	}
 	r.runtimes[pages] = rt
 	return rt, nil
@@ -124,6 +130,7 @@ type Module struct {
 	pool     *memoryPool
 	base     wazero.ModuleConfig
 	started  *atomic.Uint64
+	host     bool // imports the moat host module
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
@@ -146,7 +153,8 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	if err := r.check(compiled); err != nil {
+	host, err := r.check(compiled)
+	if err != nil {
 		compiled.Close(ctx)
 		return nil, err
 	}
@@ -156,35 +164,43 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
-	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started}, nil
+	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started, host: host}, nil
 }
 
-// check enforces the function contract on a compiled module.
-func (r *Runtime) check(c wazero.CompiledModule) error {
+// check enforces the function contract on a compiled module and reports
+// whether it imports the host module.
+func (r *Runtime) check(c wazero.CompiledModule) (bool, error) {
 	start, ok := c.ExportedFunctions()["_start"]
 	if !ok {
-		return fmt.Errorf("%w: no _start export: build a WASI command (GOOS=wasip1 GOARCH=wasm)", ErrInvalidModule)
+		return false, fmt.Errorf("%w: no _start export: build a WASI command (GOOS=wasip1 GOARCH=wasm)", ErrInvalidModule)
 	}
 	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
-		return fmt.Errorf("%w: _start must take and return nothing", ErrInvalidModule)
+		return false, fmt.Errorf("%w: _start must take and return nothing", ErrInvalidModule)
 	}
 	if _, ok := c.ExportedMemories()["memory"]; !ok {
-		return fmt.Errorf("%w: no exported memory named \"memory\"", ErrInvalidModule)
+		return false, fmt.Errorf("%w: no exported memory named \"memory\"", ErrInvalidModule)
 	}
 	if len(c.ImportedMemories()) != 0 {
-		return fmt.Errorf("%w: imports a memory; a function must define its own", ErrInvalidModule)
+		return false, fmt.Errorf("%w: imports a memory; a function must define its own", ErrInvalidModule)
 	}
+	host := false
 	for _, imp := range c.ImportedFunctions() {
 		mod, name, _ := imp.Import()
-		def, ok := r.wasi[name]
-		if mod != wasi_snapshot_preview1.ModuleName || !ok {
-			return fmt.Errorf("%w: imports %s.%s, which Moat does not provide", ErrInvalidModule, mod, name)
+		var def api.FunctionDefinition
+		switch mod {
+		case wasi_snapshot_preview1.ModuleName:
+			def = r.wasi[name]
+		case HostModule:
+			def, host = r.host[name], true
+		}
+		if def == nil {
+			return false, fmt.Errorf("%w: imports %s.%s, which Moat does not provide", ErrInvalidModule, mod, name)
 		}
 		if !sameSignature(def, imp) {
-			return fmt.Errorf("%w: imports %s.%s with the wrong signature", ErrInvalidModule, mod, name)
+			return false, fmt.Errorf("%w: imports %s.%s with the wrong signature", ErrInvalidModule, mod, name)
 		}
 	}
-	return nil
+	return host, nil
 }
 
 func sameSignature(a, b api.FunctionDefinition) bool {
@@ -203,6 +219,8 @@ type Request struct {
 	MaxOut   int // cap on stdout bytes
 	MaxLog   int // cap on stderr bytes kept; the rest is counted and dropped
 	MaxLines int // cap on log lines kept
+	// Host serves the guest's host calls; nil refuses them all.
+	Host HostFunc
 }
 
 // Result is what an invocation produced. It is returned with an error too, so
@@ -237,6 +255,9 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 		WithStderr(logw).
 		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
 	runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
+	if m.host {
+		runCtx = context.WithValue(runCtx, hostKey{}, &hostState{serve: req.Host, log: logw})
+	}
 	m.started.Add(1)
 	mod, err := m.rt.InstantiateModule(runCtx, m.compiled, cfg)
 	if mod != nil {

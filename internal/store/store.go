@@ -106,6 +106,22 @@ func (s *Store) KV(ctx context.Context, bucket string, history uint8) (jetstream
 	return kv, nil
 }
 
+// KVWithTTL opens or creates a file-backed KV bucket keeping one value per
+// key, in which a value may carry its own time to live.
+func (s *Store) KVWithTTL(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         bucket,
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       s.replicas,
+		LimitMarkerTTL: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
 // Objects opens or creates a file-backed object store.
 func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
 	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{

@@ -60,7 +60,9 @@ func BuildDir(tb testing.TB, dir string) string {
 	tmp := out + ".tmp" + hex.EncodeToString([]byte{byte(os.Getpid()), byte(os.Getpid() >> 8)})
 	cmd := exec.Command("go", "build", "-o", tmp, ".")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	// A guest with a go.mod of its own (one that uses the SDK through a
+	// replace) is built outside any workspace.
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("build %s: %v\n%s", dir, err, b)
 	}
@@ -88,6 +90,20 @@ func sourceKey(dir string) (string, error) {
 		}
 		h.Write([]byte(e.Name()))
 		h.Write(b)
+	}
+	// A guest built with the SDK changes when the SDK does.
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		_, file, _, _ := runtime.Caller(0)
+		sdk := filepath.Join(filepath.Dir(file), "..", "..", "sdk", "fn")
+		files, _ := filepath.Glob(filepath.Join(sdk, "*.go"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			h.Write([]byte(f))
+			h.Write(b)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newSecretCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "secret", Short: "Set, list and remove secrets; values are never shown"}
+	set := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Set a secret from stdin (one trailing newline is dropped)",
+		Long: "Set a secret: its value is read from stdin, so that it never appears in a\n" +
+			"command line or a shell history. Only functions whose manifest lists NAME\n" +
+			"under permissions.secrets can read it.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10+2))
+			if err != nil {
+				return err
+			}
+			value = bytes.TrimSuffix(value, []byte("\n"))
+			value = bytes.TrimSuffix(value, []byte("\r"))
+			if len(value) == 0 {
+				return errors.New("no value on stdin")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			err = c.SetSecret(cmd.Context(), args[0], value)
+			clear(value)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "secret %s set\n", args[0])
+			return nil
+		},
+	}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List secrets by name and date (never values)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.ListSecrets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED\tBY")
+				for _, s := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Created.Format(time.RFC3339), s.Updated.Format(time.RFC3339), s.UpdatedBy)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a secret",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return c.RemoveSecret(cmd.Context(), args[0])
+		},
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate-master",
+		Short: "Make a new master key and re-wrap every data key under it (admin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.RotateMaster(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "master key rotated: now %v; %v data keys re-wrapped\n", out["master_key_id"], out["data_keys_rewrapped"])
+			})
+		},
+	}
+	cmd.AddCommand(set, ls, rm, rotate)
+	return cmd
+}
+
+func newKVCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "kv", Short: "Inspect KV buckets"}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List KV buckets with the functions granted on each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.Buckets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "BUCKET\tGRANTS")
+				for _, b := range list {
+					var g []string
+					for fn, access := range b.Grants {
+						g = append(g, fn+":"+access)
+					}
+					slices.Sort(g)
+					fmt.Fprintf(tw, "%s\t%s\n", b.Name, strings.Join(g, " "))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(ls)
+	return cmd
+}

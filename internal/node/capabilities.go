@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/moatfn/moat/internal/egress"
+	"github.com/moatfn/moat/internal/gateway"
+	"github.com/moatfn/moat/internal/host"
+	"github.com/moatfn/moat/internal/kvstore"
+	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/seal"
+	"github.com/moatfn/moat/internal/secrets"
+)
+
+// DataKeysBucket holds the wrapped data keys of secrets and KV buckets.
+const DataKeysBucket = "moat_datakeys"
+
+type capabilities struct {
+	kv      *kvstore.Store
+	secrets *secrets.Store
+}
+
+// capabilities opens what host calls reach (sealed KV buckets, secrets,
+// egress, function calls) and makes gw serve host calls with them.
+func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabilities, error) {
+	keyFile := n.cfg.MasterKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(n.cfg.DataDir, "master.key")
+	}
+	ring, err := seal.LoadKeyring(keyFile, true)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	n.keyring = ring
+	dkKV, err := n.store.KV(ctx, DataKeysBucket, 1)
+	if err != nil {
+		return nil, err
+	}
+	n.dataKeys = seal.NewDataKeys(dkKV, ring)
+	kv := kvstore.New(n.store, n.dataKeys)
+	sec, err := secrets.Open(ctx, n.store, n.dataKeys)
+	if err != nil {
+		return nil, err
+	}
+	n.grants, err = host.OpenGrants(ctx, n.log, n.store)
+	if err != nil {
+		return nil, err
+	}
+	ecfg := egress.Config{}
+	if n.cfg.EgressCAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(n.cfg.EgressCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("egress CA file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("egress CA file %s: no PEM certificate in it", n.cfg.EgressCAFile)
+		}
+		ecfg.RootCAs = pool
+	}
+	h := host.New(n.log, host.Config{
+		KV: kv, Secrets: sec, Egress: egress.New(ecfg), Invoker: gw, Audit: n.audit,
+		Denied: n.metrics.Denied, Grants: n.grants,
+	})
+	gw.SetHost(h)
+	// A function's buckets come into being with the deploy that grants them.
+	n.registry.Prepare = func(ctx context.Context, m *manifest.Manifest) error {
+		for b := range m.Permissions.KV {
+			if err := kv.Ensure(ctx, b); err != nil {
+				return fmt.Errorf("kv bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	}
+	return &capabilities{kv: kv, secrets: sec}, nil
+}
+
+var rotating sync.Mutex
+
+// rotateMaster makes a new master key, re-wraps every data key under it and
+// makes it the only one. A crash at any step leaves keys that the next
+// start can read and a rotation that can be run again.
+func (n *Node) rotateMaster(ctx context.Context) (int, string, error) {
+	rotating.Lock()
+	defer rotating.Unlock()
+	if n.keyring == nil {
+		return 0, "", errors.New("no master key")
+	}
+	next, err := n.keyring.BeginRotation()
+	if err != nil {
+		return 0, "", err
+	}
+	count, err := n.dataKeys.Rewrap(ctx, next)
+	if err != nil {
+		return count, "", fmt.Errorf("re-wrap data keys: %w", err)
+	}
+	if err := next.CommitRotation(); err != nil {
+		return count, "", err
+	}
+	n.keyring = next
+	n.log.Info("master key rotated", slog.Int("data_keys", count))
+	return count, next.ID(), nil
+}

@@ -1,0 +1,137 @@
+// Command caps is a test guest that exercises every host capability through
+// the SDK, one per path, and answers what happened as JSON.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/moatfn/moat/sdk/fn"
+)
+
+type result struct {
+	OK     bool              `json:"ok"`
+	Code   uint32            `json:"code,omitempty"`
+	Err    string            `json:"err,omitempty"`
+	Value  string            `json:"value,omitempty"`
+	Rev    uint64            `json:"rev,omitempty"`
+	Keys   []string          `json:"keys,omitempty"`
+	Status int               `json:"status,omitempty"`
+	Header map[string]string `json:"header,omitempty"`
+	Env    []string          `json:"env,omitempty"`
+}
+
+func (r *result) fail(err error) {
+	r.OK = false
+	r.Err = err.Error()
+	var e *fn.Error
+	if errors.As(err, &e) {
+		r.Code = uint32(e.Code)
+	}
+}
+
+//go:wasmimport moat call
+func rawCall(op, ptr, size uint32) uint64
+
+//go:wasmimport moat take
+func rawTake(ptr, size uint32) int32
+
+func handle(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	res := &result{OK: true}
+	b := fn.KV(q.Get("b"))
+	ttl, _ := time.ParseDuration(q.Get("ttl"))
+	var err error
+	switch r.URL.Path {
+	case "/kv/get":
+		var v []byte
+		v, res.Rev, err = b.Get(q.Get("k"))
+		res.Value = string(v)
+	case "/kv/put":
+		if ttl > 0 {
+			res.Rev, err = b.PutTTL(q.Get("k"), []byte(q.Get("v")), ttl)
+		} else {
+			res.Rev, err = b.Put(q.Get("k"), []byte(q.Get("v")))
+		}
+	case "/kv/create":
+		res.Rev, err = b.Create(q.Get("k"), []byte(q.Get("v")), ttl)
+	case "/kv/update":
+		rev, _ := strconv.ParseUint(q.Get("rev"), 10, 64)
+		res.Rev, err = b.Update(q.Get("k"), []byte(q.Get("v")), rev)
+	case "/kv/delete":
+		err = b.Delete(q.Get("k"))
+	case "/kv/keys":
+		res.Keys, err = b.Keys(q.Get("prefix"))
+	case "/secret":
+		res.Value, err = fn.Secret(q.Get("name"))
+	case "/secret/log":
+		// A careless function: it logs the secret it read, both ways.
+		var v string
+		v, err = fn.Secret(q.Get("name"))
+		fmt.Fprintf(os.Stderr, "using key %s now\n", v)
+		fn.Logger().Info("mail sent", "key", v, "to", "carole@example.com")
+	case "/env":
+		res.Env = os.Environ()
+	case "/http":
+		var resp *http.Response
+		resp, err = fn.HTTPClient().Get(q.Get("url"))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			res.Status, res.Value = resp.StatusCode, string(body)
+		}
+	case "/invoke":
+		var resp *http.Response
+		resp, err = fn.Call(q.Get("fn"), r.Method, q.Get("path"), []byte(q.Get("body")), http.Header{"Content-Type": {"application/json"}})
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			res.Status, res.Value = resp.StatusCode, string(body)
+		}
+	case "/whoami":
+		res.Value = os.Getenv("REMOTE_USER")
+	case "/log":
+		fn.Logger().Warn("structured", "n", 42, "who", "carole smith")
+		fmt.Fprintln(os.Stderr, "plain line")
+	case "/raw":
+		// Hostile host calls: pointers and lengths outside memory.
+		op, _ := strconv.ParseUint(q.Get("op"), 10, 32)
+		ptr, _ := strconv.ParseUint(q.Get("ptr"), 10, 32)
+		n, _ := strconv.ParseUint(q.Get("len"), 10, 32)
+		ret := rawCall(uint32(op), uint32(ptr), uint32(n))
+		res.Code, res.Rev = uint32(ret>>32), uint64(uint32(ret))
+		var took int32
+		if q.Get("takeptr") != "" {
+			tp, _ := strconv.ParseUint(q.Get("takeptr"), 10, 32)
+			took = rawTake(uint32(tp), 1<<20)
+		} else {
+			buf := make([]byte, 16)
+			took = rawTake(uint32(uintptr(unsafe.Pointer(&buf[0]))), 16)
+		}
+		res.Status = int(took)
+	case "/raw/garbage":
+		// A well-formed pointer to bytes that do not decode.
+		junk := []byte(strings.Repeat("\xff", 20))
+		ret := rawCall(10, uint32(uintptr(unsafe.Pointer(&junk[0]))), uint32(len(junk)))
+		res.Code = uint32(ret >> 32)
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		res.fail(err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
+
+func main() {
+	cgi.Serve(http.HandlerFunc(handle))
+}

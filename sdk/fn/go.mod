@@ -1,0 +1,3 @@
+module github.com/moatfn/moat/sdk/fn
+
+go 1.26
