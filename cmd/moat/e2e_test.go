@@ -426,3 +426,64 @@ func TestAuditSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("verify after SIGKILL: %v\n%s", err, out)
 	}
 }
+
+// moatIn runs a client command with stdin.
+func (s *server) moatIn(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"MOAT_URL": s.url, "MOAT_TOKEN_FILE": filepath.Join(s.data, "admin.token")}
+	cmd := newRootCmd(&stdout, &stderr, func(k string) string { return env[k] })
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return stdout.String(), stderr.String(), err
+}
+
+func TestSecretAndKVCommands(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	const value = "sk-e2e-5d1f0c9a"
+	if _, _, err := s.moatIn(t, value+"\n", "secret", "set", "MAILER_KEY"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.moatIn(t, "", "secret", "set", "EMPTY"); err == nil {
+		t.Error("secret set with nothing on stdin succeeded")
+	}
+	if _, _, err := s.moatIn(t, "x", "secret", "set", "lower-case"); err == nil {
+		t.Error("secret set of a bad name succeeded")
+	}
+	for _, args := range [][]string{{"secret", "ls"}, {"secret", "ls", "-o", "json"}} {
+		out := s.mustMoat(t, args...)
+		if !strings.Contains(out, "MAILER_KEY") || strings.Contains(out, value) {
+			t.Fatalf("moat %s:\n%s", strings.Join(args, " "), out)
+		}
+	}
+
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../../examples/minimal/minimal.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "minimal.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: form\nmodule: minimal.wasm\npermissions: {kv: {contacts: write}, secrets: [MAILER_KEY]}\n"), 0o644)
+	s.mustMoat(t, "deploy", dir)
+	if out := s.mustMoat(t, "kv", "ls"); !strings.Contains(out, "contacts") || !strings.Contains(out, "form:write") {
+		t.Fatalf("kv ls:\n%s", out)
+	}
+	if out := s.mustMoat(t, "ls", "-o", "json"); !strings.Contains(out, `"grant": "kv:contacts:write"`) || !strings.Contains(out, `"last_used": null`) {
+		t.Fatalf("ls -o json:\n%s", out)
+	}
+	if out := s.mustMoat(t, "secret", "rotate-master"); !strings.Contains(out, "master key rotated") {
+		t.Fatalf("rotate-master: %s", out)
+	}
+	s.mustMoat(t, "secret", "rm", "MAILER_KEY")
+	if out := s.mustMoat(t, "secret", "ls"); strings.Contains(out, "MAILER_KEY") {
+		t.Fatalf("secret ls after rm:\n%s", out)
+	}
+	if strings.Contains(s.output.String(), value) {
+		t.Fatal("the node's log holds the secret's value")
+	}
+	audit := s.mustMoat(t, "audit", "--action", "secret.set", "-o", "json")
+	if !strings.Contains(audit, "MAILER_KEY") || strings.Contains(audit, value) {
+		t.Fatalf("audit of secret.set:\n%s", audit)
+	}
+}

@@ -226,6 +226,11 @@ func (c *Client) Do(ctx context.Context, prefixes []Prefix, method, rawURL strin
 		return nil, fmt.Errorf("egress %s: %w: %d bytes, more than %d", name, ErrResponseTooLarge, resp.ContentLength, c.maxResponse)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResponse+1))
+	if err == nil && ctx.Err() != nil {
+		// net/http can end a body that ctx cut short with io.EOF, as if
+		// it were whole; a cut body is never passed off as complete.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, c.callError(ctx, name, err)
 	}

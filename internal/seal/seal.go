@@ -43,8 +43,8 @@
 // [LoadKeyring] loads whichever of master.key, master.key.next and
 // master.key.prev exist, so whatever step a crash interrupted, every data
 // key still unwraps. To finish an interrupted rotation, load the keyring
-// again and run the three steps again: BeginRotation resumes with the key
-// already in master.key.next rather than making another.
+// again and run the three steps again: BeginRotation resumes the
+// interrupted rotation, with its key, rather than start another.
 package seal
 
 import (
