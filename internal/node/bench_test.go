@@ -1,9 +1,13 @@
 package node
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -25,5 +29,63 @@ func BenchmarkGatewayMinimal(b *testing.B) {
 				b.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 		}
+	})
+}
+
+// BenchmarkHostCall measures what one host call costs a guest, from the
+// guest's side: an invocation makes 1000 calls, and the cost of the same
+// invocation making none is taken off. bare-kv-get is the same KV read made
+// directly by Go code in the node, the baseline of the ratio.
+func BenchmarkHostCall(b *testing.B) {
+	n := startNodeConfig(b, Config{DataDir: b.TempDir(), NoSync: true})
+	ctx := context.Background()
+	deploy(b, n, capsManifest("caps", "permissions: {kv: {data: read-write}, secrets: [API_KEY]}\n"), testwasm.Bytes(b, "caps"))
+	value := strings.Repeat("v", 100)
+	h := n.server.Handler
+	call := func(target string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/fn/caps"+target, nil))
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ok":true`) {
+			b.Fatalf("%s: %d %s", target, w.Code, w.Body)
+		}
+	}
+	call("/kv/put?b=data&k=item&v=" + value)
+	if err := n.client.SetSecret(ctx, "API_KEY", []byte("key-0123456789abcdef")); err != nil {
+		b.Fatal(err)
+	}
+	const calls = 1000
+	perCall := func(b *testing.B, target string) {
+		// The invocation without calls, measured first: the median of 21.
+		base := make([]time.Duration, 21)
+		for i := range base {
+			start := time.Now()
+			call(strings.Replace(target, "n=1000", "n=0", 1))
+			base[i] = time.Since(start)
+		}
+		slices.Sort(base)
+		b.ResetTimer()
+		start := time.Now()
+		for b.Loop() {
+			call(target)
+		}
+		per := (time.Since(start)/time.Duration(b.N) - base[len(base)/2]) / calls
+		b.ReportMetric(float64(per.Nanoseconds()), "ns/call")
+	}
+	b.Run("nop", func(b *testing.B) { perCall(b, "/loop?op=nop&n=1000") })
+	b.Run("kv-get-100B", func(b *testing.B) { perCall(b, "/loop?op=kvget&b=data&k=item&n=1000") })
+	b.Run("secret", func(b *testing.B) { perCall(b, "/loop?op=secret&name=API_KEY&n=1000") })
+	b.Run("bare-kv-get-100B", func(b *testing.B) {
+		kv, err := n.store.KV(ctx, "bench_bare", 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kv.Put(ctx, "item", []byte(value))
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := kv.Get(ctx, "item"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
 	})
 }

@@ -49,6 +49,7 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 	if err != nil {
 		return nil, err
 	}
+	n.secrets = sec
 	n.grants, err = host.OpenGrants(ctx, n.log, n.store)
 	if err != nil {
 		return nil, err

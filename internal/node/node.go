@@ -28,6 +28,7 @@ import (
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
+	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/usage"
 )
@@ -74,6 +75,7 @@ type Node struct {
 	grants   *host.Grants
 	keyring  *seal.Keyring
 	dataKeys *seal.DataKeys
+	secrets  *secrets.Store
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -366,6 +368,9 @@ func (n *Node) close() {
 	}
 	if n.registry != nil {
 		n.registry.Close()
+	}
+	if n.secrets != nil {
+		n.secrets.Close()
 	}
 	if n.sandbox != nil {
 		n.sandbox.Close(context.Background())

@@ -42,7 +42,8 @@ type entry struct {
 // DataKeys keeps one data key per scope in a KV bucket, wrapped by the
 // master keys of a [Keyring], and hands out a [Sealer] per scope. It is
 // safe for concurrent use, and several DataKeys (on several nodes) may
-// share one bucket: they agree on one key per scope.
+// share one bucket: they agree on one key per scope. Nodes sharing a bucket
+// must share the master key too, or each unwraps only what it wrapped.
 type DataKeys struct {
 	kv  jetstream.KeyValue
 	now func() time.Time

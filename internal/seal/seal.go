@@ -74,12 +74,12 @@ var (
 
 const (
 	sealVersion = 1
-	keySize     = 32 // AES-256
-	gcmOverhead = 12 + 16
-
-	// SealOverhead is how many bytes Seal adds to a plaintext.
-	SealOverhead = 1 + gcmOverhead
+	keySize     = 32      // AES-256
+	gcmOverhead = 12 + 16 // nonce and tag
 )
+
+// SealOverhead is how many bytes Seal adds to a plaintext.
+const SealOverhead = 1 + gcmOverhead
 
 // Sealer seals and opens the values of one scope with its data key. It is
 // safe for concurrent use. Get one from [DataKeys.Sealer].

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,22 +43,74 @@ type Meta struct {
 type entry struct {
 	Meta
 	Sealed []byte `json:"sealed"`
+	rev    uint64
 }
 
 // Store reads and writes secrets. It is safe for concurrent use.
+//
+// Reads are served from memory: the store keeps every entry, still sealed,
+// and a watch on the bucket brings in what other nodes write. A read
+// unseals the value it returns, and nothing else.
 type Store struct {
-	kv   jetstream.KeyValue
-	keys *seal.DataKeys
-	now  func() time.Time
+	kv    jetstream.KeyValue
+	keys  *seal.DataKeys
+	now   func() time.Time
+	watch jetstream.KeyWatcher
+
+	mu    sync.RWMutex
+	cache map[string]*entry
 }
 
-// Open opens the secrets bucket in st.
+// Open opens the secrets bucket in st and loads its entries; Close stops
+// watching it.
 func Open(ctx context.Context, st *store.Store, keys *seal.DataKeys) (*Store, error) {
 	kv, err := st.KV(ctx, Bucket, 1)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, keys: keys, now: time.Now}, nil
+	s := &Store{kv: kv, keys: keys, now: time.Now, cache: map[string]*entry{}}
+	s.watch, err = kv.WatchAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", Bucket, err)
+	}
+	// The initial values, up to the nil that ends them.
+	for e := range s.watch.Updates() {
+		if e == nil {
+			break
+		}
+		s.apply(e)
+	}
+	go func() {
+		for e := range s.watch.Updates() {
+			if e != nil {
+				s.apply(e)
+			}
+		}
+	}()
+	return s, nil
+}
+
+// Close stops watching the bucket.
+func (s *Store) Close() error { return s.watch.Stop() }
+
+// apply brings an update of the bucket into the cache, unless the cache
+// already holds a later revision.
+func (s *Store) apply(kve jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.cache[kve.Key()]; ok && cur.rev >= kve.Revision() {
+		return
+	}
+	if kve.Operation() != jetstream.KeyValuePut {
+		s.cache[kve.Key()] = &entry{rev: kve.Revision()} // a tombstone
+		return
+	}
+	var e entry
+	if json.Unmarshal(kve.Value(), &e) != nil {
+		return
+	}
+	e.rev = kve.Revision()
+	s.cache[kve.Key()] = &e
 }
 
 func aad(name string) []byte { return []byte(scope + "\x00" + name) }
@@ -78,7 +131,7 @@ func (s *Store) Set(ctx context.Context, name string, value []byte, actor string
 		return err
 	}
 	now := s.now().UTC()
-	return store.Modify(ctx, s.kv, name, 5, func(cur []byte) ([]byte, error) {
+	err = store.Modify(ctx, s.kv, name, 5, func(cur []byte) ([]byte, error) {
 		e := entry{Meta: Meta{Name: name, Created: now}}
 		if cur != nil {
 			var old entry
@@ -90,6 +143,14 @@ func (s *Store) Set(ctx context.Context, name string, value []byte, actor string
 		e.Sealed = sl.Seal(value, aad(name))
 		return json.Marshal(e)
 	})
+	if err != nil {
+		return err
+	}
+	// Read the write back, so that a read right after Set sees it.
+	if kve, err := s.kv.Get(ctx, name); err == nil {
+		s.apply(kve)
+	}
+	return nil
 }
 
 // Get returns name's value.
@@ -109,42 +170,26 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	return v, nil
 }
 
-func (s *Store) entry(ctx context.Context, name string) (*entry, error) {
-	if manifest.CheckSecretName(name) != nil {
+func (s *Store) entry(_ context.Context, name string) (*entry, error) {
+	s.mu.RLock()
+	e, ok := s.cache[name]
+	s.mu.RUnlock()
+	if !ok || e.Sealed == nil {
 		return nil, ErrNotFound
 	}
-	kv, err := s.kv.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	var e entry
-	if err := json.Unmarshal(kv.Value(), &e); err != nil {
-		return nil, fmt.Errorf("secret %s: %w", name, err)
-	}
-	return &e, nil
+	return e, nil
 }
 
 // List returns every secret's name and dates, sorted by name.
 func (s *Store) List(ctx context.Context) ([]Meta, error) {
-	lister, err := s.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer lister.Stop()
+	s.mu.RLock()
 	var out []Meta
-	for k := range lister.Keys() {
-		e, err := s.entry(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
+	for _, e := range s.cache {
+		if e.Sealed != nil {
+			out = append(out, e.Meta)
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e.Meta)
 	}
+	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Meta) int {
 		if a.Name < b.Name {
 			return -1
@@ -159,8 +204,17 @@ func (s *Store) List(ctx context.Context) ([]Meta, error) {
 
 // Delete removes name's secret; ErrNotFound when it is not set.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if _, err := s.entry(ctx, name); err != nil {
+	e, err := s.entry(ctx, name)
+	if err != nil {
 		return err
 	}
-	return s.kv.Purge(ctx, name)
+	if err := s.kv.Purge(ctx, name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if cur := s.cache[name]; cur == e {
+		s.cache[name] = &entry{rev: e.rev + 1} // a tombstone until the watch brings the purge
+	}
+	s.mu.Unlock()
+	return nil
 }

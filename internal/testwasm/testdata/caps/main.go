@@ -95,6 +95,20 @@ func handle(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(resp.Body)
 			res.Status, res.Value = resp.StatusCode, string(body)
 		}
+	case "/loop":
+		// n host calls of one kind, for benchmarks of the host-call cost.
+		count, _ := strconv.Atoi(q.Get("n"))
+		for i := 0; i < count && err == nil; i++ {
+			switch q.Get("op") {
+			case "kvget":
+				_, _, err = b.Get(q.Get("k"))
+			case "secret":
+				_, err = fn.Secret(q.Get("name"))
+			case "nop":
+				rawCall(9999, 0, 0)
+				rawTake(0, 0)
+			}
+		}
 	case "/whoami":
 		res.Value = os.Getenv("REMOTE_USER")
 	case "/log":
