@@ -9,14 +9,27 @@
 //   - every address the host resolves to, checked when the connection is
 //     dialled, is public; a loopback, private, link-local, metadata or
 //     other special address is reached only when a grant names that
-//     address as an IP literal, never through a name that resolves to it
-//     (see refusal in addr.go), so DNS rebinding gains nothing;
+//     address as an IP literal, never through a name that resolves to it,
+//     so DNS rebinding gains nothing (addr.go lists the ranges);
 //   - an https server's certificate verifies against the configured roots,
 //     for the URL's host, over TLS 1.2 or later.
 //
 // No proxy from the environment, no cookie jar, no transparent
 // decompression. Request bodies, response bodies and the time a call takes
 // are capped.
+//
+// Choices a reader may not expect:
+//
+//   - A grant naming an address literally ("http://169.254.169.254/")
+//     reaches it, metadata services included: the deployer asked for it.
+//   - Paths with non-ASCII characters, an encoded percent sign, or dots
+//     followed by ";params" are refused even under a granted prefix,
+//     because some servers normalise or decode them into "/" or "..".
+//   - On a redirect to another origin, Authorization and Cookie are dropped
+//     even when that origin is granted too; net/http alone keeps them for a
+//     subdomain.
+//   - Errors and DeniedError.Target never show a URL's query, fragment or
+//     user info, which may hold credentials.
 package egress
 
 import (
@@ -61,16 +74,17 @@ type DeniedError struct {
 	Reason string // why, e.g. "no egress grant covers it"
 }
 
+// Error returns "egress to TARGET denied: REASON".
 func (e *DeniedError) Error() string {
 	return "egress to " + e.Target + " denied: " + e.Reason
 }
 
 // Defaults for the zero Config.
 const (
-	DefaultMaxRequest   = 8 << 20
-	DefaultMaxResponse  = 4 << 20
-	DefaultTimeout      = 10 * time.Second
-	DefaultMaxRedirects = 5
+	DefaultMaxRequest   = 8 << 20          // request body bytes, 8 MiB
+	DefaultMaxResponse  = 4 << 20          // response body bytes, 4 MiB
+	DefaultTimeout      = 10 * time.Second // a whole call
+	DefaultMaxRedirects = 5                // redirects followed
 )
 
 // Config bounds a Client. The zero value is usable: system roots and the

@@ -151,9 +151,10 @@ func (p Prefix) Allows(u *url.URL) bool {
 	return reason == "" && p.covers(t)
 }
 
-// covers reports whether the normalised target t falls under p.
+// covers reports whether the normalised target t falls under p. A Prefix
+// not made by ParsePrefix covers nothing unless its Path is a directory.
 func (p Prefix) covers(t target) bool {
-	return p.Path != "" &&
+	return strings.HasPrefix(p.Path, "/") && strings.HasSuffix(p.Path, "/") &&
 		t.scheme == p.Scheme && t.host == p.Host && t.port == p.Port &&
 		strings.HasPrefix(t.path, p.Path)
 }

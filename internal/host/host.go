@@ -52,6 +52,8 @@ type Config struct {
 	Audit   auditLog
 	// Denied counts a refused host call.
 	Denied func(function, capability string)
+	// EgressBytes meters what a function sent and received over egress.
+	EgressBytes func(function string, n int64)
 	Grants *Grants
 }
 
@@ -68,6 +70,9 @@ type Host struct {
 func New(log *slog.Logger, cfg Config) *Host {
 	if cfg.Denied == nil {
 		cfg.Denied = func(string, string) {}
+	}
+	if cfg.EgressBytes == nil {
+		cfg.EgressBytes = func(string, int64) {}
 	}
 	return &Host{log: log.With("component", "host"), cfg: cfg, egress: map[string][]egress.Prefix{}}
 }
@@ -169,6 +174,10 @@ func (h *Host) call(ctx context.Context, inv *Invocation, op uint32, req []byte)
 
 // deny records a refused call and returns the guest's error.
 func (h *Host) deny(ctx context.Context, inv *Invocation, capability, resource, reason string) error {
+	// A URL's path can hold a secret the function read (a webhook token).
+	if r := inv.Redact([]string{resource, reason}); len(r) == 2 {
+		resource, reason = r[0], r[1]
+	}
 	h.cfg.Denied(inv.Function, capability)
 	h.log.WarnContext(ctx, "host call denied",
 		slog.String("fn", inv.Function), slog.String("version", inv.Version),
@@ -420,6 +429,11 @@ func (h *Host) http(ctx context.Context, inv *Invocation, d *decoder) ([]byte, e
 	}
 	h.used(inv, "egress:"+grant)
 	resp, err := h.cfg.Egress.Do(ctx, prefixes, method, raw, header, body)
+	sent := int64(len(body))
+	if resp != nil {
+		sent += int64(len(resp.Body))
+	}
+	h.cfg.EgressBytes(inv.Function, sent)
 	if err != nil {
 		var denied *egress.DeniedError
 		switch {

@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"github.com/moatfn/moat/internal/egress"
+
 	"errors"
 	"fmt"
 	"mime"
@@ -253,6 +255,11 @@ func checkEgress(s string) error {
 		return fmt.Errorf("%q has a wildcard in the host (list each host)", s)
 	case u.EscapedPath() != "" && !strings.HasSuffix(u.EscapedPath(), "/"):
 		return fmt.Errorf("%q: path must end with / (it is a prefix)", s)
+	}
+	// The node matches calls with egress.ParsePrefix: what it would refuse
+	// at run time is refused at deploy.
+	if _, err := egress.ParsePrefix(s); err != nil {
+		return err
 	}
 	return nil
 }

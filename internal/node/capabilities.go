@@ -71,7 +71,7 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 	}
 	h := host.New(n.log, host.Config{
 		KV: kv, Secrets: sec, Egress: egress.New(ecfg), Invoker: gw, Audit: n.audit,
-		Denied: n.metrics.Denied, Grants: n.grants,
+		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
 	gw.SetHost(h)
 	// A function's buckets come into being with the deploy that grants them.

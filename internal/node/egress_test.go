@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -101,6 +102,12 @@ func TestEgressGrants(t *testing.T) {
 	}
 	if r := get("mail", api.URL+"/ok/in"); r.Status != http.StatusOK || r.Value != "hi from the mail API" {
 		t.Fatalf("redirect within the grant: %+v", r)
+	}
+	// Metered: the two answers' bytes, at least.
+	n.usage.Flush(context.Background())
+	rows, err := n.client.Usage(context.Background(), "mail", "")
+	if err != nil || len(rows) == 0 || rows[0].EgressBytes < 2*int64(len("hi from the mail API")) {
+		t.Fatalf("usage of mail: %+v %v", rows, err)
 	}
 	for _, c := range []struct{ name, fn, url string }{
 		{"outside the path prefix", "mail", api.URL + "/other"},

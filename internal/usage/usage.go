@@ -105,6 +105,13 @@ func (m *Meter) Invocation(fn string, status int, took time.Duration, memory int
 	r.GBSeconds += float64(memory) / (1 << 30) * took.Seconds()
 }
 
+// Egress meters bytes a function sent and received over egress.
+func (m *Meter) Egress(fn string, bytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.row(fn).EgressBytes += bytes
+}
+
 // Refusal meters a request refused before it ran.
 func (m *Meter) Refusal(fn, reason string) {
 	m.mu.Lock()
