@@ -507,7 +507,12 @@ func TestControlAPIHostileInput(t *testing.T) {
 		{"logs huge n", "GET", "/api/v1/functions/kitchen/logs?n=99999999999999999999", "", nil, 400, "n must be"},
 		{"unknown function", "GET", "/api/v1/functions/nosuch", "", nil, 404, "not found"},
 		{"invalid name", "GET", "/api/v1/functions/a*b", "", nil, 404, "not found"},
-		{"unknown route", "GET", "/api/v1/secrets", "", nil, 404, "no such route"},
+		{"unknown route", "GET", "/api/v1/secretz", "", nil, 404, "no such route"},
+		{"secret with a bad name", "PUT", "/api/v1/secrets/lower", "", strings.NewReader("v"), 400, "not a valid secret name"},
+		{"secret with a traversal name", "PUT", "/api/v1/secrets/..%2FX", "", strings.NewReader("v"), 400, "not a valid secret name"},
+		{"empty secret", "PUT", "/api/v1/secrets/EMPTY", "", strings.NewReader(""), 400, "empty"},
+		{"oversized secret", "PUT", "/api/v1/secrets/BIG", "", io.LimitReader(zeros{}, 64<<10+1), 413, "64KiB"},
+		{"removing a missing secret", "DELETE", "/api/v1/secrets/NONE", "", nil, 404, "no secret named NONE"},
 	}
 	for i := range tests {
 		tt := &tests[i]
