@@ -487,3 +487,44 @@ func TestSecretAndKVCommands(t *testing.T) {
 		t.Fatalf("audit of secret.set:\n%s", audit)
 	}
 }
+
+func TestSignedDeploys(t *testing.T) {
+	keys := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	for _, name := range []string{"release", "intruder"} {
+		cmd := newRootCmd(&stdout, &stderr, func(string) string { return "" })
+		cmd.SetArgs([]string{"keygen", filepath.Join(keys, name)})
+		if err := cmd.ExecuteContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startServer(t, t.TempDir(), "--require-signature", "--trusted-key", filepath.Join(keys, "release.pub"))
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../../examples/minimal/minimal.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "minimal.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: signed\nmodule: minimal.wasm\nhttp: {auth: public}\n"), 0o644)
+
+	if _, errOut, err := s.moat(t, "deploy", dir); err == nil || !strings.Contains(errOut+err.Error(), "requires a signature") {
+		t.Fatalf("unsigned deploy: %v %s", err, errOut)
+	}
+	s.mustMoat(t, "sign", dir, "--key", filepath.Join(keys, "intruder.key"))
+	if _, errOut, err := s.moat(t, "deploy", dir); err == nil || !strings.Contains(errOut+err.Error(), "untrusted key") {
+		t.Fatalf("deploy signed by an untrusted key: %v %s", err, errOut)
+	}
+	s.mustMoat(t, "sign", dir, "--key", filepath.Join(keys, "release.key"))
+	s.mustMoat(t, "deploy", dir)
+	if resp, err := http.Get(s.url + "/fn/signed"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("invoke the signed function: %v %v", resp, err)
+	}
+	// Altered after signing: refused, naming the file.
+	os.WriteFile(filepath.Join(dir, "minimal.wasm"), append(wasm, 0, 6, 4, 'e', 'v', 'i', 'l', 1), 0o644) // a custom section more
+	if _, errOut, err := s.moat(t, "deploy", dir); err == nil || !strings.Contains(errOut+err.Error(), "minimal.wasm changed since it was signed") {
+		t.Fatalf("deploy of an altered module: %v %s", err, errOut)
+	}
+	if out := s.mustMoat(t, "audit", "--action", "deploy", "-o", "json"); !strings.Contains(out, "changed since it was signed") {
+		t.Fatalf("the refused deploy is not in the trail:\n%s", out)
+	}
+}

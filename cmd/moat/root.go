@@ -64,6 +64,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newAuditCmd(e),
 		newSecretCmd(e),
 		newKVCmd(e),
+		newKeygenCmd(e),
+		newSignCmd(e),
 	)
 	return root
 }

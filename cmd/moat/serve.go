@@ -15,11 +15,13 @@ import (
 
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/node"
+	"github.com/moatfn/moat/internal/sign"
 )
 
 func newServeCmd(e *env) *cobra.Command {
 	var cfg node.Config
 	var logLevel, jwksFile, hsFile string
+	var trustedKeys []string
 	var jwt auth.JWTConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -43,6 +45,16 @@ func newServeCmd(e *env) *cobra.Command {
 				}
 				jwt.Leeway = 30 * time.Second
 				cfg.JWT = &jwt
+			}
+			if len(trustedKeys) > 0 {
+				keys, err := sign.LoadPublicKeys(trustedKeys)
+				if err != nil {
+					return fmt.Errorf("--trusted-key: %w", err)
+				}
+				cfg.TrustedKeys = keys
+			}
+			if cfg.RequireSignature && len(cfg.TrustedKeys) == 0 {
+				return fmt.Errorf("--require-signature needs at least one --trusted-key")
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -101,6 +113,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.MarkHidden("unaudited-invocations")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-retention", 0, "drop audit records older than this (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
+	f.BoolVar(&cfg.RequireSignature, "require-signature", false, "deploy only functions signed (moat sign) by a --trusted-key")
+	f.StringArrayVar(&trustedKeys, "trusted-key", nil, "public key file (moat keygen) whose signatures deploys may carry (repeatable)")
 	f.StringVar(&cfg.EgressCAFile, "egress-ca-file", "", "PEM bundle of CAs that functions' HTTPS calls trust besides the system roots")
 	f.Float64Var(&cfg.Prices.PerMillionInvocations, "price-per-million-invocations", 0.20, "for moat usage cost estimates")
 	f.Float64Var(&cfg.Prices.PerGBSecond, "price-per-gb-second", 0.0000166667, "for moat usage cost estimates")

@@ -34,7 +34,7 @@ const Prefix = "/api/v1/"
 const MaxDeploy = 128 << 20
 
 type functions interface {
-	Deploy(ctx context.Context, manifestSrc []byte, files map[string][]byte, actor string) (*registry.Version, error)
+	Deploy(ctx context.Context, up *registry.Upload) (*registry.Version, error)
 	Get(ctx context.Context, fn string) (*registry.Function, error)
 	List(ctx context.Context) ([]*registry.Function, error)
 	Rollback(ctx context.Context, fn, version string) (*registry.Version, error)
@@ -339,8 +339,9 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// deploy takes multipart/form-data: a part "manifest" (moat.yaml) and a
-// part "file:PATH" for each file the manifest names.
+// deploy takes multipart/form-data: a part "manifest" (moat.yaml), a part
+// "file:PATH" for each file the manifest names and, when signed, a part
+// "signature" (moat.sig).
 func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
@@ -353,7 +354,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusBadRequest, "bad request", err.Error())
 		return
 	}
-	var src []byte
+	var src, sig []byte
 	files := map[string][]byte{}
 	for {
 		p, err := mr.NextPart()
@@ -373,6 +374,8 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case name == "manifest" && src == nil:
 			src = data
+		case name == "signature" && sig == nil:
+			sig = data
 		case strings.HasPrefix(name, "file:") && files[strings.TrimPrefix(name, "file:")] == nil:
 			files[strings.TrimPrefix(name, "file:")] = data
 		default:
@@ -384,7 +387,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusBadRequest, "bad request", `no "manifest" part`)
 		return
 	}
-	v, err := a.fns.Deploy(r.Context(), src, files, identity(r).User())
+	v, err := a.fns.Deploy(r.Context(), &registry.Upload{Manifest: src, Files: files, Signature: sig, Actor: identity(r).User()})
 	target, version := "", ""
 	if v != nil {
 		target, version = v.Manifest.Name, v.ID

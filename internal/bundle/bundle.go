@@ -4,12 +4,15 @@ package bundle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/sign"
 )
 
 // MaxFile is the largest file a bundle may carry.
@@ -21,6 +24,8 @@ type Bundle struct {
 	Manifest *manifest.Manifest
 	Source   []byte            // moat.yaml as written
 	Files    map[string][]byte // the files the manifest names, by path
+	// Signature is moat.sig beside moat.yaml, if there is one.
+	Signature []byte
 }
 
 // Read loads the manifest at path (a folder holding moat.yaml, or the file)
@@ -52,6 +57,16 @@ func Read(path string) (*Bundle, error) {
 			return nil, err
 		}
 		b.Files[p] = data
+	}
+	sig, err := os.ReadFile(filepath.Join(dir, sign.FileName))
+	switch {
+	case err == nil:
+		if len(sig) > sign.MaxSignature {
+			return nil, fmt.Errorf("%s: over %d bytes", sign.FileName, sign.MaxSignature)
+		}
+		b.Signature = sig
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
 	}
 	return b, nil
 }

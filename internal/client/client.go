@@ -121,6 +121,10 @@ func (c *Client) Deploy(ctx context.Context, b *bundle.Bundle) (*registry.Versio
 		part, _ := mw.CreateFormFile("file:"+p, p)
 		part.Write(b.Files[p])
 	}
+	if b.Signature != nil {
+		part, _ := mw.CreateFormFile("signature", "moat.sig")
+		part.Write(b.Signature)
+	}
 	mw.Close()
 	var v registry.Version
 	if err := c.do(ctx, http.MethodPost, "/api/v1/functions", mw.FormDataContentType(), &buf, &v); err != nil {

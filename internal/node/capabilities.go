@@ -27,6 +27,17 @@ type capabilities struct {
 	secrets *secrets.Store
 }
 
+// ensureBuckets makes the KV buckets m grants: a bucket comes into being
+// with the first deploy that grants it.
+func (c *capabilities) ensureBuckets(ctx context.Context, m *manifest.Manifest) error {
+	for b := range m.Permissions.KV {
+		if err := c.kv.Ensure(ctx, b); err != nil {
+			return fmt.Errorf("kv bucket %s: %w", b, err)
+		}
+	}
+	return nil
+}
+
 // capabilities opens what host calls reach (sealed KV buckets, secrets,
 // egress, function calls) and makes gw serve host calls with them.
 func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabilities, error) {
@@ -74,15 +85,6 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
 	gw.SetHost(h)
-	// A function's buckets come into being with the deploy that grants them.
-	n.registry.Prepare = func(ctx context.Context, m *manifest.Manifest) error {
-		for b := range m.Permissions.KV {
-			if err := kv.Ensure(ctx, b); err != nil {
-				return fmt.Errorf("kv bucket %s: %w", b, err)
-			}
-		}
-		return nil
-	}
 	return &capabilities{kv: kv, secrets: sec}, nil
 }
 

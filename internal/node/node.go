@@ -29,6 +29,7 @@ import (
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/secrets"
+	"github.com/moatfn/moat/internal/sign"
 	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/usage"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	// EgressCAFile, if set, is a PEM bundle trusted for functions' HTTPS
 	// calls besides the system roots.
 	EgressCAFile string
+	// RequireSignature refuses deploys not signed by one of TrustedKeys.
+	RequireSignature bool
+	TrustedKeys      []sign.PublicKey
 }
 
 // Node is a running node.
@@ -215,6 +219,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	n.registry.Check = n.deployChecks(caps)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -337,7 +342,7 @@ func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 		if err != nil {
 			return err
 		}
-		v, err := n.registry.Deploy(ctx, b.Source, b.Files, "serve --deploy")
+		v, err := n.registry.Deploy(ctx, &registry.Upload{Manifest: b.Source, Files: b.Files, Signature: b.Signature, Actor: "serve --deploy"})
 		rec := audit.Record{Action: "deploy", Actor: "serve --deploy", Target: b.Manifest.Name, Outcome: audit.OK}
 		if err != nil {
 			rec.Outcome, rec.Reason = audit.Failed, err.Error()

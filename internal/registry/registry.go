@@ -40,14 +40,25 @@ const KeepVersions = 20
 
 // Version is one immutable deployment of a function.
 type Version struct {
-	ID           string             `json:"id"` // content hash of manifest and files
-	Manifest     *manifest.Manifest `json:"manifest"`
-	Files        map[string]string  `json:"files"` // path in the manifest's folder -> SHA-256
-	ModuleSize   int64              `json:"module_size"`
-	Deployed     time.Time          `json:"deployed"`
-	DeployedBy   string             `json:"deployed_by"`
-	CompileTook  time.Duration      `json:"compile_ns"`
+	ID          string             `json:"id"` // content hash of manifest and files
+	Manifest    *manifest.Manifest `json:"manifest"`
+	Files       map[string]string  `json:"files"` // path in the manifest's folder -> SHA-256
+	ModuleSize  int64              `json:"module_size"`
+	Deployed    time.Time          `json:"deployed"`
+	DeployedBy  string             `json:"deployed_by"`
+	CompileTook time.Duration      `json:"compile_ns"`
+	// Checks is what the deploy's checks found (signature, dependencies,
+	// advisories); nil when the node makes none.
+	Checks       json.RawMessage `json:"checks,omitempty"`
 	manifestYAML []byte
+}
+
+// Upload is what a deploy carries.
+type Upload struct {
+	Manifest  []byte            // moat.yaml as written
+	Files     map[string][]byte // the files it names, by path
+	Signature []byte            // moat.sig, if the deployer signed
+	Actor     string
 }
 
 // Function is a function's record: its versions, oldest first, and the one
@@ -82,9 +93,11 @@ type Registry struct {
 	now     func() time.Time
 	cache   string // folder of module files by SHA-256, rebuilt from the store; "" for none
 
-	// Prepare, if set, readies what a valid manifest's grants need (its KV
-	// buckets) before the version is stored; an error refuses the deploy.
-	Prepare func(ctx context.Context, m *manifest.Manifest) error
+	// Check, if set, vets a deploy whose manifest and module are valid
+	// (signature, dependencies) and readies what its grants need (KV
+	// buckets) before the version is stored. Its result is kept with the
+	// version; an error refuses the deploy.
+	Check func(ctx context.Context, m *manifest.Manifest, up *Upload) (json.RawMessage, error)
 
 	mu     sync.Mutex
 	loaded map[string]*Loaded // active version of each function, compiled
@@ -145,11 +158,12 @@ func (l *Loaded) retire() {
 }
 
 // Deploy validates and stores a new version of the function that
-// manifestSrc describes, compiles it and makes it active. files holds the
-// manifest's module and any other file it names, by their paths in the
+// up.Manifest describes, compiles it and makes it active. up.Files holds
+// the manifest's module and any other file it names, by their paths in the
 // manifest. Deploying the same content again makes that version active
 // without storing anything new.
-func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[string][]byte, actor string) (*Version, error) {
+func (r *Registry) Deploy(ctx context.Context, up *Upload) (*Version, error) {
+	manifestSrc, files, actor := up.Manifest, up.Files, up.Actor
 	m, err := manifest.Parse(manifestSrc)
 	if err != nil {
 		return nil, err
@@ -174,13 +188,15 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Module, err)
 	}
-	if r.Prepare != nil {
-		if err := r.Prepare(ctx, m); err != nil {
+	var checks json.RawMessage
+	if r.Check != nil {
+		if checks, err = r.Check(ctx, m, up); err != nil {
 			mod.Close(ctx)
 			return nil, err
 		}
 	}
 	v := Version{
+		Checks:       checks,
 		Manifest:     m,
 		Files:        map[string]string{},
 		ModuleSize:   int64(len(files[m.Module])),
@@ -215,6 +231,9 @@ func (r *Registry) Deploy(ctx context.Context, manifestSrc []byte, files map[str
 	}
 	stored, err := r.update(ctx, m.Name, func(f *Function) error {
 		if i := slices.IndexFunc(f.Versions, func(o Version) bool { return o.ID == v.ID }); i >= 0 {
+			if checks != nil {
+				f.Versions[i].Checks = checks // checked again, against today's advisories
+			}
 			v = f.Versions[i] // redeploy of identical content
 		} else {
 			f.Versions = append(f.Versions, v)
