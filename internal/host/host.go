@@ -54,7 +54,7 @@ type Config struct {
 	Denied func(function, capability string)
 	// EgressBytes meters what a function sent and received over egress.
 	EgressBytes func(function string, n int64)
-	Grants *Grants
+	Grants      *Grants
 }
 
 // Host serves host calls. It is safe for concurrent use.
