@@ -212,7 +212,11 @@ func (d *decoder) manifest(root *yaml.Node, m *Manifest) error {
 			"egress":  list(&p.Egress, checkEgress),
 			"invoke":  list(&p.Invoke, checkName),
 		}),
-		"sbom": scalar(&m.SBOM, "a path", checked(checkRelPath)),
+		"sbom":      scalar(&m.SBOM, "a path", checked(checkRelPath)),
+		"lockfiles": list(&m.LockFiles, checkLockFile),
+		"vulnerabilities": d.fields(map[string]handler{
+			"block": scalar(&m.Vulnerabilities.Block, "a severity", checked(checkSeverity)),
+		}),
 	})
 	if err != nil {
 		return err

@@ -74,6 +74,21 @@ type Manifest struct {
 	// SBOM is the path of a software bill of materials for the module,
 	// relative to the manifest's folder. Optional.
 	SBOM string `json:"sbom,omitempty"`
+	// LockFiles lists lock files of the module's dependencies
+	// (package-lock.json, Cargo.lock, requirements.txt, poetry.lock,
+	// go.sum), relative to the manifest's folder. Optional.
+	LockFiles []string `json:"lockfiles,omitempty"`
+	// Vulnerabilities tightens the node's vulnerability policy for this
+	// function. The zero value keeps the node's.
+	Vulnerabilities VulnPolicy `json:"vulnerabilities,omitzero"`
+}
+
+// VulnPolicy is a function's own vulnerability policy; it can only tighten
+// the node's.
+type VulnPolicy struct {
+	// Block is the lowest severity ("low", "medium", "high", "critical")
+	// of an advisory with a fixed version that refuses a deploy.
+	Block string `json:"block,omitempty"`
 }
 
 // Limits bound a single invocation and the rate of invocations.
@@ -200,8 +215,8 @@ func (m *Manifest) AllowsMethod(method string) bool {
 // folder: the module first, then the input schema and the SBOM if set.
 func (m *Manifest) Files() []string {
 	files := []string{m.Module}
-	for _, p := range []string{m.Input.Schema, m.SBOM} {
-		if p != "" && p != m.Module {
+	for _, p := range append([]string{m.Input.Schema, m.SBOM}, m.LockFiles...) {
+		if p != "" && !slices.Contains(files, p) {
 			files = append(files, p)
 		}
 	}
@@ -320,6 +335,14 @@ func (m *Manifest) validate() *Error {
 
 	if m.SBOM != "" {
 		if e := bad("sbom", checkRelPath(m.SBOM)); e != nil {
+			return e
+		}
+	}
+	if e := validateList("lockfiles", m.LockFiles, checkLockFile); e != nil {
+		return e
+	}
+	if m.Vulnerabilities.Block != "" {
+		if e := bad("vulnerabilities.block", checkSeverity(m.Vulnerabilities.Block)); e != nil {
 			return e
 		}
 	}

@@ -394,3 +394,26 @@ func TestJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestSupplyChainFields(t *testing.T) {
+	m, err := Parse([]byte("name: f\nmodule: f.wasm\nsbom: app.cdx.json\nlockfiles: [web/package-lock.json, go.sum]\nvulnerabilities: {block: medium}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Files(); strings.Join(got, ",") != "f.wasm,app.cdx.json,web/package-lock.json,go.sum" || m.Vulnerabilities.Block != "medium" {
+		t.Fatalf("Files() = %q, policy %+v", got, m.Vulnerabilities)
+	}
+	for src, want := range map[string]string{
+		"name: f\nmodule: f.wasm\nlockfiles: [yarn.lock]\n":                `line 3: lockfiles[0]: "yarn.lock" is not a lock file Moat reads`,
+		"name: f\nmodule: f.wasm\nlockfiles: [../go.sum]\n":                `line 3: lockfiles[0]: "../go.sum" contains ".."`,
+		"name: f\nmodule: f.wasm\nlockfiles: [go.sum, go.sum]\n":           `duplicate "go.sum"`,
+		"name: f\nmodule: f.wasm\nvulnerabilities: {block: severe}\n":      `vulnerabilities.block: "severe" is not a severity`,
+		"name: f\nmodule: f.wasm\nvulnerabilities: {warn: low}\n":          `unknown field "warn"`,
+		"name: f\nmodule: f.wasm\nvulnerabilities: {block: [high, low]}\n": `vulnerabilities.block`,
+	} {
+		_, err := Parse([]byte(src))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want %q", src, err, want)
+		}
+	}
+}

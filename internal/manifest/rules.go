@@ -263,3 +263,26 @@ func checkEgress(s string) error {
 	}
 	return nil
 }
+
+// LockFileNames are the lock files Moat reads dependencies from.
+var LockFileNames = []string{"package-lock.json", "Cargo.lock", "requirements.txt", "poetry.lock", "go.sum"}
+
+func checkLockFile(p string) error {
+	if err := checkRelPath(p); err != nil {
+		return err
+	}
+	if !slices.Contains(LockFileNames, path.Base(p)) {
+		return fmt.Errorf("%q is not a lock file Moat reads (%s)", p, strings.Join(LockFileNames, ", "))
+	}
+	return nil
+}
+
+// Severities orders advisory severities, lowest first.
+var Severities = []string{"low", "medium", "high", "critical"}
+
+func checkSeverity(s string) error {
+	if !slices.Contains(Severities, s) {
+		return fmt.Errorf("%q is not a severity (want low, medium, high or critical)", s)
+	}
+	return nil
+}
