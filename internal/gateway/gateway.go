@@ -153,6 +153,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer fn.Release()
 	m := fn.Manifest
+	if fn.Disabled != "" {
+		g.refusal(r, id, name, "", "disabled")
+		problem.Write(w, http.StatusServiceUnavailable, "function disabled", name+" is disabled: "+fn.Disabled, id)
+		return
+	}
 
 	from := callerFrom(r.Context())
 	user, ok := g.authenticate(w, r, id, name, m, from)

@@ -67,6 +67,10 @@ type Function struct {
 	Name     string    `json:"name"`
 	Active   string    `json:"active"`
 	Versions []Version `json:"versions"`
+	// Disabled, when not empty, says why the function refuses every
+	// invocation (a re-scan found a blocking advisory); a deploy or a
+	// rollback clears it.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // ActiveVersion returns the serving version.
@@ -130,6 +134,7 @@ type Loaded struct {
 	Manifest *manifest.Manifest
 	Module   *sandbox.Module
 	Schema   *validate.Schema // the input schema, nil when none is declared
+	Disabled string           // why the function is disabled; "" when it serves
 
 	mu      sync.Mutex
 	users   int
@@ -239,6 +244,7 @@ func (r *Registry) Deploy(ctx context.Context, up *Upload) (*Version, error) {
 			f.Versions = append(f.Versions, v)
 		}
 		f.Active = v.ID
+		f.Disabled = ""
 		return nil
 	})
 	if err != nil {
@@ -523,7 +529,7 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 		mod.Close(ctx)
 		return nil, err
 	}
-	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema}
+	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema, Disabled: f.Disabled}
 	r.install(l)
 	if l := r.acquireLoaded(fn, v.ID); l != nil {
 		return l, nil
@@ -549,6 +555,35 @@ func (r *Registry) acquireLoaded(fn, version string) *Loaded {
 	return l
 }
 
+// SetDisabled disables fn with a reason, or enables it again with "".
+func (r *Registry) SetDisabled(ctx context.Context, fn, reason string) error {
+	_, err := r.update(ctx, fn, func(f *Function) error {
+		if len(f.Versions) == 0 {
+			return fmt.Errorf("%s: %w", fn, ErrNotFound)
+		}
+		f.Disabled = reason
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.unload(fn)
+	return nil
+}
+
+// SetChecks replaces what the checks found about one version of fn.
+func (r *Registry) SetChecks(ctx context.Context, fn, version string, checks json.RawMessage) error {
+	_, err := r.update(ctx, fn, func(f *Function) error {
+		i := slices.IndexFunc(f.Versions, func(o Version) bool { return o.ID == version })
+		if i < 0 {
+			return fmt.Errorf("%s version %s: %w", fn, version, ErrNotFound)
+		}
+		f.Versions[i].Checks = checks
+		return nil
+	})
+	return err
+}
+
 // Rollback makes an earlier version of fn active again.
 func (r *Registry) Rollback(ctx context.Context, fn, version string) (*Version, error) {
 	var v Version
@@ -562,6 +597,7 @@ func (r *Registry) Rollback(ctx context.Context, fn, version string) (*Version, 
 		}
 		v = f.Versions[i]
 		f.Active = v.ID
+		f.Disabled = ""
 		return nil
 	})
 	if err != nil {
