@@ -528,3 +528,54 @@ func TestSignedDeploys(t *testing.T) {
 		t.Fatalf("the refused deploy is not in the trail:\n%s", out)
 	}
 }
+
+func TestSupplyChainCommands(t *testing.T) {
+	osv := "../../internal/vulndb/testdata/osv"
+	folder := func(guest string) string {
+		dir := t.TempDir()
+		wasm, err := os.ReadFile(testwasm.BuildDir(t, "../../internal/inventory/testdata/"+guest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
+		os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: langs\nmodule: fn.wasm\nhttp: {auth: public}\n"), 0o644)
+		return dir
+	}
+	vulnerable, fixed := folder("vulnerable"), folder("fixed")
+	s := startServer(t, t.TempDir())
+
+	// Offline: no node involved.
+	out, _, err := s.moat(t, "scan", vulnerable, "--db", osv+"/Go/all.zip")
+	if err == nil || !strings.Contains(out, "GO-2021-0113") || !strings.Contains(err.Error(), "move to v0.3.7") {
+		t.Fatalf("scan of a vulnerable folder: %v\n%s", err, out)
+	}
+	if out, _, err := s.moat(t, "scan", fixed, "--db", osv+"/Go"); err != nil || strings.Contains(out, "golang.org/x/text") {
+		t.Fatalf("scan of the fixed folder: %v\n%s", err, out)
+	}
+	if _, _, err := s.moat(t, "scan", vulnerable, "--db", osv+"/Go/all.zip", "--block", "none"); err != nil {
+		t.Fatalf("scan with --block none: %v", err)
+	}
+
+	// The node: import a folder, deploy, list, SBOM.
+	if out := s.mustMoat(t, "vulndb", "import", osv+"/Go"); !strings.Contains(out, "Go 43") {
+		t.Fatalf("vulndb import:\n%s", out)
+	}
+	if out := s.mustMoat(t, "vulndb", "status"); !strings.Contains(out, "43 advisories") {
+		t.Fatalf("vulndb status:\n%s", out)
+	}
+	if _, errOut, err := s.moat(t, "deploy", vulnerable); err == nil || !strings.Contains(errOut+err.Error(), "GO-2022-1059") {
+		t.Fatalf("deploy of a vulnerable folder: %v %s", err, errOut)
+	}
+	s.mustMoat(t, "deploy", fixed)
+	if out := s.mustMoat(t, "sbom", "langs"); !strings.Contains(out, `"bomFormat": "CycloneDX"`) || !strings.Contains(out, "golang.org/x/text") {
+		t.Fatalf("sbom:\n%s", out)
+	}
+	s.mustMoat(t, "vuln", "allow", "CVE-2021-38561", "--function", "langs", "--until", time.Now().AddDate(0, 0, 7).Format(time.DateOnly), "--reason", "alias works too")
+	if out := s.mustMoat(t, "vuln", "exceptions"); !strings.Contains(out, "CVE-2021-38561") || !strings.Contains(out, "alias works too") {
+		t.Fatalf("vuln exceptions:\n%s", out)
+	}
+	s.mustMoat(t, "vuln", "unallow", "CVE-2021-38561", "--function", "langs")
+	if out := s.mustMoat(t, "vuln", "ls"); !strings.Contains(out, "FUNCTION") {
+		t.Fatalf("vuln ls:\n%s", out)
+	}
+}

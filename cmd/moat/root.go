@@ -66,6 +66,10 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newKVCmd(e),
 		newKeygenCmd(e),
 		newSignCmd(e),
+		newScanCmd(e),
+		newSBOMCmd(e),
+		newVulnDBCmd(e),
+		newVulnCmd(e),
 	)
 	return root
 }

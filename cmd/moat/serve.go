@@ -8,12 +8,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/node"
 	"github.com/moatfn/moat/internal/sign"
 )
@@ -52,6 +54,11 @@ func newServeCmd(e *env) *cobra.Command {
 					return fmt.Errorf("--trusted-key: %w", err)
 				}
 				cfg.TrustedKeys = keys
+			}
+			for flag, v := range map[string]string{"--vuln-block": cfg.VulnPolicy.Block, "--vuln-unknown": cfg.VulnPolicy.Unknown} {
+				if !slices.Contains(manifest.Severities, v) && !(flag == "--vuln-block" && v == "none") {
+					return fmt.Errorf("%s %q: want low, medium, high or critical", flag, v)
+				}
 			}
 			if cfg.RequireSignature && len(cfg.TrustedKeys) == 0 {
 				return fmt.Errorf("--require-signature needs at least one --trusted-key")
@@ -113,6 +120,9 @@ func newServeCmd(e *env) *cobra.Command {
 	f.MarkHidden("unaudited-invocations")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-retention", 0, "drop audit records older than this (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
+	f.StringVar(&cfg.VulnPolicy.Block, "vuln-block", "high", "refuse deploys with an advisory of this severity or above that has a fix: low, medium, high, critical or none")
+	f.StringVar(&cfg.VulnPolicy.Unknown, "vuln-unknown", "high", "severity assumed for advisories that give none (the Go database gives none)")
+	f.BoolVar(&cfg.VulnPolicy.Disable, "vuln-disable", false, "disable a deployed function when a new import finds a blocking advisory in it, until it is redeployed or excepted")
 	f.BoolVar(&cfg.RequireSignature, "require-signature", false, "deploy only functions signed (moat sign) by a --trusted-key")
 	f.StringArrayVar(&trustedKeys, "trusted-key", nil, "public key file (moat keygen) whose signatures deploys may carry (repeatable)")
 	f.StringVar(&cfg.EgressCAFile, "egress-ca-file", "", "PEM bundle of CAs that functions' HTTPS calls trust besides the system roots")

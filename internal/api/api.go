@@ -89,6 +89,7 @@ type API struct {
 	buckets  bucketLister
 	grants   grantReader
 	rotate   Rotation
+	supply   *supplyRoutes
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
@@ -131,6 +132,13 @@ func Routes() []Route {
 		{"DELETE /api/v1/secrets/{name}", deployers},
 		{"POST /api/v1/secrets/rotate-master", adminOnly},
 		{"GET /api/v1/kv", readers},
+		{"POST /api/v1/vulndb", adminOnly},
+		{"GET /api/v1/vulndb", readers},
+		{"GET /api/v1/vulns", readers},
+		{"POST /api/v1/vulns/exceptions", adminOnly},
+		{"GET /api/v1/vulns/exceptions", readers},
+		{"DELETE /api/v1/vulns/exceptions/{function}/{id}", adminOnly},
+		{"GET /api/v1/functions/{name}/sbom", readers},
 	}
 }
 
@@ -149,31 +157,39 @@ type Services struct {
 	Buckets   bucketLister
 	Grants    grantReader // nil: grant use is not reported
 	Rotate    Rotation
+	Supply    *supplyRoutes
 }
 
 // New returns the API handler. Log streams end when stopping does.
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
-		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate}
+		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply}
 	handlers := map[string]http.HandlerFunc{
-		"GET /api/v1/functions":                  a.list,
-		"POST /api/v1/functions":                 a.deploy,
-		"GET /api/v1/functions/{name}":           a.get,
-		"DELETE /api/v1/functions/{name}":        a.remove,
-		"POST /api/v1/functions/{name}/rollback": a.rollback,
-		"GET /api/v1/functions/{name}/logs":      a.tail,
-		"POST /api/v1/keys":                      a.createKey,
-		"GET /api/v1/keys":                       a.listKeys,
-		"DELETE /api/v1/keys/{id}":               a.revokeKey,
-		"GET /api/v1/usage":                      a.usage,
-		"GET /api/v1/audit":                      a.auditQuery,
-		"GET /api/v1/audit/verify":               a.auditVerify,
-		"GET /api/v1/secrets":                    a.listSecrets,
-		"PUT /api/v1/secrets/{name}":             a.setSecret,
-		"DELETE /api/v1/secrets/{name}":          a.removeSecret,
-		"POST /api/v1/secrets/rotate-master":     a.rotateMaster,
-		"GET /api/v1/kv":                         a.listBuckets,
+		"GET /api/v1/functions":                           a.list,
+		"POST /api/v1/functions":                          a.deploy,
+		"GET /api/v1/functions/{name}":                    a.get,
+		"DELETE /api/v1/functions/{name}":                 a.remove,
+		"POST /api/v1/functions/{name}/rollback":          a.rollback,
+		"GET /api/v1/functions/{name}/logs":               a.tail,
+		"POST /api/v1/keys":                               a.createKey,
+		"GET /api/v1/keys":                                a.listKeys,
+		"DELETE /api/v1/keys/{id}":                        a.revokeKey,
+		"GET /api/v1/usage":                               a.usage,
+		"GET /api/v1/audit":                               a.auditQuery,
+		"GET /api/v1/audit/verify":                        a.auditVerify,
+		"GET /api/v1/secrets":                             a.listSecrets,
+		"PUT /api/v1/secrets/{name}":                      a.setSecret,
+		"DELETE /api/v1/secrets/{name}":                   a.removeSecret,
+		"POST /api/v1/secrets/rotate-master":              a.rotateMaster,
+		"GET /api/v1/kv":                                  a.listBuckets,
+		"POST /api/v1/vulndb":                             a.importVulnDB,
+		"GET /api/v1/vulndb":                              a.vulnDBStatus,
+		"GET /api/v1/vulns":                               a.vulnFindings,
+		"POST /api/v1/vulns/exceptions":                   a.allowVuln,
+		"GET /api/v1/vulns/exceptions":                    a.listExceptions,
+		"DELETE /api/v1/vulns/exceptions/{function}/{id}": a.removeException,
+		"GET /api/v1/functions/{name}/sbom":               a.sbom,
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern], a.refusedRole))
@@ -489,9 +505,14 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 }
 
 // fail maps an error to its status, once, at the edge.
+// ErrBadRequest marks an error the caller must fix: it answers 400.
+var ErrBadRequest = errors.New("bad request")
+
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var merr *manifest.Error
 	switch {
+	case errors.Is(err, ErrBadRequest):
+		Problem(w, http.StatusBadRequest, "bad request", strings.TrimPrefix(err.Error(), "bad request: "))
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, auth.ErrNoKey):
 		Problem(w, http.StatusNotFound, "not found", err.Error())
 	case errors.Is(err, registry.ErrConflict):

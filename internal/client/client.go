@@ -26,6 +26,7 @@ import (
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/secrets"
+	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/usage"
 )
 
@@ -263,6 +264,45 @@ func (c *Client) RotateMaster(ctx context.Context) (map[string]any, error) {
 func (c *Client) Buckets(ctx context.Context) ([]api.Bucket, error) {
 	var out []api.Bucket
 	return out, c.do(ctx, http.MethodGet, "/api/v1/kv", "", nil, &out)
+}
+
+// ImportVulnDB uploads advisories (an osv.dev all.zip or one OSV record).
+func (c *Client) ImportVulnDB(ctx context.Context, body io.Reader, out any) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/vulndb", "application/octet-stream", body, out)
+}
+
+// VulnDBStatus returns when advisories were last imported and how many.
+func (c *Client) VulnDBStatus(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodGet, "/api/v1/vulndb", "", nil, out)
+}
+
+// Vulns returns the findings of every function's active version.
+func (c *Client) Vulns(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodGet, "/api/v1/vulns", "", nil, out)
+}
+
+// AllowVuln records an exception.
+func (c *Client) AllowVuln(ctx context.Context, req api.ExceptionRequest) (*supply.Exception, error) {
+	b, _ := json.Marshal(req)
+	var out supply.Exception
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/vulns/exceptions", "application/json", bytes.NewReader(b), &out)
+}
+
+// Exceptions lists exceptions.
+func (c *Client) Exceptions(ctx context.Context) ([]supply.Exception, error) {
+	var out []supply.Exception
+	return out, c.do(ctx, http.MethodGet, "/api/v1/vulns/exceptions", "", nil, &out)
+}
+
+// RemoveException removes one exception.
+func (c *Client) RemoveException(ctx context.Context, fn, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/vulns/exceptions/"+url.PathEscape(fn)+"/"+url.PathEscape(id), "", nil, nil)
+}
+
+// SBOM returns a CycloneDX SBOM of a deployed function.
+func (c *Client) SBOM(ctx context.Context, fn string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(fn)+"/sbom", "", nil, &out)
 }
 
 // Invoke calls a function over HTTP like any client would.

@@ -31,6 +31,7 @@ import (
 	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/sign"
 	"github.com/moatfn/moat/internal/store"
+	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/usage"
 )
 
@@ -62,6 +63,8 @@ type Config struct {
 	// RequireSignature refuses deploys not signed by one of TrustedKeys.
 	RequireSignature bool
 	TrustedKeys      []sign.PublicKey
+	// VulnPolicy decides what advisories in a deploy's dependencies do.
+	VulnPolicy supply.Policy
 }
 
 // Node is a running node.
@@ -80,6 +83,7 @@ type Node struct {
 	keyring  *seal.Keyring
 	dataKeys *seal.DataKeys
 	secrets  *secrets.Store
+	supply   *supplyChain
 	server   *http.Server
 	listener net.Listener
 	url      string
@@ -219,6 +223,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	if n.supply, err = openSupplyChain(ctx, n); err != nil {
+		return nil, err
+	}
 	n.registry.Check = n.deployChecks(caps)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -232,6 +239,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.audit, Trail: trail,
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
+		Supply: api.Supply(n.supply),
 	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")

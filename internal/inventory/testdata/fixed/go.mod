@@ -1,0 +1,5 @@
+module example.com/moat-guests/fixed
+
+go 1.26.0
+
+require golang.org/x/text v0.43.0
