@@ -127,9 +127,14 @@ func newLsCmd(e *env) *cobra.Command {
 			}
 			return e.print(fns, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED")
+				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED\tVULNS\tSTATUS")
 				for _, f := range fns {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner, f.Deployed.Format(time.RFC3339))
+					status := "serving"
+					if f.Disabled != "" {
+						status = "disabled: " + f.Disabled
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner,
+						f.Deployed.Format(time.RFC3339), vulnCounts(f.Vulnerabilities), status)
 				}
 				tw.Flush()
 			})
@@ -214,4 +219,18 @@ func printEntry(w io.Writer, le *fnlog.Entry) {
 	if le.Dropped > 0 {
 		fmt.Fprintf(w, "  [%d bytes of log dropped over the cap]\n", le.Dropped)
 	}
+}
+
+// vulnCounts shows advisory counts by decision: "2 warn, 1 allowed", or "-".
+func vulnCounts(m map[string]int) string {
+	var parts []string
+	for _, d := range []string{"block", "warn", "allowed"} {
+		if m[d] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[d], d))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }

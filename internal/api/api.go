@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/usage"
 )
 
@@ -308,11 +309,28 @@ type Summary struct {
 	// Grants lists the active version's grants with when each was last
 	// used, so that granted-but-unused permissions show.
 	Grants []GrantUse `json:"grants,omitempty"`
+	// Vulnerabilities counts the active version's advisories by decision
+	// (block, warn, allowed); nil when it has none.
+	Vulnerabilities map[string]int `json:"vulnerabilities,omitempty"`
+	// Disabled says why the function refuses invocations; "" when it serves.
+	Disabled string `json:"disabled,omitempty"`
+	// SignedBy is the id of the key that signed the active version.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 func summarize(f *registry.Function) Summary {
-	s := Summary{Name: f.Name, Version: f.Active, Versions: len(f.Versions)}
+	s := Summary{Name: f.Name, Version: f.Active, Versions: len(f.Versions), Disabled: f.Disabled}
 	if v := f.ActiveVersion(); v != nil {
+		var rep supply.Report
+		if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil {
+			s.SignedBy = rep.SignedBy
+			for _, fd := range rep.Findings {
+				if s.Vulnerabilities == nil {
+					s.Vulnerabilities = map[string]int{}
+				}
+				s.Vulnerabilities[fd.Decision]++
+			}
+		}
 		s.Owner = v.Manifest.Owner
 		s.Auth = v.Manifest.HTTP.Auth
 		s.Memory = v.Manifest.Limits.Memory.String()

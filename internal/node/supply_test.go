@@ -162,6 +162,9 @@ func TestRescanDisables(t *testing.T) {
 	if recs := records(t, n, url.Values{"action": {"disable"}}, 1); len(recs) != 1 {
 		t.Fatalf("disable records: %+v", recs)
 	}
+	if ls, err := n.client.List(ctx); err != nil || ls[0].Disabled == "" || ls[0].Vulnerabilities["block"] != len(xtextAdvisories) {
+		t.Fatalf("ls after the import: %+v %v", ls, err)
+	}
 	// Importing the same again finds nothing new.
 	res = importResult{}
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "Go/all.zip"), &res); err != nil || len(res.Found) != 0 {
@@ -201,4 +204,58 @@ func bundleOf(t *testing.T, manifest string, wasm []byte) *bundle.Bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestLockFilesAndSBOM covers the other ecosystems: a module that is not
+// Go, whose dependencies come from the lock files and SBOM its manifest
+// names.
+func TestLockFilesAndSBOM(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	ctx := context.Background()
+	for _, eco := range []string{"npm", "PyPI"} {
+		if err := n.client.ImportVulnDB(ctx, osvFile(t, eco+"/all.zip"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock := func(lodash string) string {
+		return `{"name":"web","lockfileVersion":3,"requires":true,"packages":{"":{"name":"web","dependencies":{"lodash":"^4.17.0"}},` +
+			`"node_modules/lodash":{"version":"` + lodash + `","resolved":"x","integrity":"sha512-x"}}}`
+	}
+	deployWith := func(extra string, files map[string]string) error {
+		dir := functionDir(t, "name: web\nmodule: fn.wasm\nhttp: {auth: public}\n"+extra, testwasm.MinimalCGI())
+		for p, c := range files {
+			os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644)
+		}
+		b, err := bundle.Read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = n.client.Deploy(ctx, b)
+		return err
+	}
+	err := deployWith("lockfiles: [package-lock.json]\n", map[string]string{"package-lock.json": lock("4.17.15")})
+	if err == nil || !strings.Contains(err.Error(), "lodash 4.17.15") || !strings.Contains(err.Error(), "GHSA-35jh-r3h4-6jhm") || !strings.Contains(err.Error(), "move to 4.17.21") {
+		t.Fatalf("lodash 4.17.15: %v", err)
+	}
+	if err := deployWith("lockfiles: [package-lock.json]\n", map[string]string{"package-lock.json": lock("4.17.21")}); err != nil {
+		t.Fatalf("lodash 4.17.21: %v", err)
+	}
+	// PEP 440 names and versions: Jinja2 is jinja2.
+	err = deployWith("lockfiles: [requirements.txt]\n", map[string]string{"requirements.txt": "# pinned\nJinja2==2.10 ; python_version >= \"3\"\nrequests>=2\n"})
+	if err == nil || !strings.Contains(err.Error(), "Jinja2 2.10") {
+		t.Fatalf("Jinja2 2.10: %v", err)
+	}
+	// A CycloneDX SBOM naming a vulnerable npm package; a function that
+	// tightens the policy to low.
+	sbom := `{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"minimist","version":"1.2.5","purl":"pkg:npm/minimist@1.2.5"}]}`
+	if err := deployWith("sbom: app.cdx.json\nvulnerabilities: {block: low}\n", map[string]string{"app.cdx.json": sbom}); err == nil || !strings.Contains(err.Error(), "minimist 1.2.5") {
+		t.Fatalf("SBOM with minimist 1.2.5: %v", err)
+	}
+	// A hostile lock file is a clear deploy error, and the node still serves.
+	if err := deployWith("lockfiles: [package-lock.json]\n", map[string]string{"package-lock.json": `{"lockfileVersion":3,"packages":` + strings.Repeat("[", 100000)}); err == nil || !strings.Contains(err.Error(), "package-lock.json") {
+		t.Fatalf("hostile lock file: %v", err)
+	}
+	if resp, _ := invoke(t, n, http.MethodGet, "web", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("web after a refused deploy: %d", resp.StatusCode)
+	}
 }
