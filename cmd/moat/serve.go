@@ -24,6 +24,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var cfg node.Config
 	var logLevel, jwksFile, hsFile string
 	var trustedKeys []string
+	var nodeInvocations, nodeGBSeconds string
 	var jwt auth.JWTConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -47,6 +48,20 @@ func newServeCmd(e *env) *cobra.Command {
 				}
 				jwt.Leeway = 30 * time.Second
 				cfg.JWT = &jwt
+			}
+			if nodeInvocations != "" {
+				b, err := manifest.ParseBudget(nodeInvocations, true)
+				if err != nil {
+					return fmt.Errorf("--node-budget-invocations: %w", err)
+				}
+				cfg.NodeBudget.Invocations = b
+			}
+			if nodeGBSeconds != "" {
+				b, err := manifest.ParseBudget(nodeGBSeconds, false)
+				if err != nil {
+					return fmt.Errorf("--node-budget-gb-seconds: %w", err)
+				}
+				cfg.NodeBudget.GBSeconds = b
 			}
 			if len(trustedKeys) > 0 {
 				keys, err := sign.LoadPublicKeys(trustedKeys)
@@ -120,6 +135,9 @@ func newServeCmd(e *env) *cobra.Command {
 	f.MarkHidden("unaudited-invocations")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-retention", 0, "drop audit records older than this (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
+	f.StringVar(&nodeInvocations, "node-budget-invocations", "", "cap on invocations of all functions together per window, like 1000000/day (default: none)")
+	f.StringVar(&nodeGBSeconds, "node-budget-gb-seconds", "", "cap on GB-seconds of all functions together per window, like 5000/month (default: none)")
+	f.DurationVar(&cfg.UsageRetention, "usage-retention", 0, "drop usage records older than this, like 2160h for 90 days (default: keep them)")
 	f.StringVar(&cfg.VulnPolicy.Block, "vuln-block", "high", "refuse deploys with an advisory of this severity or above that has a fix: low, medium, high, critical or none")
 	f.StringVar(&cfg.VulnPolicy.Unknown, "vuln-unknown", "high", "severity assumed for advisories that give none (the Go database gives none)")
 	f.BoolVar(&cfg.VulnPolicy.Disable, "vuln-disable", false, "disable a deployed function when a new import finds a blocking advisory in it, until it is redeployed or excepted")

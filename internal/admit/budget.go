@@ -16,8 +16,31 @@ import (
 	"github.com/moatfn/moat/internal/store"
 )
 
-// ReasonBudget is the refusal reason of a spent budget.
-const ReasonBudget = "budget"
+// ReasonBudget is the refusal reason of a function's spent budget, and
+// ReasonNodeBudget that of the node's.
+const (
+	ReasonBudget     = "budget"
+	ReasonNodeBudget = "node_budget"
+)
+
+// NodeBudget is the name node-wide budgets are kept under: no function's
+// name starts with an underscore.
+const NodeBudget = "_node"
+
+// Alert is a budget window that crossed its alert threshold.
+type Alert struct {
+	Function string  // or NodeBudget
+	Budget   string  // "invocations" or "gb_seconds"
+	Window   string  // the window's name: 2026-11-28, 2026-11-28T15, 2026-11
+	Reserved float64 // reserved so far, by every node
+	Amount   float64 // the budget
+}
+
+// Remaining is what is left of one budget window, as this node last saw it.
+type Remaining struct {
+	Function, Budget, Window string // Window: hour, day or month
+	Left                     float64
+}
 
 // Budgets enforces spend budgets: invocations and GB-seconds per hour, day
 // or month (UTC), per function. Spending is durable: the node reserves a
@@ -34,9 +57,43 @@ type Budgets struct {
 	kv    jetstream.KeyValue
 	now   func() time.Time
 	alert float64 // fraction of a budget that raises the alert
+	// OnAlert, if set, hears of each alert, once per window; set it before
+	// use.
+	OnAlert func(ctx context.Context, a Alert)
+	node    manifest.Budget // node-wide budgets; zero amounts set none
 
 	mu     sync.Mutex
 	leases map[string]*lease // by store key
+	seen   map[string]seenWindow
+}
+
+// seenWindow is the last state of a budget window this node saw in the store.
+type seenWindow struct {
+	fn, kind, window string
+	end              time.Time
+	amount, reserved float64
+}
+
+// SetNode sets node-wide budgets, which every invocation of every function
+// also spends; set it before use.
+func (b *Budgets) SetNode(bud manifest.Budget) { b.node = bud }
+
+// Remaining lists what is left of every budget window that has not ended
+// and that this node reserved from. Leases count as spent: it is what
+// nodes may still admit.
+func (b *Budgets) Remaining() []Remaining {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	out := make([]Remaining, 0, len(b.seen))
+	for k, w := range b.seen {
+		if !w.end.After(now) {
+			delete(b.seen, k)
+			continue
+		}
+		out = append(out, Remaining{Function: w.fn, Budget: w.kind, Window: w.window, Left: max(0, w.amount-w.reserved)})
+	}
+	return out
 }
 
 // lease is what this node reserved of one budget window and not used yet.
@@ -55,7 +112,7 @@ type spent struct {
 // NewBudgets returns Budgets over a KV bucket. alert is the fraction (0..1)
 // at which a budget's alert is logged, once per window.
 func NewBudgets(log *slog.Logger, kv jetstream.KeyValue, alert float64) *Budgets {
-	return &Budgets{log: log.With("component", "budget"), kv: kv, now: time.Now, alert: alert, leases: map[string]*lease{}}
+	return &Budgets{log: log.With("component", "budget"), kv: kv, now: time.Now, alert: alert, leases: map[string]*lease{}, seen: map[string]seenWindow{}}
 }
 
 // windowOf returns the window holding t: its name for the store key and
@@ -79,6 +136,30 @@ func windowOf(t time.Time, w string) (string, time.Time) {
 // from fn's budgets. settle, called with the run's wall time, refunds the
 // GB-seconds it did not use.
 func (b *Budgets) Reserve(ctx context.Context, fn string, bud manifest.Budget, lim manifest.Limits) (settle func(took time.Duration), refusal *Refusal) {
+	settleFn, no := b.reserveOne(ctx, fn, bud, lim)
+	if no != nil || b.node == (manifest.Budget{}) {
+		return settleFn, no
+	}
+	settleNode, no := b.reserveOne(ctx, NodeBudget, b.node, lim)
+	if no != nil {
+		settleFn(0)
+		b.unreserveInvocation(fn, bud)
+		no.Reason = ReasonNodeBudget
+		return nil, no
+	}
+	return func(took time.Duration) { settleFn(took); settleNode(took) }, nil
+}
+
+// unreserveInvocation gives back the invocation Reserve took from fn when
+// the node's budget refused it.
+func (b *Budgets) unreserveInvocation(fn string, bud manifest.Budget) {
+	if bud.Invocations.Amount > 0 {
+		b.refund(fn, "invocations", bud.Invocations, 1)
+	}
+}
+
+// reserveOne reserves from one holder's budgets: a function's or the node's.
+func (b *Budgets) reserveOne(ctx context.Context, fn string, bud manifest.Budget, lim manifest.Limits) (settle func(took time.Duration), refusal *Refusal) {
 	nothing := func(time.Duration) {}
 	if bud.Invocations.Amount > 0 {
 		if no := b.take(ctx, fn, "invocations", bud.Invocations, 1); no != nil {
@@ -123,7 +204,7 @@ func (b *Budgets) take(ctx context.Context, fn, kind string, a manifest.BudgetAm
 		share = math.Floor(share)
 	}
 	want := max(amount-l.left, share)
-	got, err := b.reserve(ctx, k, a, want, amount-l.left)
+	got, err := b.reserve(ctx, k, a, want, amount-l.left, seenWindow{fn: fn, kind: kind, window: a.Window, end: end})
 	if err != nil {
 		b.log.ErrorContext(ctx, "budget reserve", slog.String("fn", fn), slog.String("budget", kind), slog.Any("err", err))
 		return &Refusal{Reason: ReasonBudget, Status: 503, RetryAfter: time.Second}
@@ -154,7 +235,7 @@ func (b *Budgets) lease(k string, end time.Time) *lease {
 
 // reserve adds up to want (at least need, else nothing) to the window's
 // reserved total in the store, within the budget, and returns what it got.
-func (b *Budgets) reserve(ctx context.Context, k string, a manifest.BudgetAmount, want, need float64) (float64, error) {
+func (b *Budgets) reserve(ctx context.Context, k string, a manifest.BudgetAmount, want, need float64, w seenWindow) (float64, error) {
 	var got float64
 	var alert bool
 	var s spent
@@ -175,15 +256,23 @@ func (b *Budgets) reserve(ctx context.Context, k string, a manifest.BudgetAmount
 		s.Alerted = s.Alerted || alert
 		return json.Marshal(s)
 	})
+	if err != nil && !errors.Is(err, errSpent) {
+		return 0, err
+	}
+	w.amount, w.reserved = a.Amount, s.Reserved
+	b.mu.Lock()
+	b.seen[k] = w
+	b.mu.Unlock()
 	if errors.Is(err, errSpent) {
 		return 0, nil
-	}
-	if err != nil {
-		return 0, err
 	}
 	if alert {
 		b.log.WarnContext(ctx, "budget alert", slog.String("budget", k), slog.Float64("reserved", s.Reserved),
 			slog.Float64("budget_amount", a.Amount), slog.Float64("threshold", b.alert))
+		if b.OnAlert != nil {
+			name, _ := windowOf(b.now(), a.Window)
+			b.OnAlert(ctx, Alert{Function: w.fn, Budget: w.kind, Window: name, Reserved: s.Reserved, Amount: a.Amount})
+		}
 	}
 	return got, nil
 }

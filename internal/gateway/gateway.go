@@ -388,6 +388,7 @@ func (g *Gateway) refuseAdmission(w http.ResponseWriter, r *http.Request, id, na
 		admit.ReasonBusy:       name + " is at its concurrency limit",
 		admit.ReasonCapacity:   "the node is at capacity",
 		admit.ReasonBudget:     name + " has spent its budget for this window",
+		admit.ReasonNodeBudget: "the node has spent its budget for this window",
 	}[no.Reason]
 	title := "too many requests"
 	if no.Status == http.StatusServiceUnavailable {

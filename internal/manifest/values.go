@@ -255,6 +255,10 @@ func (b *BudgetAmount) UnmarshalJSON(data []byte) error {
 var budgetRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/([a-z]+)$`)
 
 // parseBudget reads "N/window"; whole requires N to be a whole number.
+// ParseBudget reads a budget like "100/day"; whole refuses fractions (for
+// invocation counts).
+func ParseBudget(s string, whole bool) (BudgetAmount, error) { return parseBudget(s, whole) }
+
 func parseBudget(s string, whole bool) (BudgetAmount, error) {
 	m := budgetRE.FindStringSubmatch(s)
 	if m == nil {

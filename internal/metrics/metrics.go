@@ -21,6 +21,36 @@ type Metrics struct {
 	denials     *prometheus.CounterVec
 }
 
+// Budget is one budget window's remainder, for the budget gauge.
+type Budget struct {
+	Function, Budget, Window string
+	Left                     float64
+}
+
+// budgetCollector reports what is left of each budget window on scrape.
+type budgetCollector struct {
+	desc *prometheus.Desc
+	list func() []Budget
+}
+
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, b := range c.list() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, b.Left, b.Function, b.Budget, b.Window)
+	}
+}
+
+// SetBudgets makes /metrics report moat_budget_remaining from list.
+func (m *Metrics) SetBudgets(list func() []Budget) {
+	m.reg.MustRegister(budgetCollector{
+		desc: prometheus.NewDesc("moat_budget_remaining",
+			"What is left of each budget window that has not ended (invocations or GB-seconds; fn _node is the node-wide budget). Leases count as spent.",
+			[]string{"fn", "budget", "window"}, nil),
+		list: list,
+	})
+}
+
 // New returns Metrics on a registry of their own. running reports the
 // instances running now.
 func New(running func() float64) *Metrics {

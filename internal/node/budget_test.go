@@ -3,10 +3,12 @@ package node
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -67,5 +69,45 @@ func TestGBSecondsBudget(t *testing.T) {
 	ok, last := get200s(t, n.URL()+"/fn/kitchen/sleep?d=400ms", 6)
 	if ok < 3 || ok > 4 || last.StatusCode != 429 {
 		t.Fatalf("%d runs of ~1/40 GB-s admitted on a budget of 0.15, last %d; want 3 or 4, then 429", ok, last.StatusCode)
+	}
+}
+
+// TestNodeBudgetAndAlerts: a node-wide budget caps all functions together;
+// crossing 80% of a budget is an audit record, once per window; /metrics
+// says what is left.
+func TestNodeBudgetAndAlerts(t *testing.T) {
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), NodeBudget: manifest.Budget{Invocations: manifest.BudgetAmount{Amount: 10, Window: "day"}}})
+	minimal := testwasm.MinimalCGI()
+	deploy(t, n, "name: a\nmodule: fn.wasm\nhttp: {auth: public}\nbudget: {invocations: 5/day}\n", minimal)
+	deploy(t, n, "name: b\nmodule: fn.wasm\nhttp: {auth: public}\n", minimal)
+	if ok, _ := get200s(t, n.URL()+"/fn/a", 5); ok != 5 {
+		t.Fatalf("a: %d of its 5 admitted", ok)
+	}
+	if _, last := get200s(t, n.URL()+"/fn/a", 1); last.StatusCode != 429 {
+		t.Fatalf("a past its budget: %d", last.StatusCode)
+	}
+	ok, last := get200s(t, n.URL()+"/fn/b", 8)
+	if ok != 5 || last.StatusCode != 429 {
+		t.Fatalf("b: %d admitted of the node's 5 left, last %d", ok, last.StatusCode)
+	}
+	resp, body := invoke(t, n, http.MethodGet, "b", "", nil)
+	if resp.StatusCode != 429 || !strings.Contains(body, "the node has spent its budget") {
+		t.Fatalf("b past the node's budget: %d %s", resp.StatusCode, body)
+	}
+	m := scrape(t, n)
+	for _, want := range []string{
+		`moat_budget_remaining{budget="invocations",fn="_node",window="day"} 0`,
+		`moat_budget_remaining{budget="invocations",fn="a",window="day"} 0`,
+		`moat_refusals_total{fn="b",reason="node_budget"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, target := range []string{"a", "_node"} {
+		recs := records(t, n, url.Values{"action": {"budget.alert"}, "fn": {target}}, 1)
+		if len(recs) != 1 || !strings.Contains(recs[0].Reason, "invocations") {
+			t.Errorf("budget.alert records of %s: %+v", target, recs)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/gateway"
 	"github.com/moatfn/moat/internal/host"
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/metrics"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
@@ -63,6 +64,10 @@ type Config struct {
 	// RequireSignature refuses deploys not signed by one of TrustedKeys.
 	RequireSignature bool
 	TrustedKeys      []sign.PublicKey
+	// NodeBudget caps what all functions together may spend per window.
+	NodeBudget manifest.Budget
+	// UsageRetention drops usage records older than this; 0 keeps them.
+	UsageRetention time.Duration
 	// VulnPolicy decides what advisories in a deploy's dependencies do.
 	VulnPolicy supply.Policy
 }
@@ -202,6 +207,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n.budgets = admit.NewBudgets(log, budgetKV, 0.8)
+	n.budgets.SetNode(cfg.NodeBudget)
 	var gatewayAudit interface {
 		Append(context.Context, audit.Record, bool) error
 	} = n.audit
@@ -211,7 +217,21 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	adm := admit.New(admit.Config{MaxInstances: cfg.MaxInstances, MaxMemory: cfg.MaxMemory, QueueWait: time.Second, MaxCallers: 10_000})
 	n.metrics = metrics.New(func() float64 { return float64(adm.Running()) })
-	usageKV, err := n.store.KV(ctx, "moat_usage", 1)
+	n.metrics.SetBudgets(func() []metrics.Budget {
+		var out []metrics.Budget
+		for _, r := range n.budgets.Remaining() {
+			out = append(out, metrics.Budget{Function: r.Function, Budget: r.Budget, Window: r.Window, Left: r.Left})
+		}
+		return out
+	})
+	n.budgets.OnAlert = func(ctx context.Context, a admit.Alert) {
+		err := n.audit.Append(ctx, audit.Record{Action: "budget.alert", Target: a.Function, Outcome: audit.OK,
+			Reason: fmt.Sprintf("%s %s: %.4g of %.4g reserved (%.0f%%)", a.Budget, a.Window, a.Reserved, a.Amount, 100*a.Reserved/a.Amount)}, false)
+		if err != nil {
+			log.Error("audit append", slog.String("action", "budget.alert"), slog.Any("err", err))
+		}
+	}
+	usageKV, err := n.store.KVMaxAge(ctx, "moat_usage", cfg.UsageRetention)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -34,6 +36,28 @@ func TestUsage(t *testing.T) {
 	for _, bad := range []string{"yesterday", "-1d"} {
 		if _, err := n.client.Usage(context.Background(), "", bad); err == nil {
 			t.Errorf("Usage since %q succeeded", bad)
+		}
+	}
+}
+
+// TestUsageRetention: usage records older than --usage-retention go.
+func TestUsageRetention(t *testing.T) {
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), UsageRetention: 2 * time.Second})
+	deploy(t, n, "name: m\nmodule: fn.wasm\nhttp: {auth: public}\n", testwasm.MinimalCGI())
+	invoke(t, n, http.MethodGet, "m", "", nil)
+	n.usage.Flush(context.Background())
+	rows, err := n.client.Usage(context.Background(), "m", "")
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("usage right after: %+v %v", rows, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(rows) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("usage still kept past its retention: %+v", rows)
+		}
+		time.Sleep(250 * time.Millisecond)
+		if rows, err = n.client.Usage(context.Background(), "m", ""); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

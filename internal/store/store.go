@@ -106,6 +106,23 @@ func (s *Store) KV(ctx context.Context, bucket string, history uint8) (jetstream
 	return kv, nil
 }
 
+// KVMaxAge opens or creates a file-backed KV bucket keeping one value per
+// key, whose values are dropped maxAge after they were written (0: kept).
+// An existing bucket takes the new maxAge.
+func (s *Store) KVMaxAge(ctx context.Context, bucket string, maxAge time.Duration) (jetstream.KeyValue, error) {
+	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: s.replicas,
+		TTL:      maxAge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
 // KVWithTTL opens or creates a file-backed KV bucket keeping one value per
 // key, in which a value may carry its own time to live.
 func (s *Store) KVWithTTL(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
