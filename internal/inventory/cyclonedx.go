@@ -102,10 +102,16 @@ func CycloneDX(name, version string, inv *Inventory) ([]byte, error) {
 		out := cdxComponent{Type: "library", Name: c.Name, Version: c.Version, PURL: purlOf(c)}
 		switch c.Ecosystem {
 		case "npm":
+			if out.PURL == "" {
+				break // a name too odd to split
+			}
 			if g, rest, ok := strings.Cut(c.Name, "/"); ok && strings.HasPrefix(g, "@") {
 				out.Group, out.Name = g, rest
 			}
 		case "Maven":
+			if out.PURL == "" {
+				break
+			}
 			if g, rest, ok := strings.Cut(c.Name, ":"); ok {
 				out.Group, out.Name = g, rest
 			}

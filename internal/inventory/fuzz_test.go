@@ -1,9 +1,6 @@
 package inventory
 
 import (
-	"fmt"
-	"runtime/debug"
-	"time"
 	"strings"
 	"testing"
 
@@ -39,9 +36,6 @@ func FuzzParseSBOM(f *testing.F) {
 	}
 	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"name":"a","properties":[{"name":"moat:ecosystem","value":"npm"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		debug.SetTraceback("all")
-		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("slow input %q", b)) })
-		defer tm.Stop()
 		cs, err := ParseSBOM("fuzz.json", b)
 		if err != nil {
 			return

@@ -116,6 +116,8 @@ type Error struct {
 	Err error
 }
 
+// Error returns "FILE:LINE: what is wrong", or "FILE: what is wrong" when
+// there is no line.
 func (e *Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Err.Error())

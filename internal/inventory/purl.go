@@ -166,6 +166,19 @@ func purlOf(c Component) string {
 	if typ == "" || c.Name == "" {
 		return ""
 	}
+	// Names and versions that a purl would read back differently have none.
+	switch c.Ecosystem {
+	case "Go":
+		v := c.Version
+		if c.Name == "stdlib" && (strings.HasPrefix(v, "v") || strings.HasPrefix(v, "go")) ||
+			c.Name != "stdlib" && v != "" && '0' <= v[0] && v[0] <= '9' {
+			return ""
+		}
+	case "npm":
+		if strings.Contains(c.Name, "/") && (!strings.HasPrefix(c.Name, "@") || strings.Count(c.Name, "/") > 1) {
+			return ""
+		}
+	}
 	var segs []string
 	switch c.Ecosystem {
 	case "Go", "npm", "Packagist":

@@ -12,7 +12,10 @@ const maxNesting = 32
 // component's ecosystem, name and version come from its purl (pkg:golang,
 // pkg:npm with an @scope, pkg:pypi, pkg:cargo and other types OSV names);
 // without one, or with a purl of a type OSV does not name, the name and
-// version fields are used and the ecosystem is left "". The package the
+// version fields are used and the ecosystem is left "" (or taken from a
+// "moat:ecosystem" property, which CycloneDX writes for a name no purl can
+// carry). CycloneDX components of type file, data, machine-learning-model
+// or cryptographic-asset count only with a purl OSV knows. The package the
 // document describes is left out. Each component's Source is "sbom:" and
 // name. The result is sorted and has no duplicates.
 //

@@ -12,8 +12,10 @@ import (
 // How FromWasm finds the build info.
 //
 // debug/buildinfo does not read wasm, and a wasip1 module has no
-// "\xff Go buildinf:" header either: the Go linker lays out data before it
-// writes that header, and wasm keeps only what was laid out. What does reach
+// "\xff Go buildinf:" header either: the linker's wasm backend
+// (cmd/link/internal/wasm, asmb) writes a fixed list of sections to the data
+// section (rodata, typelinks, itablinks, module data, pclntab, noptrdata,
+// data), and .go.buildinfo is not among them. What does reach
 // the module is the runtime's own copy of the build info: the string
 // runtime.modinfo, which cmd/go wraps in two 16-byte sentinels
 // (cmd/go/internal/modload: infoStart, infoEnd; runtime/debug.ReadBuildInfo
@@ -57,6 +59,9 @@ const (
 	// maxVersionLen bounds a Go version string: "go1.26.8 X:..." or
 	// "devel go1.27-abcdef Tue Jan 2 15:04:05 2026 +0000".
 	maxVersionLen = 128
+
+	// maxModinfo bounds the build info text.
+	maxModinfo = 4 << 20
 
 	goBuildInfo = "go build info"
 )
@@ -102,6 +107,10 @@ func FromWasm(wasm []byte) (*Inventory, error) {
 	}
 	var bi *debug.BuildInfo
 	if found {
+		// A real one is some kilobytes; ParseBuildInfo keeps every line.
+		if len(info) > maxModinfo || strings.Count(info, "\n") > MaxComponents+1000 {
+			return nil, tooLarge(wasmFile, 0, "go build info of %d bytes and %d lines", len(info), strings.Count(info, "\n"))
+		}
 		bi, err = debug.ParseBuildInfo(info)
 		if err != nil {
 			return nil, &Error{File: wasmFile, Err: fmt.Errorf("%w: go build info: %w", ErrMalformed, err)}

@@ -443,6 +443,8 @@ func TestFromWasmMalformed(t *testing.T) {
 		{"offset never ends", data(1, 0, 0x41, 0), ErrMalformed},
 		{"trailing bytes", data(0, 0xaa), ErrMalformed},
 		{"too many segments", data(0xa1, 0x8d, 0x06), ErrTooLarge},
+		{"huge modinfo", testwasm.Module(testwasm.Section(11, testwasm.Vec(
+			testwasm.ActiveData(16, []byte(infoStart+strings.Repeat("dep\ta\tv1.0.0\n", 300_000)+infoEnd))))), ErrTooLarge},
 		{"modinfo does not parse", testwasm.Module(testwasm.Section(11, testwasm.Vec(
 			testwasm.ActiveData(16, []byte(infoStart+"dep\tonly-a-path\n"+infoEnd))))), ErrMalformed},
 	}
