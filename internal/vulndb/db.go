@@ -32,8 +32,8 @@ type Finding struct {
 }
 
 // DB is a set of advisories indexed by ecosystem and package. A DB does not
-// change once built, so it is safe for concurrent use; a nil *DB is an
-// empty database.
+// change once built, so it is safe for concurrent use; a nil *DB and the
+// zero DB are empty databases.
 type DB struct {
 	advisories map[string]*Advisory // by id, withdrawn ones included
 	index      map[pkgKey][]*entry  // withdrawn ones left out

@@ -213,19 +213,19 @@ func TestWithdrawnNeverMatches(t *testing.T) {
 	withdrawn := mustParse(t, editRecord(t, "Go/GO-2021-0113.json", map[string]any{
 		"withdrawn": "2024-06-01T00:00:00Z", "modified": "2024-06-01T00:00:00Z",
 	}))
-	real := testdataDB(t)
-	if ids := ids(real.Match("Go", "golang.org/x/text", "v0.3.5")); ids["GO-2021-0113"] != "0.3.7" {
-		t.Fatalf("before withdrawal: %v, want GO-2021-0113", ids)
+	orig := testdataDB(t)
+	if got := ids(orig.Match("Go", "golang.org/x/text", "v0.3.5")); got["GO-2021-0113"] != "0.3.7" {
+		t.Fatalf("before withdrawal: %v, want GO-2021-0113", got)
 	}
 	for name, db := range map[string]*DB{
-		"alone":            New([]*Advisory{withdrawn}),
-		"merged after":     real.Merge(New([]*Advisory{withdrawn})),
-		"merged before":    New([]*Advisory{withdrawn}).Merge(real),
-		"in one New":       New([]*Advisory{withdrawn, mustParse(t, readTestdata(t, "Go/GO-2021-0113.json"))}),
-		"merged, encoded, decoded": decodeEncoded(t, real.Merge(New([]*Advisory{withdrawn}))),
+		"alone":                    New([]*Advisory{withdrawn}),
+		"merged after":             orig.Merge(New([]*Advisory{withdrawn})),
+		"merged before":            New([]*Advisory{withdrawn}).Merge(orig),
+		"in one New":               New([]*Advisory{withdrawn, mustParse(t, readTestdata(t, "Go/GO-2021-0113.json"))}),
+		"merged, encoded, decoded": decodeEncoded(t, orig.Merge(New([]*Advisory{withdrawn}))),
 	} {
-		if ids := ids(db.Match("Go", "golang.org/x/text", "v0.3.5")); ids["GO-2021-0113"] != "" {
-			t.Errorf("%s: Match found withdrawn GO-2021-0113: %v", name, ids)
+		if got := ids(db.Match("Go", "golang.org/x/text", "v0.3.5")); got["GO-2021-0113"] != "" {
+			t.Errorf("%s: Match found withdrawn GO-2021-0113: %v", name, got)
 		}
 		if c := db.Counts()["Go"]; strings.HasPrefix(name, "merged") && c != 42 || !strings.HasPrefix(name, "merged") && c != 0 {
 			t.Errorf("%s: Counts()[Go] = %d; withdrawn advisories are not counted", name, c)
@@ -348,8 +348,8 @@ func TestNewCopies(t *testing.T) {
 	db := New([]*Advisory{a})
 	a.Affected[0].Ranges[0].Events[1].Fixed = "9.9.9"
 	a.Affected[0].Package = "changed"
-	if ids := ids(db.Match("Go", "golang.org/x/text", "v0.3.7")); len(ids) != 0 {
-		t.Fatalf("changing an advisory after New changed the DB: %v", ids)
+	if got := ids(db.Match("Go", "golang.org/x/text", "v0.3.7")); len(got) != 0 {
+		t.Fatalf("changing an advisory after New changed the DB: %v", got)
 	}
 }
 

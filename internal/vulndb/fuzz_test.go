@@ -3,6 +3,7 @@ package vulndb
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	pep440lib "github.com/aquasecurity/go-pep440-version"
@@ -16,6 +17,7 @@ func FuzzParseOSV(f *testing.F) {
 	for _, s := range []string{
 		``, `{}`, `[]`, `null`, `{"id":"X","modified":"2024-01-01T00:00:00Z"}`,
 		`{"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"a"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"last_affected":"1.0"},{"limit":"*"}]}],"versions":["1.0"]}]}`,
+		`{"id":"X","modified":"2024-01-01T00:00:00Z","summary":"` + strings.Repeat("a", 299) + ` \u0085 b"}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -39,6 +39,8 @@ type RecordError struct {
 	cause   error
 }
 
+// Error returns "ID: line N: field: problem", leaving out the parts not
+// known.
 func (e *RecordError) Error() string {
 	var b strings.Builder
 	if e.ID != "" {
@@ -609,7 +611,9 @@ func cleanSummary(s string) string {
 	}, s)
 	s = strings.TrimSpace(s)
 	if utf8.RuneCountInString(s) > MaxSummaryLen {
-		s = string([]rune(s)[:MaxSummaryLen])
+		// Trimming again keeps cleanSummary idempotent, which Decode's
+		// check relies on.
+		s = strings.TrimRightFunc(string([]rune(s)[:MaxSummaryLen]), unicode.IsSpace)
 	}
 	return s
 }

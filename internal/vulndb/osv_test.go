@@ -79,6 +79,14 @@ func TestParseOSVKeeps(t *testing.T) {
 	if strings.ContainsAny(a.Summary, "\x1b\u202e") || !strings.HasPrefix(a.Summary, "[31mred [0m") {
 		t.Errorf("summary = %q, want control characters replaced", a.Summary[:20])
 	}
+	// A cut that ends in a space does not keep it.
+	a = mustParse(t, editRecord(t, "Go/GO-2020-0015.json", map[string]any{"summary": strings.Repeat("x", MaxSummaryLen-1) + " \t" + long}))
+	if want := strings.Repeat("x", MaxSummaryLen-1); a.Summary != want {
+		t.Errorf("summary cut at a space = %q…, want %d x", a.Summary[MaxSummaryLen-5:], MaxSummaryLen-1)
+	}
+	if err := a.validate(); err != nil {
+		t.Errorf("validate of a cut summary: %v", err)
+	}
 
 	// GIT ranges are read, checked and dropped; so are package-less entries.
 	a = mustParse(t, editRecord(t, "Go/GO-2020-0015.json", map[string]any{"affected": []any{
