@@ -211,9 +211,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, PathInfo: pathInfo, RawQuery: r.URL.RawQuery, Proto: r.Proto,
 		Host: r.Host, RemoteAddr: r.RemoteAddr, RemoteUser: user, ContentLen: len(body), Header: r.Header,
 	})
-	inv := &host.Invocation{Function: name, Version: fn.Version, ID: id, User: user, Source: r.RemoteAddr, Perms: &m.Permissions}
-	if from != nil {
-		inv.Depth, inv.Known = from.Depth+1, from.Secrets()
+	// The host side of the invocation, for a module that makes host calls
+	// or a call from a function (whose secrets its logs are scrubbed of).
+	var inv *host.Invocation
+	if fn.Module.UsesHost() || from != nil {
+		inv = &host.Invocation{Function: name, Version: fn.Version, ID: id, User: user, Source: r.RemoteAddr, Perms: &m.Permissions}
+		if from != nil {
+			inv.Depth, inv.Known = from.Depth+1, from.Secrets()
+		}
 	}
 	req := &sandbox.Request{
 		Args:     []string{name},
@@ -224,7 +229,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MaxLog:   g.cfg.MaxLog,
 		MaxLines: g.cfg.MaxLogLines,
 	}
-	if g.host != nil {
+	if g.host != nil && inv != nil {
 		req.Host = g.host.Serve(inv)
 	}
 	res, runErr := fn.Module.Run(r.Context(), req)
@@ -264,10 +269,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(res.Log) > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
-			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: inv.Redact(res.Log), Dropped: res.Dropped,
+			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: res.Log, Dropped: res.Dropped,
 		}
 		if runErr != nil {
 			e.Error = runErr.Error()
+		}
+		if inv != nil {
+			e.Lines = inv.Redact(e.Lines)
 		}
 		g.logs.Append(e)
 	}

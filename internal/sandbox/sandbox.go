@@ -207,6 +207,10 @@ func sameSignature(a, b api.FunctionDefinition) bool {
 	return bytes.Equal(a.ParamTypes(), b.ParamTypes()) && bytes.Equal(a.ResultTypes(), b.ResultTypes())
 }
 
+// UsesHost reports whether the module imports the moat host module: one
+// that does not can make no host call.
+func (m *Module) UsesHost() bool { return m.host }
+
 // Close releases the compiled code.
 func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
 
