@@ -101,6 +101,7 @@ type lease struct {
 	mu     sync.Mutex
 	left   float64
 	window time.Time // end of the window it belongs to
+	amount float64   // the budget it was leased under
 }
 
 // spent is a budget window's record in the store.
@@ -193,6 +194,13 @@ func (b *Budgets) take(ctx context.Context, fn, kind string, a manifest.BudgetAm
 	l := b.lease(k, end)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.amount != a.Amount {
+		// The budget changed (a deploy): what was leased under the old
+		// amount is forgotten, not spent, so a lowered budget holds at
+		// once. The store still counts it as reserved: fewer admitted,
+		// never more.
+		l.left, l.amount = 0, a.Amount
+	}
 	if l.left >= amount {
 		l.left -= amount
 		return nil

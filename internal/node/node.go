@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -357,9 +358,32 @@ func (n *Node) Serve(ctx context.Context) error {
 	return err
 }
 
+// expandApps replaces a folder that holds no moat.yaml but has function
+// folders under it (an app, like examples/widgets) with those folders,
+// sorted.
+func expandApps(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, manifest.FileName)); err == nil {
+			out = append(out, d)
+			continue
+		}
+		subs, _ := filepath.Glob(filepath.Join(d, "*", manifest.FileName))
+		if len(subs) == 0 {
+			out = append(out, d) // and let bundle.Read say what is missing
+			continue
+		}
+		slices.Sort(subs)
+		for _, s := range subs {
+			out = append(out, filepath.Dir(s))
+		}
+	}
+	return out
+}
+
 // DeployDirs builds (when they hold Go sources) and deploys function folders.
 func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
-	for _, d := range dirs {
+	for _, d := range expandApps(dirs) {
 		if bundle.HasGo(d) {
 			n.log.Info("building", slog.String("dir", d))
 			if _, err := bundle.Build(ctx, d); err != nil {

@@ -33,6 +33,7 @@ func render(req Request) ([]byte, error) {
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetTitle("Widget catalog", false)
 	pdf.SetCreator("moat catalog-pdf", false)
+	pdf.SetCompression(false) // small pages; and the text stays searchable
 	pdf.AddPage()
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
 	pdf.SetFont("Helvetica", "B", 20)
