@@ -65,7 +65,13 @@ func (s *syncBuffer) String() string {
 
 func startServer(t *testing.T, data string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, args...)...)
+	return startProcess(t, data, exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, args...)...))
+}
+
+// startProcess starts cmd, a node that prints "moat serving at URL", and
+// waits for that line.
+func startProcess(t *testing.T, data string, cmd *exec.Cmd) *server {
+	t.Helper()
 	// The machine's environment (the go tool needs it to build examples),
 	// without anything that would point the node elsewhere.
 	for _, kv := range os.Environ() {
@@ -303,8 +309,46 @@ func TestSIGTERMDrains(t *testing.T) {
 
 // TestReadmeServe runs the README's first command: a node with the examples
 // deployed, answering as the README says.
+// TestReadmeServe runs the README's first command, the widget catalog
+// demo, as a process: the examples answer, and the form's story goes
+// through to a mail in the stand-in's inbox.
 func TestReadmeServe(t *testing.T) {
-	s := startServer(t, t.TempDir(), "--deploy", "../../examples/hello", "--deploy", "../../examples/minimal")
+	bin := filepath.Join(t.TempDir(), "demo")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/widgets/demo").CombinedOutput(); err != nil {
+		t.Fatalf("build the demo: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	s := startProcess(t, data, exec.Command(bin, "--data", data, "--listen", "127.0.0.1:0", "--mail-api", "127.0.0.1:0", "--inbox", "127.0.0.1:0", "--examples", "../../examples"))
+	inbox := ""
+	for _, line := range strings.Split(s.output.String(), "\n") {
+		if u, ok := strings.CutPrefix(strings.TrimSpace(line), "the inbox:"); ok {
+			inbox, _, _ = strings.Cut(strings.TrimSpace(u), " ")
+		}
+	}
+	if inbox == "" {
+		t.Fatalf("the demo did not say where the inbox is:\n%s", s.output)
+	}
+	if resp, err := http.Get(s.url + "/fn/page/"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the form: %v %v", resp, err)
+	}
+	resp, err := http.Post(s.url+"/fn/contact", "application/json", strings.NewReader(`{"name":"Carole","email":"carole@example.com","preferences":[{"colour":"blue","size":"big"},{"colour":"green","size":"small"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("contact: %d %s\n%s", resp.StatusCode, b, s.output)
+	}
+	if resp, err := http.Get(inbox + "/"); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "carole@example.com") || !strings.Contains(string(b), "catalog.pdf") {
+			t.Fatalf("the inbox:\n%s", b)
+		}
+	}
 	for path, want := range map[string]string{
 		"/fn/hello?name=you": `{"greeting":"hello, you"}`,
 		"/fn/minimal":        "hello",
