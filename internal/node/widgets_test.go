@@ -86,34 +86,47 @@ type form struct {
 	Preferences []map[string]string `json:"preferences"`
 }
 
-func TestWidgetCatalogUnderAttack(t *testing.T) {
+// widgets is the catalog app running on a node with its mail stand-in.
+type widgets struct {
+	n                 *testNode
+	mail              *mailer.Server
+	data, key         string
+	toMailer, relaxed func(string) string
+}
+
+const widgetsMailerKey = "mk-live-widgets-93f1c0de"
+
+// startWidgets deploys examples/widgets on a node, with the stand-in, the
+// secret, the Go advisories and some stock.
+func startWidgets(t *testing.T) *widgets {
+	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
-	const mailerKey = "mk-live-widgets-93f1c0de"
-	mail, err := mailer.Start("127.0.0.1:0", "127.0.0.1:0", data, mailerKey)
+	mail, err := mailer.Start("127.0.0.1:0", "127.0.0.1:0", data, widgetsMailerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mail.Close()
+	t.Cleanup(func() { mail.Close() })
 	apiHost := strings.TrimPrefix(mail.API, "https://")
-	toMailer := func(y string) string { return strings.ReplaceAll(y, "127.0.0.1:8443", apiHost) }
+	w := &widgets{mail: mail, data: data, key: widgetsMailerKey}
+	w.toMailer = func(y string) string { return strings.ReplaceAll(y, "127.0.0.1:8443", apiHost) }
 	// Until the flood, one test client plays many people: its per-source
 	// rate is raised so that each step meets the check it is about.
-	relaxed := func(y string) string {
-		return strings.Replace(toMailer(y), "rate_per_caller: 2/s", "rate_per_caller: 1000/s", 1)
+	w.relaxed = func(y string) string {
+		return strings.Replace(w.toMailer(y), "rate_per_caller: 2/s", "rate_per_caller: 1000/s", 1)
 	}
-
 	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: mail.CAFile})
+	w.n = n
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "Go/all.zip"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct {
 		name string
 		edit func(string) string
-	}{{"page", nil}, {"catalog-pdf", nil}, {"inventory-admin", nil}, {"contact", relaxed}} {
+	}{{"page", nil}, {"catalog-pdf", nil}, {"inventory-admin", nil}, {"contact", w.relaxed}} {
 		deployDir(t, n, widgetFolder(t, f.name, widgetsDir(f.name), f.edit))
 	}
-	if err := n.client.SetSecret(ctx, "MAILER_KEY", []byte(mailerKey)); err != nil {
+	if err := n.client.SetSecret(ctx, "MAILER_KEY", []byte(widgetsMailerKey)); err != nil {
 		t.Fatal(err)
 	}
 	admin, _ := os.ReadFile(filepath.Join(data, "admin.token"))
@@ -125,6 +138,14 @@ func TestWidgetCatalogUnderAttack(t *testing.T) {
 			t.Fatalf("stock %s: %v %v", item, resp, err)
 		}
 	}
+	return w
+}
+
+func TestWidgetCatalogUnderAttack(t *testing.T) {
+	ctx := context.Background()
+	w := startWidgets(t)
+	n, mail, mailerKey, toMailer, relaxed := w.n, w.mail, w.key, w.toMailer, w.relaxed
+	var err error
 	// Staff only: nobody else sets stock.
 	if resp, _ := post(t, n.URL()+"/fn/inventory-admin/blue/big", map[string]int{"stock": 999}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("inventory-admin without a key: %d", resp.StatusCode)
