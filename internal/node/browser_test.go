@@ -94,7 +94,9 @@ func (b *browser) do(method, path string, body, out any) {
 	}
 }
 
-func (b *browser) open(url string) { b.do(http.MethodPost, b.session+"/url", map[string]string{"url": url}, nil) }
+func (b *browser) open(url string) {
+	b.do(http.MethodPost, b.session+"/url", map[string]string{"url": url}, nil)
+}
 
 // find returns the id of the element css selects.
 func (b *browser) find(css string) string {
