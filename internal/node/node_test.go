@@ -513,6 +513,12 @@ func TestControlAPIHostileInput(t *testing.T) {
 		{"empty secret", "PUT", "/api/v1/secrets/EMPTY", "", strings.NewReader(""), 400, "empty"},
 		{"oversized secret", "PUT", "/api/v1/secrets/BIG", "", io.LimitReader(zeros{}, 64<<10+1), 413, "64KiB"},
 		{"removing a missing secret", "DELETE", "/api/v1/secrets/NONE", "", nil, 404, "no secret named NONE"},
+		{"sbom of no function", "GET", "/api/v1/functions/nonesuch/sbom", "", nil, 404, "not found"},
+		{"removing a missing exception", "DELETE", "/api/v1/vulns/exceptions/f/GO-2020-0001", "", nil, 404, "no such exception"},
+		{"an exception with unknown fields", "POST", "/api/v1/vulns/exceptions", "application/json", strings.NewReader(`{"id":"GO-1","function":"f","until":"2099-01-01","reason":"r","admin":true}`), 400, "the body must be"},
+		{"an exception for a bad function name", "POST", "/api/v1/vulns/exceptions", "application/json", strings.NewReader(`{"id":"GO-1","function":"../f","until":"` + time.Now().AddDate(0, 1, 0).Format(time.DateOnly) + `","reason":"r"}`), 400, "not a function name"},
+		{"advisories that are not a zip", "POST", "/api/v1/vulndb", "application/zip", strings.NewReader("PK\x03\x04garbage"), 400, "nothing was changed"},
+		{"an advisory that is not OSV", "POST", "/api/v1/vulndb", "application/json", strings.NewReader(`{"id":1}`), 400, "nothing was changed"},
 	}
 	for i := range tests {
 		tt := &tests[i]
