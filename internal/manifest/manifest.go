@@ -364,3 +364,12 @@ func validateList(field string, items []string, check func(string) error) *Error
 	}
 	return nil
 }
+
+// DeclaredEnv returns the declared environment as sorted KEY=VALUE pairs.
+func (m *Manifest) DeclaredEnv() []string {
+	env := make([]string, 0, len(m.Env))
+	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
+		env = append(env, k+"="+m.Env[k])
+	}
+	return env
+}

@@ -85,7 +85,7 @@ func (f *Function) ActiveVersion() *Version {
 
 // compiler is what the registry needs from the sandbox.
 type compiler interface {
-	Compile(ctx context.Context, wasm []byte, memory int64) (*sandbox.Module, error)
+	Compile(ctx context.Context, wasm []byte, memory int64, env []string) (*sandbox.Module, error)
 }
 
 // Registry is safe for concurrent use.
@@ -189,7 +189,7 @@ func (r *Registry) Deploy(ctx context.Context, up *Upload) (*Version, error) {
 		return nil, err
 	}
 	start := r.now()
-	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory))
+	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory), m.DeclaredEnv())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Module, err)
 	}
@@ -511,7 +511,7 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 		return nil, err
 	}
 	fetched := r.now()
-	mod, err := r.sandbox.Compile(ctx, wasm, int64(v.Manifest.Limits.Memory))
+	mod, err := r.sandbox.Compile(ctx, wasm, int64(v.Manifest.Limits.Memory), v.Manifest.DeclaredEnv())
 	if err != nil {
 		return nil, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
 	}

@@ -11,7 +11,7 @@ import (
 
 func benchRun(b *testing.B, wasm []byte, memory int64) {
 	r := newRuntime(b)
-	m, err := r.Compile(context.Background(), wasm, memory)
+	m, err := r.Compile(context.Background(), wasm, memory, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

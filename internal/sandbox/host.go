@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -45,7 +47,15 @@ type hostState struct {
 	serve   HostFunc
 	pending []byte
 	log     *lineWriter
+	env     []string // the request's CGI variables, for op request
+	// initialising is a reactor's _initialize at deploy: no request, no
+	// capabilities.
+	initialising bool
 }
+
+// OpRequest is the host call through which a reactor module reads its
+// request's CGI variables (docs/hostcalls.md). The sandbox serves it itself.
+const OpRequest = 2
 
 type hostKey struct{}
 
@@ -102,6 +112,15 @@ func hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	// The reply may outlive this call's view of memory: copy.
 	req := append([]byte(nil), view...)
+	if h.initialising {
+		stack[0] = h.fail(StatusUnavailable, "host calls are not available while the module initialises: make them in the handler")
+		return
+	}
+	if op == OpRequest {
+		h.pending = encodeEnv(h.env)
+		stack[0] = uint64(len(h.pending))
+		return
+	}
 	if h.serve == nil {
 		stack[0] = h.fail(StatusDenied, "this function has no host capabilities")
 		return
@@ -146,4 +165,18 @@ func hostTake(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	h.pending = nil
 	stack[0] = uint64(uint32(len(out)))
+}
+
+// encodeEnv encodes KEY=VALUE pairs as the wire's headers: a count, then
+// each name and value as bytes.
+func encodeEnv(env []string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(env)))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
 }

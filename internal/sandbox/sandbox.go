@@ -130,15 +130,21 @@ type Module struct {
 	pool     *memoryPool
 	base     wazero.ModuleConfig
 	started  *atomic.Uint64
-	host     bool // imports the moat host module
+	host     bool      // imports the moat host module
+	snap     *snapshot // a reactor's initial state; nil for a command
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
 // cap of memory bytes (a multiple of 64KiB). It fails with ErrInvalidModule
-// when wasm is not a module, is not a WASI command (no _start), imports
-// anything but the WASI functions Moat provides, or needs more memory than
+// when wasm is not a module, is neither a WASI command (_start) nor a
+// reactor (_initialize and moat_handle), imports anything but the WASI
+// functions and the host module Moat provides, or needs more memory than
 // the cap.
-func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Module, error) {
+//
+// A reactor is initialised here, once, with env (the declared environment)
+// and served from that snapshot (docs/snapshots.md); an *InitError reports
+// an initialisation that failed.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []string) (*Module, error) {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return nil, fmt.Errorf("%w: not WebAssembly (no \\0asm magic)", ErrInvalidModule)
 	}
@@ -149,11 +155,20 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := rt.CompileModule(ctx, mergeData(wasm))
+	var prep *prepared
+	if isReactor(wasm) {
+		if prep, err = prepareReactor(wasm); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+		}
+		wasm = prep.wasm
+	} else {
+		wasm = mergeData(wasm)
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	host, err := r.check(compiled)
+	host, err := r.check(compiled, prep != nil)
 	if err != nil {
 		compiled.Close(ctx)
 		return nil, err
@@ -164,18 +179,71 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64) (*Modu
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
-	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started, host: host}, nil
+	m := &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started, host: host}
+	if prep != nil {
+		if m.snap, err = takeSnapshot(ctx, rt, compiled, prep, env, memory); err != nil {
+			compiled.Close(ctx)
+			return nil, err
+		}
+		m.base = m.base.WithStartFunctions()
+	}
+	return m, nil
+}
+
+// isReactor tells a reactor module from a command by its exports, before
+// anything is compiled: a module exporting _initialize and no _start.
+func isReactor(wasm []byte) bool {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return false
+	}
+	for _, s := range sections {
+		if s.id == sectionExport {
+			names := exportNames(wasm[s.start:s.end])
+			return names[exportInitialize] && !names["_start"]
+		}
+	}
+	return false
+}
+
+// exportNames lists the names an export section exports.
+func exportNames(b []byte) map[string]bool {
+	names := map[string]bool{}
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return names
+	}
+	for range n {
+		var l uint32
+		if l, i, err = readU32(b, i); err != nil || uint64(i)+uint64(l) >= uint64(len(b)) {
+			return names
+		}
+		names[string(b[i:i+int(l)])] = true
+		if _, i, err = readU32(b, i+int(l)+1); err != nil {
+			return names
+		}
+	}
+	return names
 }
 
 // check enforces the function contract on a compiled module and reports
 // whether it imports the host module.
-func (r *Runtime) check(c wazero.CompiledModule) (bool, error) {
-	start, ok := c.ExportedFunctions()["_start"]
-	if !ok {
-		return false, fmt.Errorf("%w: no _start export: build a WASI command (GOOS=wasip1 GOARCH=wasm)", ErrInvalidModule)
+func (r *Runtime) check(c wazero.CompiledModule, reactor bool) (bool, error) {
+	entries := []string{"_start"}
+	if reactor {
+		entries = []string{exportInitialize, exportHandle}
 	}
-	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
-		return false, fmt.Errorf("%w: _start must take and return nothing", ErrInvalidModule)
+	for _, name := range entries {
+		f, ok := c.ExportedFunctions()[name]
+		if !ok && reactor {
+			return false, fmt.Errorf("%w: a reactor module must export %s: register the handler with the SDK (fn.Handle)", ErrInvalidModule, name)
+		}
+		if !ok {
+			return false, fmt.Errorf("%w: no _start export: build a WASI command (GOOS=wasip1 GOARCH=wasm) or a reactor with the SDK", ErrInvalidModule)
+		}
+		if len(f.ParamTypes()) != 0 || len(f.ResultTypes()) != 0 {
+			return false, fmt.Errorf("%w: %s must take and return nothing", ErrInvalidModule, name)
+		}
 	}
 	if _, ok := c.ExportedMemories()["memory"]; !ok {
 		return false, fmt.Errorf("%w: no exported memory named \"memory\"", ErrInvalidModule)
@@ -211,8 +279,16 @@ func sameSignature(a, b api.FunctionDefinition) bool {
 // that does not can make no host call.
 func (m *Module) UsesHost() bool { return m.host }
 
-// Close releases the compiled code.
-func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+// Snapshot reports whether the module is a reactor served from a snapshot.
+func (m *Module) Snapshot() bool { return m.snap != nil }
+
+// Close releases the compiled code and the snapshot.
+func (m *Module) Close(ctx context.Context) error {
+	if m.snap != nil {
+		m.snap.memory.close()
+	}
+	return m.compiled.Close(ctx)
+}
 
 // Request is one invocation's input.
 type Request struct {
@@ -258,14 +334,20 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 		WithStdout(out).
 		WithStderr(logw).
 		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
-	runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
 	if m.host {
-		runCtx = context.WithValue(runCtx, hostKey{}, &hostState{serve: req.Host, log: logw})
+		outCtx = context.WithValue(outCtx, hostKey{}, &hostState{serve: req.Host, log: logw, env: req.Env})
 	}
 	m.started.Add(1)
-	mod, err := m.rt.InstantiateModule(runCtx, m.compiled, cfg)
-	if mod != nil {
-		mod.Close(context.Background())
+	var err error
+	if m.snap != nil {
+		err = m.runSnapshot(outCtx, cfg)
+	} else {
+		runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
+		var mod api.Module
+		mod, err = m.rt.InstantiateModule(runCtx, m.compiled, cfg)
+		if mod != nil {
+			mod.Close(context.Background())
+		}
 	}
 	logw.flush()
 	res := &Result{Stdout: out.buf.Bytes(), Log: logw.lines, Dropped: logw.dropped, Took: time.Since(start)}
@@ -292,6 +374,23 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 	}
 }
 
+// runSnapshot serves one request of a reactor: a fresh instance whose
+// memory maps the snapshot copy-on-write, set to the snapshot's globals and
+// reseeded, then one call of moat_handle.
+func (m *Module) runSnapshot(ctx context.Context, cfg wazero.ModuleConfig) error {
+	ctx = experimental.WithMemoryAllocator(ctx, m.snap.memory)
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return err
+	}
+	defer mod.Close(context.Background())
+	if err := m.snap.restore(mod); err != nil {
+		return err
+	}
+	_, err = mod.ExportedFunction(exportHandle).Call(ctx)
+	return err
+}
+
 // sleep serves a guest's sleep (WASI poll_oneoff on a clock) but ends it when
 // ctx ends: a guest sleeping for an hour is stopped by its timeout like a
 // guest spinning in a loop.
@@ -305,11 +404,9 @@ func sleep(ctx context.Context, ns int64) {
 }
 
 // outOfMemory tells a Go guest that hit its memory cap from other failures:
-// the Go runtime exits with code 2 after printing this.
+// the Go runtime prints this, then exits with code 2 (a command) or aborts
+// with a trap (a reactor).
 func outOfMemory(res *Result) bool {
-	if res.ExitCode != 2 {
-		return false
-	}
 	for _, l := range res.Log {
 		if strings.HasPrefix(l, "fatal error: out of memory") || strings.HasPrefix(l, "runtime: out of memory") {
 			return true

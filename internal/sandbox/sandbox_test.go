@@ -27,7 +27,7 @@ func newRuntime(t testing.TB) *Runtime {
 
 func compileKitchen(t testing.TB, r *Runtime, memory int64) *Module {
 	t.Helper()
-	m, err := r.Compile(context.Background(), testwasm.Bytes(t, "kitchen"), memory)
+	m, err := r.Compile(context.Background(), testwasm.Bytes(t, "kitchen"), memory, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestCompileRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := r.Compile(context.Background(), tt.wasm, tt.memory)
+			_, err := r.Compile(context.Background(), tt.wasm, tt.memory, nil)
 			if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Compile(%s) error = %v, want ErrInvalidModule with %q", tt.name, err, tt.wantErr)
 			}
@@ -87,7 +87,7 @@ func TestRunHello(t *testing.T) {
 
 func TestRunMinimal(t *testing.T) {
 	r := newRuntime(t)
-	m, err := r.Compile(context.Background(), testwasm.MinimalCGI(), 1<<20)
+	m, err := r.Compile(context.Background(), testwasm.MinimalCGI(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestRunEnvironmentIsOnlyWhatWasGiven(t *testing.T) {
 func TestRunFailures(t *testing.T) {
 	r := newRuntime(t)
 	m := compileKitchen(t, r, 64<<20)
-	trap, err := r.Compile(context.Background(), testwasm.Trap(), 1<<20)
+	trap, err := r.Compile(context.Background(), testwasm.Trap(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

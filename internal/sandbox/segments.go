@@ -42,14 +42,18 @@ func mergeData(wasm []byte) []byte {
 	return out
 }
 
-func rewriteData(wasm []byte) ([]byte, error) {
+// section is one section of a module: its id and where it lies in the
+// module's bytes.
+type section struct {
+	id         byte
+	start, end int // of the payload
+	head       int // where the section begins
+}
+
+// parseSections splits a module into its sections.
+func parseSections(wasm []byte) ([]section, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:8], []byte("\x00asm\x01\x00\x00\x00")) {
 		return nil, errNotMergeable
-	}
-	type section struct {
-		id         byte
-		start, end int // of the payload
-		head       int // where the section begins
 	}
 	var sections []section
 	for i := 8; i < len(wasm); {
@@ -60,6 +64,14 @@ func rewriteData(wasm []byte) ([]byte, error) {
 		}
 		sections = append(sections, section{id: id, start: j, end: j + int(n), head: i})
 		i = j + int(n)
+	}
+	return sections, nil
+}
+
+func rewriteData(wasm []byte) ([]byte, error) {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return nil, err
 	}
 	di := slices.IndexFunc(sections, func(s section) bool { return s.id == sectionData })
 	if di < 0 {

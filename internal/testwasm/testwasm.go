@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -58,7 +59,13 @@ func BuildDir(tb testing.TB, dir string) string {
 		tb.Fatal(err)
 	}
 	tmp := out + ".tmp" + hex.EncodeToString([]byte{byte(os.Getpid()), byte(os.Getpid() >> 8)})
-	cmd := exec.Command("go", "build", "-o", tmp, ".")
+	args := []string{"build", "-o", tmp}
+	// A file named buildmode holds a -buildmode, such as c-shared for a
+	// reactor module.
+	if mode, err := os.ReadFile(filepath.Join(dir, "buildmode")); err == nil {
+		args = append(args, "-buildmode="+strings.TrimSpace(string(mode)))
+	}
+	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = dir
 	// A guest with a go.mod of its own (one that uses the SDK through a
 	// replace) is built outside any workspace.

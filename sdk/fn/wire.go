@@ -15,6 +15,7 @@ import (
 // Operation numbers of the host call "moat" "call".
 const (
 	opLog       uint32 = 1
+	opRequest   uint32 = 2
 	opKVGet     uint32 = 10
 	opKVPut     uint32 = 11
 	opKVCreate  uint32 = 12
@@ -31,6 +32,8 @@ func opName(op uint32) string {
 	switch op {
 	case opLog:
 		return "log"
+	case opRequest:
+		return "request"
 	case opKVGet:
 		return "kv.get"
 	case opKVPut:

@@ -1,0 +1,166 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// A reactor module (Go's -buildmode=c-shared with the SDK's export
+// moat_handle) is served from a snapshot: its initialisation runs once, at
+// deploy, and every request starts from the memory and globals it left
+// (docs/snapshots.md). This file prepares such a module: the data segments
+// move out of the module into an initial memory image the sandbox supplies
+// itself, and every global is exported so that the host can read it after
+// _initialize and set it in each fresh instance.
+
+const (
+	sectionImport = 2
+	sectionMemory = 5
+	sectionGlobal = 6
+	sectionExport = 7
+	externGlobal  = 3
+)
+
+// globalExport names the export of global i in a prepared module.
+func globalExport(i int) string { return "moat:global:" + strconv.Itoa(i) }
+
+var errNotReactor = errors.New("not a reactor module Moat can snapshot")
+
+// prepared is a reactor module rewritten for snapshots.
+type prepared struct {
+	wasm    []byte // without data segments, with every global exported
+	image   []byte // linear memory as the data segments initialise it
+	globals int
+}
+
+// prepareReactor rewrites a reactor module for snapshots. It refuses a
+// module outside what it understands: imported globals or memories,
+// passive data segments, offsets that are not constants.
+func prepareReactor(wasm []byte) (*prepared, error) {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed sections", errNotReactor)
+	}
+	find := func(id byte) (section, bool) {
+		i := slices.IndexFunc(sections, func(s section) bool { return s.id == id })
+		if i < 0 {
+			return section{}, false
+		}
+		return sections[i], true
+	}
+	if s, ok := find(sectionImport); ok {
+		if err := checkImports(wasm[s.start:s.end]); err != nil {
+			return nil, err
+		}
+	}
+	ms, ok := find(sectionMemory)
+	if !ok {
+		return nil, fmt.Errorf("%w: no memory", errNotReactor)
+	}
+	minPages, err := memoryMin(wasm[ms.start:ms.end])
+	if err != nil {
+		return nil, err
+	}
+	globals := 0
+	if s, ok := find(sectionGlobal); ok {
+		n, _, err := readU32(wasm[s.start:s.end], 0)
+		if err != nil {
+			return nil, fmt.Errorf("%w: malformed global section", errNotReactor)
+		}
+		globals = int(n)
+	}
+	if uint64(minPages)*pageSize > 1<<32 {
+		return nil, fmt.Errorf("%w: initial memory over 4GiB", errNotReactor)
+	}
+	image := make([]byte, uint64(minPages)*pageSize)
+	if s, ok := find(sectionData); ok {
+		segs, err := readSegments(wasm[s.start:s.end])
+		if err != nil {
+			return nil, fmt.Errorf("%w: data segments that are not active at constant offsets", errNotReactor)
+		}
+		for _, sg := range segs {
+			if uint64(sg.offset)+uint64(len(sg.data)) > uint64(len(image)) {
+				return nil, fmt.Errorf("%w: data segment past the initial memory", errNotReactor)
+			}
+			copy(image[sg.offset:], sg.data)
+		}
+	}
+	es, ok := find(sectionExport)
+	if !ok {
+		return nil, fmt.Errorf("%w: no exports", errNotReactor)
+	}
+	count, rest, err := readU32(wasm[es.start:es.end], 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed export section", errNotReactor)
+	}
+	exports := appendU32(nil, count+uint32(globals))
+	exports = append(exports, wasm[es.start+rest:es.end]...)
+	for i := range globals {
+		name := globalExport(i)
+		exports = appendU32(exports, uint32(len(name)))
+		exports = append(exports, name...)
+		exports = append(exports, externGlobal)
+		exports = appendU32(exports, uint32(i))
+	}
+	out := slices.Clone(wasm[:8])
+	for _, s := range sections {
+		switch s.id {
+		case sectionData, sectionDataCount:
+			out = append(out, s.id, 1, 0) // no segments
+		case sectionExport:
+			out = append(out, sectionExport)
+			out = appendU32(out, uint32(len(exports)))
+			out = append(out, exports...)
+		default:
+			out = append(out, wasm[s.head:s.end]...)
+		}
+	}
+	return &prepared{wasm: out, image: image, globals: globals}, nil
+}
+
+// checkImports refuses imported globals, tables and memories: the host
+// could not restore them.
+func checkImports(b []byte) error {
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return fmt.Errorf("%w: malformed import section", errNotReactor)
+	}
+	for range n {
+		for range 2 { // module and field names
+			var l uint32
+			if l, i, err = readU32(b, i); err != nil || uint64(i)+uint64(l) > uint64(len(b)) {
+				return fmt.Errorf("%w: malformed import section", errNotReactor)
+			}
+			i += int(l)
+		}
+		if i >= len(b) {
+			return fmt.Errorf("%w: malformed import section", errNotReactor)
+		}
+		kind := b[i]
+		if kind != 0 {
+			return fmt.Errorf("%w: imports something other than functions", errNotReactor)
+		}
+		if _, i, err = readU32(b, i+1); err != nil {
+			return fmt.Errorf("%w: malformed import section", errNotReactor)
+		}
+	}
+	return nil
+}
+
+// memoryMin reads the initial page count of the module's one memory.
+func memoryMin(b []byte) (uint32, error) {
+	n, i, err := readU32(b, 0)
+	if err != nil || n != 1 || i >= len(b) {
+		return 0, fmt.Errorf("%w: a module must define exactly one memory", errNotReactor)
+	}
+	if flags := b[i]; flags > 1 {
+		return 0, fmt.Errorf("%w: shared or 64-bit memory", errNotReactor)
+	}
+	min, _, err := readU32(b, i+1)
+	if err != nil {
+		return 0, fmt.Errorf("%w: malformed memory section", errNotReactor)
+	}
+	return min, nil
+}
