@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -21,6 +22,25 @@ func main() {
 	mux.HandleFunc("/minimal", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, "hello\n")
+	})
+	// The JSON handler of the reactor guest (internal/testwasm/testdata/reactor)
+	// and of bench/workerd/worker.js: {"name":..., "items":[numbers]} in,
+	// {"count":..., "hello":..., "sum":...} out; 400 for bad JSON.
+	mux.HandleFunc("/json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		var in struct {
+			Name  string    `json:"name"`
+			Items []float64 `json:"items"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sum := 0.0
+		for _, v := range in.Items {
+			sum += v
+		}
+		json.NewEncoder(w).Encode(map[string]any{"hello": in.Name, "sum": sum, "count": len(in.Items)})
 	})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

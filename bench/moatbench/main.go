@@ -9,11 +9,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -288,6 +290,106 @@ func start(bin, readyPrefix string, args ...string) *proc {
 	}
 	log.Fatalf("%s did not start", bin)
 	return nil
+}
+
+// startWorkerd starts Cloudflare's workerd serving bench/workerd/worker.js,
+// the JSON handler, on a free loopback port, after installing the pinned
+// workerd with bench/workerd/install if need be. It prints nothing when
+// ready, so it is ready when a POST /json first answers as it should. The
+// process is workerd's own binary, not a shell or Node wrapper, so that
+// proc.cpu reads workerd's CPU time. workerd serves all requests on one
+// event-loop thread (plus one V8 helper thread on 2 cores) and has no flag to
+// use more: one process, as with the Go servers.
+func startWorkerd() (*proc, error) {
+	out, err := exec.Command("bench/workerd/install").Output()
+	if err != nil {
+		if e, ok := err.(*exec.ExitError); ok {
+			return nil, fmt.Errorf("bench/workerd/install: %v: %s", err, bytes.TrimSpace(e.Stderr))
+		}
+		return nil, fmt.Errorf("bench/workerd/install: %v", err)
+	}
+	bin := strings.TrimSpace(string(out))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "bench/workerd/config.capnp", "--socket-addr", "http="+addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, url: "http://" + addr}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if postJSONOnce(p.url+"/json") == nil {
+			return p, nil
+		}
+		// A zombie: workerd exited, a bad config or a port taken since.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err == nil {
+			if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				break
+			}
+		}
+	}
+	cmd.Process.Kill()
+	err = cmd.Wait()
+	return nil, fmt.Errorf("workerd at %s did not answer POST /json within 20 s (%v)", addr, err)
+}
+
+// jsonBody is the request of the JSON handler, and jsonWant a part of the
+// answer that only a correct one has.
+const (
+	jsonBody = `{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`
+	jsonWant = `"sum":55.5`
+)
+
+// postJSONOnce POSTs jsonBody to url, and fails unless the answer is 200
+// with jsonWant in its body.
+func postJSONOnce(url string) error {
+	req, err := http.NewRequest("POST", url, strings.NewReader(jsonBody))
+	check(err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := transport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if !bytes.Contains(body, []byte(jsonWant)) {
+		return fmt.Errorf("answer %q lacks %s", body, jsonWant)
+	}
+	return nil
+}
+
+// postJSON is load for the JSON handler: c clients POST jsonBody to url for
+// d, and only right answers count as ok.
+func postJSON(url string, c int, d time.Duration) (ok, errs int64, took time.Duration) {
+	var nOK, nErr atomic.Int64
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if postJSONOnce(url) == nil {
+					nOK.Add(1)
+				} else {
+					nErr.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nOK.Load(), nErr.Load(), time.Since(start)
 }
 
 func (p *proc) stop() {

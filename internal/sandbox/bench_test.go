@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,4 +43,34 @@ func BenchmarkRunHelloExample(b *testing.B) {
 		b.Skip("examples/hello/hello.wasm not built: go run ./cmd/moat build examples/hello")
 	}
 	benchRun(b, wasm, 64<<20)
+}
+
+// BenchmarkRunReactor is one request of the reactor guest per op: a fresh
+// instance restored from the snapshot, JSON in and out. It reports the
+// private memory each instance ended with (pages it wrote).
+func BenchmarkRunReactor(b *testing.B) {
+	r := newRuntime(b)
+	m := compileReactor(b, r, 64<<20)
+	req := request("/json")
+	req.Stdin = []byte(`{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`)
+	req.Env = []string{"REQUEST_METHOD=POST", "PATH_INFO=/json", "SERVER_PROTOCOL=HTTP/1.1", "QUERY_STRING=",
+		"SERVER_NAME=test", "SERVER_PORT=80", "CONTENT_TYPE=application/json", "CONTENT_LENGTH=" + strconv.Itoa(len(req.Stdin))}
+	req.Timeout = 10 * time.Second
+	var private, count atomic.Int64
+	privateHook = func(n int64) { private.Add(n); count.Add(1) }
+	defer func() { privateHook = nil }()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := m.Run(context.Background(), req)
+			if err != nil {
+				b.Fatal(err, res.Log)
+			}
+		}
+	})
+	b.StopTimer()
+	if n := count.Load(); n > 0 {
+		b.ReportMetric(float64(private.Load())/float64(n), "private-B/op")
+	}
 }

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -24,7 +25,8 @@ import (
 // and the zeros after it.
 type cowPool struct {
 	fd    int
-	image int // bytes of image, a multiple of the page size
+	image int    // bytes of image, a multiple of the page size
+	view  []byte // the image, mapped shared and read-only
 
 	mu   sync.Mutex
 	free []*cowMemory
@@ -53,7 +55,14 @@ func newCOWPool(image []byte, idle int) (*cowPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	return &cowPool{fd: fd2, image: len(image), idle: idle}, nil
+	p := &cowPool{fd: fd2, image: len(image), idle: idle}
+	if len(image) > 0 {
+		if p.view, err = unix.Mmap(fd2, 0, len(image), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+			unix.Close(fd2)
+			return nil, fmt.Errorf("memfd view: %w", err)
+		}
+	}
+	return p, nil
 }
 
 var _ experimental.MemoryAllocator = (*cowPool)(nil)
@@ -100,6 +109,10 @@ func (p *cowPool) close() {
 		unix.Munmap(m.buf)
 	}
 	p.free = nil
+	if p.view != nil {
+		unix.Munmap(p.view)
+		p.view = nil
+	}
 	unix.Close(p.fd)
 }
 
@@ -152,6 +165,80 @@ func (m *cowMemory) Free() {
 	unix.Munmap(m.buf)
 }
 
+// restore sets a memory of exactly the image's size back to the image in
+// place: each page the process holds privately (written since it was
+// mapped, or since an earlier restore) and differing from the image is
+// copied back. The copied pages stay resident, so the next request that
+// writes them pays no page fault. Past maxDirtyPages, or when pagemap
+// cannot be read, the memory is dropped back to the image with madvise.
+// It reports false when the memory could not be restored.
+func (p *cowPool) restore(m *cowMemory) bool {
+	if m.used != uint64(p.image) {
+		return false
+	}
+	if privateHook != nil {
+		privateHook(privateBytes(m.buf[:m.used]))
+	}
+	buf := m.buf[:p.image]
+	page := os.Getpagesize()
+	entries, err := pagemap(buf)
+	if err == nil {
+		dirty := 0
+		for _, e := range entries {
+			if written(e) {
+				dirty++
+			}
+		}
+		if dirty <= maxDirtyPages {
+			for i, e := range entries {
+				if !written(e) {
+					continue
+				}
+				off := i * page
+				if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
+					copy(buf[off:off+page], p.view[off:off+page])
+				}
+			}
+			return true
+		}
+	}
+	return unix.Madvise(buf, unix.MADV_DONTNEED) == nil
+}
+
+// written reports whether a pagemap entry may hold bytes other than the
+// file's: present and not the file's page, or swapped out (only private
+// pages are).
+func written(e uint64) bool {
+	present, swapped, file := e&(1<<63) != 0, e&(1<<62) != 0, e&(1<<61) != 0
+	return swapped || present && !file
+}
+
+var (
+	pagemapOnce sync.Once
+	pagemapFile *os.File
+	pagemapErr  error
+)
+
+// pagemap returns the /proc/self/pagemap entries of b's pages.
+func pagemap(b []byte) ([]uint64, error) {
+	pagemapOnce.Do(func() { pagemapFile, pagemapErr = os.Open("/proc/self/pagemap") })
+	if pagemapErr != nil {
+		return nil, pagemapErr
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&b[0])) / page
+	n := (uintptr(len(b)) + page - 1) / page
+	raw := make([]byte, n*8)
+	if _, err := pagemapFile.ReadAt(raw, int64(start*8)); err != nil {
+		return nil, err
+	}
+	entries := make([]uint64, n)
+	for i := range entries {
+		entries[i] = binary.LittleEndian.Uint64(raw[i*8:])
+	}
+	return entries, nil
+}
+
 // privateHook, when set (by benchmarks), receives the private memory of
 // every snapshot instance as it ends.
 var privateHook func(bytes int64)
@@ -164,24 +251,15 @@ func privateBytes(b []byte) int64 {
 	if len(b) == 0 {
 		return 0
 	}
-	f, err := os.Open("/proc/self/pagemap")
+	entries, err := pagemap(b)
 	if err != nil {
 		return -1
 	}
-	defer f.Close()
-	page := uintptr(os.Getpagesize())
-	start := uintptr(unsafe.Pointer(&b[0])) / page
-	n := (uintptr(len(b)) + page - 1) / page
-	entries := make([]byte, n*8)
-	if _, err := f.ReadAt(entries, int64(start*8)); err != nil {
-		return -1
-	}
 	var private int64
-	for i := uintptr(0); i < n; i++ {
-		e := binary.LittleEndian.Uint64(entries[i*8:])
+	for _, e := range entries {
 		present, file, exclusive := e&(1<<63) != 0, e&(1<<61) != 0, e&(1<<56) != 0
 		if present && !file && exclusive {
-			private += int64(page)
+			private += int64(os.Getpagesize())
 		}
 	}
 	return private

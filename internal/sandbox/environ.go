@@ -106,8 +106,41 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("environ", "environ_buf").
 		Export("environ_get")
+	// A guest has no descriptors but its three standard streams, and may
+	// not close, renumber or reconfigure them: what the descriptor table
+	// holds is then the same at the start of every request, which lets a
+	// reactor's instance be kept (instances.go).
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fdRefused), []api.ValueType{i32}, []api.ValueType{i32}).
+		WithParameterNames("fd").
+		Export("fd_close")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fdRefused), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("fd", "to").
+		Export("fd_renumber")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fdRefused), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("fd", "flags").
+		Export("fd_fdstat_set_flags")
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+// WASI errnos.
+const (
+	errnoBadf    = 8
+	errnoNotsup  = 58
+	stdioStreams = 3
+)
+
+// fdRefused answers a change to a descriptor: not supported on a standard
+// stream, bad for any other (there are none).
+func fdRefused(_ context.Context, _ api.Module, stack []uint64) {
+	if uint32(stack[0]) < stdioStreams {
+		stack[0] = errnoNotsup
+		return
+	}
+	stack[0] = errnoBadf
 }
 
 func environSizesGet(ctx context.Context, mod api.Module, stack []uint64) {

@@ -164,3 +164,159 @@ func memoryMin(b []byte) (uint32, error) {
 	}
 	return min, nil
 }
+
+const sectionCode = 10
+
+// keepsNoTableState reports whether no function of wasm can change a table
+// or drop an element segment (table.set, table.grow, table.fill,
+// table.copy, table.init, elem.drop): then a module instance holds no state
+// beyond its memory and globals, and an instance restored in both is as
+// good as a new one. It decodes every instruction; anything it does not
+// know (SIMD, threads, tail calls, a malformed body) answers false.
+func keepsNoTableState(wasm []byte) bool {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return false
+	}
+	for _, s := range sections {
+		if s.id == sectionCode {
+			return scanCode(wasm[s.start:s.end])
+		}
+	}
+	return true // no code at all
+}
+
+func scanCode(b []byte) bool {
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return false
+	}
+	for range n {
+		var size uint32
+		if size, i, err = readU32(b, i); err != nil || uint64(i)+uint64(size) > uint64(len(b)) {
+			return false
+		}
+		if !scanBody(b[i : i+int(size)]) {
+			return false
+		}
+		i += int(size)
+	}
+	return i == len(b)
+}
+
+// scanBody decodes one function body and reports whether it is free of
+// table-changing instructions.
+func scanBody(b []byte) bool {
+	_, ok := walkBody(b, func(op byte, sub uint32, _ int) bool {
+		switch {
+		case op == 0x26: // table.set
+			return false
+		case op == 0xfc && sub >= 12 && sub != 16: // table.init .. table.fill, but table.size
+			return false
+		}
+		return true
+	})
+	return ok
+}
+
+// walkBody decodes one function body, calling visit after each instruction
+// with its opcode, its sub-opcode (for the 0xfc prefix) and the offset just
+// past it; visit returns false to stop. It returns where the instructions
+// start (past the locals) and false when the body is malformed, holds an
+// instruction it does not know (SIMD, threads, tail calls), or visit
+// stopped it.
+func walkBody(b []byte, visit func(op byte, sub uint32, end int) bool) (int, bool) {
+	locals, i, err := readU32(b, 0)
+	if err != nil {
+		return 0, false
+	}
+	for range locals {
+		if _, i, err = readU32(b, i); err != nil || i >= len(b) {
+			return 0, false
+		}
+		i++ // value type
+	}
+	start := i
+	u32 := func() bool {
+		_, i, err = readU32(b, i)
+		return err == nil
+	}
+	leb := func(max int) bool { // a signed or unsigned LEB128 of at most max bytes
+		for k := 0; k < max; k++ {
+			if i >= len(b) {
+				return false
+			}
+			c := b[i]
+			i++
+			if c&0x80 == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for i < len(b) {
+		op := b[i]
+		i++
+		var sub uint32
+		ok := true
+		switch {
+		case op == 0x00, op == 0x01, op == 0x05, op == 0x0b, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1,
+			op >= 0x45 && op <= 0xc4:
+		case op >= 0x02 && op <= 0x04: // block, loop, if: a block type
+			ok = leb(5)
+		case op == 0x0c, op == 0x0d, op == 0x10, op >= 0x20 && op <= 0x26, op == 0xd2:
+			ok = u32()
+		case op == 0x0e: // br_table
+			var cnt uint32
+			if cnt, i, err = readU32(b, i); err != nil {
+				return 0, false
+			}
+			for range cnt + 1 {
+				if !u32() {
+					return 0, false
+				}
+			}
+		case op == 0x11: // call_indirect: type, table
+			ok = u32() && u32()
+		case op == 0x1c: // select with types
+			var cnt uint32
+			if cnt, i, err = readU32(b, i); err != nil || uint64(i)+uint64(cnt) > uint64(len(b)) {
+				return 0, false
+			}
+			i += int(cnt)
+		case op >= 0x28 && op <= 0x3e: // loads and stores: align, offset
+			ok = u32() && leb(10)
+		case op == 0x3f, op == 0x40: // memory.size, memory.grow
+			ok = u32()
+		case op == 0x41:
+			ok = leb(5)
+		case op == 0x42:
+			ok = leb(10)
+		case op == 0x43:
+			i += 4
+		case op == 0x44:
+			i += 8
+		case op == 0xd0: // ref.null
+			i++
+		case op == 0xfc:
+			if sub, i, err = readU32(b, i); err != nil {
+				return 0, false
+			}
+			switch {
+			case sub <= 7: // saturating truncations
+			case sub == 8, sub == 10, sub == 12, sub == 14: // memory.init, memory.copy, table.init, table.copy: two indices
+				ok = u32() && u32()
+			case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17: // one index
+				ok = u32()
+			default:
+				return 0, false
+			}
+		default:
+			return 0, false
+		}
+		if !ok || i > len(b) || !visit(op, sub, i) {
+			return 0, false
+		}
+	}
+	return start, true
+}

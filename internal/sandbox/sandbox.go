@@ -49,7 +49,7 @@ type Runtime struct {
 	cache wazero.CompilationCache
 
 	mu       sync.Mutex
-	runtimes map[uint32]wazero.Runtime // by memory cap in pages
+	runtimes map[runtimeKey]wazero.Runtime
 	wasi     map[string]api.FunctionDefinition
 	host     map[string]api.FunctionDefinition
 	memory   *memoryPool
@@ -70,9 +70,9 @@ func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, erro
 		}
 		cache = c
 	}
-	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[uint32]wazero.Runtime{}, memory: newMemoryPool(64)}
+	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[runtimeKey]wazero.Runtime{}, memory: newMemoryPool(64)}
 	// The WASI functions a guest may import: those wazero implements.
-	rt, err := r.runtime(ctx, 1)
+	rt, err := r.runtime(ctx, runtimeKey{pages: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -81,19 +81,28 @@ func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, erro
 	return r, nil
 }
 
-// runtime returns the wazero runtime for a memory cap, creating it once.
-func (r *Runtime) runtime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
+// runtimeKey picks a wazero runtime: the memory cap, and whether modules
+// stop on their loop instrumentation (interrupt.go) or need wazero's
+// WithCloseOnContextDone.
+type runtimeKey struct {
+	pages        uint32
+	instrumented bool
+}
+
+// runtime returns the wazero runtime for a key, creating it once.
+func (r *Runtime) runtime(ctx context.Context, key runtimeKey) (wazero.Runtime, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rt, ok := r.runtimes[pages]; ok {
+	if rt, ok := r.runtimes[key]; ok {
 		return rt, nil
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
-		WithMemoryLimitPages(pages).
-		// Mandatory: without it a guest spinning in a loop is never stopped,
-		// and the node's next garbage collection waits on it forever.
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(key.pages).
+		// Mandatory for a module without the loop instrumentation: else a
+		// guest spinning in a loop is never stopped, and the node's next
+		// garbage collection waits on it forever.
+		WithCloseOnContextDone(!key.instrumented)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if err := instantiateWASI(ctx, rt); err != nil {
 		rt.Close(ctx)
@@ -103,7 +112,7 @@ func (r *Runtime) runtime(ctx context.Context, pages uint32) (wazero.Runtime, er
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host module: %w", err)
 	}
-	r.runtimes[pages] = rt
+	r.runtimes[key] = rt
 	return rt, nil
 }
 
@@ -115,7 +124,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, rt := range r.runtimes {
 		errs = append(errs, rt.Close(ctx))
 	}
-	r.runtimes = map[uint32]wazero.Runtime{}
+	r.runtimes = map[runtimeKey]wazero.Runtime{}
 	errs = append(errs, r.cache.Close(ctx))
 	r.memory.close()
 	return errors.Join(errs...)
@@ -132,6 +141,7 @@ type Module struct {
 	started  *atomic.Uint64
 	host     bool      // imports the moat host module
 	snap     *snapshot // a reactor's initial state; nil for a command
+	fuel     bool      // instrumented: stopped through its fuel global
 }
 
 // Compile validates wasm as a Moat function and compiles it with a memory
@@ -151,12 +161,19 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	if memory < pageSize || memory%pageSize != 0 || memory > 1<<32 {
 		return nil, fmt.Errorf("%w: memory cap %d is not a positive multiple of 64KiB up to 4GiB", ErrInvalidModule, memory)
 	}
-	rt, err := r.runtime(ctx, uint32(memory/pageSize))
+	reactor := isReactor(wasm)
+	instrumented := false
+	if out, err := instrument(wasm); err == nil {
+		wasm, instrumented = out, true
+	} else {
+		r.log.WarnContext(ctx, "module not instrumented for cheap interruption; it runs with wazero's slower checks", slog.String("reason", err.Error()))
+	}
+	rt, err := r.runtime(ctx, runtimeKey{pages: uint32(memory / pageSize), instrumented: instrumented})
 	if err != nil {
 		return nil, err
 	}
 	var prep *prepared
-	if isReactor(wasm) {
+	if reactor {
 		if prep, err = prepareReactor(wasm); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 		}
@@ -179,13 +196,13 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
-	m := &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base, started: &r.started, host: host}
+	m := &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base.WithStartFunctions(), started: &r.started, host: host, fuel: instrumented}
 	if prep != nil {
 		if m.snap, err = takeSnapshot(ctx, rt, compiled, prep, env, memory); err != nil {
 			compiled.Close(ctx)
 			return nil, err
 		}
-		m.base = m.base.WithStartFunctions()
+		m.snap.pool.reuse = keepsNoTableState(prep.wasm)
 	}
 	return m, nil
 }
@@ -285,6 +302,7 @@ func (m *Module) Snapshot() bool { return m.snap != nil }
 // Close releases the compiled code and the snapshot.
 func (m *Module) Close(ctx context.Context) error {
 	if m.snap != nil {
+		m.snap.pool.close()
 		m.snap.memory.close()
 	}
 	return m.compiled.Close(ctx)
@@ -328,26 +346,22 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 
 	out := &capWriter{max: req.MaxOut, stop: stopOut}
 	logw := &lineWriter{maxBytes: req.MaxLog, maxLines: req.MaxLines}
-	cfg := m.base.
-		WithArgs(req.Args...).
-		WithStdin(bytes.NewReader(req.Stdin)).
-		WithStdout(out).
-		WithStderr(logw).
-		WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
 	if m.host {
 		outCtx = context.WithValue(outCtx, hostKey{}, &hostState{serve: req.Host, log: logw, env: req.Env})
 	}
 	m.started.Add(1)
 	var err error
 	if m.snap != nil {
-		err = m.runSnapshot(outCtx, cfg)
+		err = m.snap.serve(outCtx, m, &stdio{stdin: bytes.NewReader(req.Stdin), stdout: out, stderr: logw, ctx: outCtx})
 	} else {
+		cfg := m.base.
+			WithArgs(req.Args...).
+			WithStdin(bytes.NewReader(req.Stdin)).
+			WithStdout(out).
+			WithStderr(logw).
+			WithNanosleep(func(ns int64) { sleep(outCtx, ns) })
 		runCtx := withEnviron(experimental.WithMemoryAllocator(outCtx, m.pool), newEnviron(req.Env))
-		var mod api.Module
-		mod, err = m.rt.InstantiateModule(runCtx, m.compiled, cfg)
-		if mod != nil {
-			mod.Close(context.Background())
-		}
+		err = m.runCommand(runCtx, cfg)
 	}
 	logw.flush()
 	res := &Result{Stdout: out.buf.Bytes(), Log: logw.lines, Dropped: logw.dropped, Took: time.Since(start)}
@@ -374,21 +388,34 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 	}
 }
 
-// runSnapshot serves one request of a reactor: a fresh instance whose
-// memory maps the snapshot copy-on-write, set to the snapshot's globals and
-// reseeded, then one call of moat_handle.
-func (m *Module) runSnapshot(ctx context.Context, cfg wazero.ModuleConfig) error {
-	ctx = experimental.WithMemoryAllocator(ctx, m.snap.memory)
+// runCommand instantiates a command module and runs its _start.
+func (m *Module) runCommand(ctx context.Context, cfg wazero.ModuleConfig) error {
 	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return err
 	}
 	defer mod.Close(context.Background())
-	if err := m.snap.restore(mod); err != nil {
-		return err
+	if m.fuel {
+		stop := stopOnDone(ctx, mod)
+		defer stop()
 	}
-	_, err = mod.ExportedFunction(exportHandle).Call(ctx)
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 0 {
+		return nil
+	}
 	return err
+}
+
+// stopOnDone stops mod's next loop iteration once ctx ends. The returned
+// function cancels that and reports false if it came too late: the
+// instance may have been told to stop, and must not be kept.
+func stopOnDone(ctx context.Context, mod api.Module) func() bool {
+	flag, ok := mod.ExportedGlobal(stopExport).(api.MutableGlobal)
+	if !ok {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, func() { flag.Set(1) })
 }
 
 // sleep serves a guest's sleep (WASI poll_oneoff on a clock) but ends it when

@@ -35,6 +35,7 @@ type snapshot struct {
 	values  []uint64 // and their values
 	rngs    []uint32 // offsets of the Go runtime's ChaCha8 states
 	memory  *cowPool
+	pool    instances
 	initLog []string
 }
 
@@ -184,23 +185,4 @@ func (s *snapshot) reseed(mem api.Memory) error {
 		}
 	}
 	return nil
-}
-
-// restore sets a fresh instance to the snapshot: memory size, globals and
-// fresh randomness (the memory itself comes from the allocator).
-func (s *snapshot) restore(mod api.Module) error {
-	mem := mod.ExportedMemory("memory")
-	if have := mem.Size() / pageSize; have < s.pages {
-		if _, ok := mem.Grow(s.pages - have); !ok {
-			return errors.New("restore: cannot grow memory to the snapshot's size")
-		}
-	}
-	for i, name := range s.names {
-		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
-		if !ok {
-			return errors.New("restore: global " + name + " missing")
-		}
-		g.Set(s.values[i])
-	}
-	return s.reseed(mem)
 }
