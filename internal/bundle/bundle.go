@@ -3,6 +3,7 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/sign"
@@ -78,13 +80,39 @@ func BuildGo(ctx context.Context, dir, out string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", abs, ".")
+	args := []string{"build", "-trimpath", "-o", abs}
+	if Reactor(dir) {
+		args = append(args, "-buildmode=c-shared")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build in %s: %w\n%s", dir, err, b)
 	}
 	return nil
+}
+
+// Reactor reports whether the Go function in dir registers its handler
+// with the SDK (fn.Handle or fn.HandleFunc): then it is built as a reactor
+// (-buildmode=c-shared), which Moat initialises once and serves from a
+// snapshot (docs/snapshots.md). Any other Go function is built as a WASI
+// command, a fresh Go runtime per request.
+func Reactor(dir string) bool {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte("fn.Handle(")) || bytes.Contains(b, []byte("fn.HandleFunc(")) {
+			return true
+		}
+	}
+	return false
 }
 
 // HasGo reports whether the function folder at path holds Go sources.

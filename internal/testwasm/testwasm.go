@@ -9,9 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/moatfn/moat/internal/bundle"
 )
 
 var mu sync.Mutex // serialises builds within one test binary
@@ -60,10 +61,10 @@ func BuildDir(tb testing.TB, dir string) string {
 	}
 	tmp := out + ".tmp" + hex.EncodeToString([]byte{byte(os.Getpid()), byte(os.Getpid() >> 8)})
 	args := []string{"build", "-o", tmp}
-	// A file named buildmode holds a -buildmode, such as c-shared for a
-	// reactor module.
-	if mode, err := os.ReadFile(filepath.Join(dir, "buildmode")); err == nil {
-		args = append(args, "-buildmode="+strings.TrimSpace(string(mode)))
+	// A function that registers its handler with the SDK is a reactor,
+	// built as moat build builds it.
+	if bundle.Reactor(dir) {
+		args = append(args, "-buildmode=c-shared")
 	}
 	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = dir
@@ -83,6 +84,9 @@ func BuildDir(tb testing.TB, dir string) string {
 func sourceKey(dir string) (string, error) {
 	h := sha256.New()
 	h.Write([]byte(runtime.Version()))
+	if bundle.Reactor(dir) {
+		h.Write([]byte("-buildmode=c-shared"))
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", err
