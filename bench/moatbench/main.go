@@ -147,6 +147,10 @@ func main() {
 		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, rps, cpu*1e6, rps/medianF(base.rps), cpu/medianF(base.cpuPerReq))
 	}
 
+	// Fresh sandboxes (docs/snapshots.md): a Go reactor with JSON in and
+	// out, against the same handler natively and in workerd.
+	freshSandboxes(ctx, c, node, bare, *conc, *rounds, *duration, *seq)
+
 	// Auditing: the same node software with invocations unaudited, in the
 	// same run.
 	data2, err := os.MkdirTemp("", "moatbench")
@@ -504,4 +508,109 @@ func check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// freshSandboxes deploys examples/sum and measures it beside bare Go and
+// workerd serving the same JSON handler.
+func freshSandboxes(ctx context.Context, c *client.Client, node, bare *proc, conc, rounds int, duration time.Duration, seq int) {
+	if _, err := bundle.Build(ctx, "examples/sum"); err != nil {
+		log.Fatal(err)
+	}
+	sum, err := bundle.Read("examples/sum")
+	check(err)
+	_, err = c.Deploy(ctx, sum)
+	check(err)
+	check(postJSONOnce(node.url + "/fn/sum"))
+	wd, err := startWorkerd()
+	if err != nil {
+		log.Printf("workerd not measured: %v", err)
+	} else {
+		defer wd.stop()
+	}
+	fmt.Printf("\n## Fresh sandboxes: a Go function, JSON in and out (examples/sum, a reactor served from its snapshot)\n\n")
+	fmt.Printf("Sequential POST requests over loopback HTTP (n=%d):\n\n| target | p50 | p99 |\n|---|---|---|\n", seq)
+	bareLat := latenciesPOST(bare.url+"/json", seq)
+	moatLat := latenciesPOST(node.url+"/fn/sum", seq)
+	fmt.Printf("| bare Go net/http, /json | %s | %s |\n", us(pct(bareLat, 50)), us(pct(bareLat, 99)))
+	fmt.Printf("| moat /fn/sum (Go reactor, fresh state per request) | %s | %s |\n", us(pct(moatLat, 50)), us(pct(moatLat, 99)))
+	if wd != nil {
+		wdLat := latenciesPOST(wd.url+"/json", seq)
+		fmt.Printf("| workerd, the same handler in JavaScript | %s | %s |\n", us(pct(wdLat, 50)), us(pct(wdLat, 99)))
+	}
+	fmt.Printf("\nInvoke overhead at p50 (moat p50 minus bare p50): %s\n\n", us(pct(moatLat, 50)-pct(bareLat, 50)))
+
+	targets := []struct {
+		name string
+		srv  *proc
+		path string
+	}{{"bare Go, /json", bare, "/json"}, {"moat, /fn/sum (Go reactor)", node, "/fn/sum"}}
+	if wd != nil {
+		targets = append(targets, struct {
+			name string
+			srv  *proc
+			path string
+		}{"workerd, /json (JavaScript)", wd, "/json"})
+	}
+	rps := make([][]float64, len(targets))
+	cpu := make([][]float64, len(targets))
+	for r := 0; r < rounds; r++ {
+		for i, tgt := range targets {
+			postJSON(tgt.srv.url+tgt.path, conc, time.Second) // warm up
+			cpu0 := tgt.srv.cpu()
+			n, errs, took := postJSON(tgt.srv.url+tgt.path, conc, duration)
+			used := tgt.srv.cpu() - cpu0
+			if errs > 0 {
+				log.Printf("%s: %d errors", tgt.name, errs)
+			}
+			rps[i] = append(rps[i], float64(n)/took.Seconds())
+			cpu[i] = append(cpu[i], used.Seconds()/float64(max(n, 1)))
+		}
+	}
+	fmt.Printf("Throughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores):\n\n", conc, rounds, duration)
+	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare | CPU ratio to bare |\n|---|---|---|---|---|\n")
+	for i, tgt := range targets {
+		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, medianF(rps[i]), medianF(cpu[i])*1e6,
+			medianF(rps[i])/medianF(rps[0]), medianF(cpu[i])/medianF(cpu[0]))
+	}
+	if wd != nil {
+		fmt.Printf("\nmoat /fn/sum against workerd: %.2fx its throughput, %.2fx its CPU per request.\n",
+			medianF(rps[1])/medianF(rps[2]), medianF(cpu[1])/medianF(cpu[2]))
+	}
+	// Private memory per instance: the sandbox benchmark reads it from
+	// /proc/self/pagemap as each instance ends.
+	out, err := exec.Command("go", "test", "-run", "XXX", "-bench", "BenchmarkRunReactor$", "-benchtime", "2000x", "./internal/sandbox").CombinedOutput()
+	if err != nil {
+		log.Printf("private memory not measured: %v\n%s", err, out)
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "BenchmarkRunReactor") {
+			f := strings.Fields(line)
+			for k := 1; k < len(f); k++ {
+				if f[k] == "private-B/op" {
+					fmt.Printf("\nPrivate memory per instance of the reactor guest (pages written, from pagemap; go test -bench BenchmarkRunReactor ./internal/sandbox): %s bytes (%.0f KiB); in-process run %s per request.\n", f[k-1], atof(f[k-1])/1024, f[2]+" "+f[3])
+				}
+			}
+		}
+	}
+}
+
+func atof(s string) float64 {
+	var f float64
+	fmt.Sscan(s, &f)
+	return f
+}
+
+// latenciesPOST times n sequential POSTs of jsonBody to url.
+func latenciesPOST(url string, n int) []time.Duration {
+	for i := 0; i < 50; i++ {
+		postJSONOnce(url)
+	}
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		check(postJSONOnce(url))
+		out = append(out, time.Since(t))
+	}
+	return out
 }

@@ -89,3 +89,25 @@ func BenchmarkHostCall(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
 	})
 }
+
+// BenchmarkGatewayReactor is the node's cost per invocation of a Go
+// reactor: the reactor guest's JSON path through the whole handler.
+func BenchmarkGatewayReactor(b *testing.B) {
+	n := startNode(b, b.TempDir())
+	deploy(b, n, "name: reactor\nmodule: fn.wasm\nlimits: {memory: 64MiB, concurrency: 64}\nhttp: {auth: public, methods: [POST]}\n", testwasm.Bytes(b, "reactor"))
+	h := n.server.Handler
+	body := `{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("POST", "/fn/reactor/json", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
+}

@@ -2,8 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"io"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,5 +75,42 @@ func BenchmarkRunReactor(b *testing.B) {
 	b.StopTimer()
 	if n := count.Load(); n > 0 {
 		b.ReportMetric(float64(private.Load())/float64(n), "private-B/op")
+	}
+}
+
+// BenchmarkReactorInstanceMemory holds 32 reactor instances at once, each
+// having served a request, and reports what one costs: host-b/instance is
+// the Go heap wazero's instance takes, private-B/instance the guest memory
+// written (private to the process; the rest of the snapshot is shared).
+func BenchmarkReactorInstanceMemory(b *testing.B) {
+	r := newRuntime(b)
+	m := compileReactor(b, r, 64<<20)
+	const n = 32
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		insts := make([]*instance, 0, n)
+		var private int64
+		for range n {
+			inst, err := m.snap.get(context.Background(), m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			inst.cur = &stdio{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, ctx: context.Background()}
+			ctx := context.WithValue(context.Background(), hostKey{}, &hostState{log: &lineWriter{maxBytes: 1 << 10, maxLines: 10}, env: request("/state").Env})
+			if _, err := inst.handle.Call(ctx); err != nil {
+				b.Fatal(err)
+			}
+			private += privateBytes(inst.mem.buf[:inst.mem.used])
+			insts = append(insts, inst)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "host-B/instance")
+		b.ReportMetric(float64(private)/n, "private-B/instance")
+		for _, inst := range insts {
+			inst.mod.Close(context.Background())
+		}
 	}
 }

@@ -40,7 +40,7 @@ import (
 const maxDirtyPages = 512 // 2MiB of 4KiB pages
 
 // maxIdle bounds the kept instances of one module.
-const maxIdle = 16
+const maxIdle = 32
 
 // stdio is what one request gives its instance: standard streams and the
 // context its sleeps end with.

@@ -1,9 +1,20 @@
 // Package fn is the guest SDK for Moat functions written in Go.
 //
-// A Moat function is a WASI preview1 command module (GOOS=wasip1
-// GOARCH=wasm), usually an http.Handler served with net/http/cgi.Serve. It
-// can reach nothing outside its own memory except what its manifest grants;
-// this package is how it uses those grants:
+// A Moat function is an http.Handler. Register it with [Handle] from an init
+// function and call [Main] from main:
+//
+//	func init() { fn.HandleFunc(hello) }
+//	func main() { fn.Main() }
+//
+// Built with -buildmode=c-shared (moat build does so for any function that
+// calls fn.Handle), the function is a reactor: Moat initialises it once at
+// deploy and serves every request from a fresh copy of that snapshot, at a
+// fraction of a command's cost. Built as a plain WASI command (GOOS=wasip1
+// GOARCH=wasm), it starts a new Go runtime per request. Either way no request
+// sees anything of another.
+//
+// A function can reach nothing outside its own memory except what its
+// manifest grants; this package is how it uses those grants:
 //
 //   - KV: keys and values in the buckets the manifest names ([KV]).
 //   - Secrets: the secrets the manifest names ([Secret]).
