@@ -152,3 +152,27 @@ func concat(parts ...[]byte) []byte {
 	}
 	return out
 }
+
+// Spin is a command module whose _start loops forever:
+//
+//	(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))
+func Spin() []byte { return spin(nil) }
+
+// SpinSIMD is Spin with a SIMD instruction in its loop, which Moat's loop
+// instrumentation does not read: it must still be stopped.
+//
+//	(loop (drop (v128.const i64x2 0 0)) (br 0))
+func SpinSIMD() []byte {
+	return spin(concat([]byte{0xfd, 0x0c}, make([]byte, 16), []byte{0x1a}))
+}
+
+func spin(inLoop []byte) []byte {
+	code := concat([]byte{0x03, 0x40}, inLoop, []byte{0x0c, 0x00, 0x0b}) // loop; ...; br 0; end
+	return module(
+		section(1, vec(functype(nil, nil))),
+		section(3, vec([]byte{0})),
+		section(5, vec([]byte{0x00, 1})),
+		section(7, vec(export("memory", 2, 0), export("_start", 0, 0))),
+		section(10, vec(funcBody(code))),
+	)
+}

@@ -1,0 +1,116 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/testwasm"
+	"github.com/tetratelabs/wazero"
+)
+
+// TestSpinStopped: a guest spinning in a loop ends at its timeout, whether
+// Moat could instrument it (the plain loop) or not (a loop with a SIMD
+// instruction, left to wazero's own checks).
+func TestSpinStopped(t *testing.T) {
+	r := newRuntime(t)
+	for name, wasm := range map[string][]byte{"instrumented": testwasm.Spin(), "not instrumented": testwasm.SpinSIMD()} {
+		t.Run(name, func(t *testing.T) {
+			m, err := r.Compile(context.Background(), wasm, 1<<20, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := name == "instrumented"; m.fuel != want {
+				t.Fatalf("instrumented = %v, want %v", m.fuel, want)
+			}
+			req := request("/")
+			req.Timeout = 100 * time.Millisecond
+			start := time.Now()
+			_, err = m.Run(context.Background(), req)
+			var limit *LimitError
+			if !errors.As(err, &limit) || limit.Limit != "timeout" {
+				t.Fatalf("err = %v, want the timeout", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("stopped after %v", took)
+			}
+		})
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	for name, wasm := range map[string][]byte{
+		"simd":      testwasm.SpinSIMD(),
+		"truncated": testwasm.Spin()[:30],
+		"not wasm":  []byte("hello"),
+	} {
+		if _, err := instrument(wasm); err == nil {
+			t.Errorf("%s: instrumented", name)
+		}
+	}
+}
+
+// validates reports whether wazero accepts wasm as a module.
+func validates(t *testing.T, rt wazero.Runtime, wasm []byte) bool {
+	c, err := rt.CompileModule(context.Background(), wasm)
+	if err != nil {
+		return false
+	}
+	c.Close(context.Background())
+	return true
+}
+
+// FuzzInstrument: instrument never panics, and what it makes of a valid
+// module is a valid module again, with the check in every loop.
+func FuzzInstrument(f *testing.F) {
+	f.Add(testwasm.Spin())
+	f.Add(testwasm.SpinSIMD())
+	f.Add(testwasm.MinimalCGI())
+	f.Add(testwasm.Trap())
+	rt := wazero.NewRuntimeWithConfig(context.Background(), wazero.NewRuntimeConfigInterpreter())
+	f.Cleanup(func() { rt.Close(context.Background()) })
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := instrument(wasm)
+		if err != nil {
+			return
+		}
+		if validates(t, rt, wasm) && !validates(t, rt, out) {
+			t.Fatalf("instrumented module invalid: in %x out %x", wasm, out)
+		}
+		keepsNoTableState(out)
+	})
+}
+
+// FuzzPrepareReactor: the reactor rewrite never panics, and a valid module
+// stays valid.
+func FuzzPrepareReactor(f *testing.F) {
+	f.Add(testwasm.MinimalCGI())
+	f.Add(testwasm.Spin())
+	f.Add(testwasm.NoStart())
+	rt := wazero.NewRuntimeWithConfig(context.Background(), wazero.NewRuntimeConfigInterpreter())
+	f.Cleanup(func() { rt.Close(context.Background()) })
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		isReactor(wasm)
+		p, err := prepareReactor(wasm)
+		if err != nil {
+			return
+		}
+		if validates(t, rt, wasm) && !validates(t, rt, p.wasm) {
+			t.Fatalf("prepared module invalid: in %x out %x", wasm, p.wasm)
+		}
+	})
+}
+
+// FuzzFindRNGs: the scan of a memory image for random states never panics
+// and finds nothing in bytes that hold none.
+func FuzzFindRNGs(f *testing.F) {
+	f.Add(make([]byte, 4096))
+	f.Fuzz(func(t *testing.T, image []byte) {
+		for _, off := range findRNGs(image) {
+			if int(off)+rngSize > len(image) {
+				t.Fatalf("state at %d past the image", off)
+			}
+		}
+	})
+}
