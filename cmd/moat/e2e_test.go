@@ -319,10 +319,14 @@ func TestReadmeServe(t *testing.T) {
 	}
 	data := t.TempDir()
 	s := startProcess(t, data, exec.Command(bin, "--data", data, "--listen", "127.0.0.1:0", "--mail-api", "127.0.0.1:0", "--inbox", "127.0.0.1:0", "--examples", "../../examples"))
+	// The demo says where the inbox is just after the node says where it
+	// serves: wait for that line a moment.
 	inbox := ""
-	for _, line := range strings.Split(s.output.String(), "\n") {
-		if u, ok := strings.CutPrefix(strings.TrimSpace(line), "the inbox:"); ok {
-			inbox, _, _ = strings.Cut(strings.TrimSpace(u), " ")
+	for deadline := time.Now().Add(10 * time.Second); inbox == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, line := range strings.Split(s.output.String(), "\n") {
+			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "the inbox:"); ok {
+				inbox, _, _ = strings.Cut(strings.TrimSpace(u), " ")
+			}
 		}
 	}
 	if inbox == "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // A reactor's requests run in instances restored to the snapshot. Building
@@ -129,7 +130,14 @@ func (s *snapshot) serve(ctx context.Context, m *Module, io *stdio) error {
 		stopped = stop()
 	}
 	inst.cur = nil
-	if err != nil || !stopped || !s.pool.reuse || !s.reset(inst) {
+	// A command that ends with proc_exit(0) succeeded, but its instance
+	// is closed.
+	exited := false
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 0 {
+		err, exited = nil, true
+	}
+	if err != nil || exited || !stopped || !s.pool.reuse || !s.reset(inst) {
 		inst.mod.Close(context.Background())
 		return err
 	}
@@ -171,9 +179,9 @@ func (s *snapshot) get(ctx context.Context, m *Module) (*instance, error) {
 		return nil, err
 	}
 	inst.mod, inst.mem = mod, alloc.mem
-	if inst.handle = mod.ExportedFunction(exportHandle); inst.handle == nil {
+	if inst.handle = mod.ExportedFunction(s.entry); inst.handle == nil {
 		mod.Close(context.Background())
-		return nil, errors.New("restore: no " + exportHandle)
+		return nil, errors.New("restore: no " + s.entry)
 	}
 	mem := mod.ExportedMemory("memory")
 	if have := mem.Size() / pageSize; have < s.pages {

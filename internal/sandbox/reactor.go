@@ -320,3 +320,23 @@ func walkBody(b []byte, visit func(op byte, sub uint32, end int) bool) (int, boo
 	}
 	return start, true
 }
+
+// goBuilt reports whether the Go toolchain built wasm: its linker writes a
+// custom section "go:buildid". A Go command always ends with proc_exit,
+// which closes its instance, so keeping its instances buys nothing.
+func goBuilt(wasm []byte) bool {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return false
+	}
+	for _, s := range sections {
+		if s.id != 0 {
+			continue
+		}
+		n, i, err := readU32(wasm[s.start:s.end], 0)
+		if err == nil && uint64(i)+uint64(n) <= uint64(s.end-s.start) && string(wasm[s.start+i:s.start+i+int(n)]) == "go:buildid" {
+			return true
+		}
+	}
+	return false
+}

@@ -178,6 +178,11 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 			return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 		}
 		wasm = prep.wasm
+	} else if p, err := prepareReactor(wasm); err == nil && instrumented && !goBuilt(wasm) && keepsNoTableState(p.wasm) {
+		// A command that is not Go's (whose runtime always ends with
+		// proc_exit, which closes the instance) can keep its instances
+		// too: its "snapshot" is its state before _start.
+		prep, wasm = p, p.wasm
 	} else {
 		wasm = mergeData(wasm)
 	}
@@ -185,7 +190,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	host, err := r.check(compiled, prep != nil)
+	host, err := r.check(compiled, reactor)
 	if err != nil {
 		compiled.Close(ctx)
 		return nil, err
@@ -197,12 +202,18 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 		WithSysWalltime().
 		WithSysNanotime()
 	m := &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base.WithStartFunctions(), started: &r.started, host: host, fuel: instrumented}
-	if prep != nil {
+	switch {
+	case prep != nil && reactor:
 		if m.snap, err = takeSnapshot(ctx, rt, compiled, prep, env, memory); err != nil {
 			compiled.Close(ctx)
 			return nil, err
 		}
 		m.snap.pool.reuse = keepsNoTableState(prep.wasm)
+	case prep != nil:
+		if m.snap, err = initialState(ctx, rt, compiled, prep); err != nil {
+			compiled.Close(ctx)
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -297,7 +308,7 @@ func sameSignature(a, b api.FunctionDefinition) bool {
 func (m *Module) UsesHost() bool { return m.host }
 
 // Snapshot reports whether the module is a reactor served from a snapshot.
-func (m *Module) Snapshot() bool { return m.snap != nil }
+func (m *Module) Snapshot() bool { return m.snap != nil && m.snap.entry == exportHandle }
 
 // Close releases the compiled code and the snapshot.
 func (m *Module) Close(ctx context.Context) error {
@@ -352,7 +363,7 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 	m.started.Add(1)
 	var err error
 	if m.snap != nil {
-		err = m.snap.serve(outCtx, m, &stdio{stdin: bytes.NewReader(req.Stdin), stdout: out, stderr: logw, ctx: outCtx})
+		err = m.snap.serve(withEnviron(outCtx, newEnviron(req.Env)), m, &stdio{stdin: bytes.NewReader(req.Stdin), stdout: out, stderr: logw, ctx: outCtx})
 	} else {
 		cfg := m.base.
 			WithArgs(req.Args...).

@@ -30,6 +30,7 @@ const InitTimeout = 10 * time.Second
 // snapshot is a reactor module's state at the end of _initialize: what
 // every request starts from.
 type snapshot struct {
+	entry   string   // the export each request calls
 	pages   uint32   // memory size
 	names   []string // exports of the mutable globals
 	values  []uint64 // and their values
@@ -71,7 +72,7 @@ func takeSnapshot(ctx context.Context, rt wazero.Runtime, compiled wazero.Compil
 		return nil, &InitError{Err: err, Log: logw.lines}
 	}
 	logw.flush()
-	snap := &snapshot{initLog: logw.lines}
+	snap := &snapshot{entry: exportHandle, initLog: logw.lines}
 	m := mod.ExportedMemory("memory")
 	snap.pages = m.Size() / pageSize
 	image, ok := m.Read(0, m.Size())
@@ -91,6 +92,31 @@ func takeSnapshot(ctx context.Context, rt wazero.Runtime, compiled wazero.Compil
 	if snap.memory, err = newCOWPool(image, 64); err != nil {
 		return nil, err
 	}
+	return snap, nil
+}
+
+// initialState is the snapshot of a command whose instances can be kept:
+// its state as instantiated, before _start. Nothing of the module runs.
+func initialState(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, prep *prepared) (*snapshot, error) {
+	mem := &heapMemory{buf: bytes.Clone(prep.image)}
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	mod, err := rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, fixedAllocator{mem}), compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: instantiate: %w", ErrInvalidModule, err)
+	}
+	defer mod.Close(context.Background())
+	snap := &snapshot{entry: "_start", pages: uint32(len(prep.image) / pageSize)}
+	for i := range prep.globals {
+		name := globalExport(i)
+		if g, ok := mod.ExportedGlobal(name).(api.MutableGlobal); ok {
+			snap.names = append(snap.names, name)
+			snap.values = append(snap.values, g.Get())
+		}
+	}
+	if snap.memory, err = newCOWPool(prep.image, 64); err != nil {
+		return nil, err
+	}
+	snap.pool.reuse = true
 	return snap, nil
 }
 

@@ -212,3 +212,29 @@ func TestSnapshotInitFailure(t *testing.T) {
 		t.Fatalf("err = %v, want an InitError naming the panic", err)
 	}
 }
+
+// TestKeptCommandStartsClean: a non-Go command whose instances are kept
+// sees its initial global and memory on every request.
+func TestKeptCommandStartsClean(t *testing.T) {
+	r := newRuntime(t)
+	m, err := r.Compile(context.Background(), testwasm.Counter(), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.snap == nil || !m.snap.pool.reuse {
+		t.Fatal("the counter's instances are not kept")
+	}
+	for i := range 5 {
+		res, err := m.Run(context.Background(), request("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cgi.ParseResponse(res.Stdout)
+		if err != nil || string(resp.Body) != "00" {
+			t.Fatalf("request %d: %q (%v): state carried over", i, res.Stdout, err)
+		}
+	}
+	if len(m.snap.pool.idle) != 1 {
+		t.Fatalf("%d instances kept, want the one reused", len(m.snap.pool.idle))
+	}
+}

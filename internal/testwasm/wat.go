@@ -176,3 +176,47 @@ func spin(inLoop []byte) []byte {
 		section(10, vec(funcBody(code))),
 	)
 }
+
+// Counter is a non-Go command that counts in a global and in memory and
+// returns normally (no proc_exit), so its instances can be kept: its answer
+// must be "00" on every request, or state carried over.
+//
+//	(module
+//	  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+//	  (memory (export "memory") 1)
+//	  (global $g (mut i32) (i32.const 0))
+//	  (data (i32.const 16) "Status: 200 OK\nContent-Type: text/plain\n\nXY")
+//	  (func (export "_start")
+//	    (i32.store8 (i32.const X) (i32.add (global.get $g) (i32.const 48)))
+//	    (i32.store8 (i32.const Y) (i32.add (i32.load8_u (i32.const 8)) (i32.const 48)))
+//	    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+//	    (i32.store8 (i32.const 8) (i32.add (i32.load8_u (i32.const 8)) (i32.const 1)))
+//	    (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const LEN))
+//	    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 12)))))
+func Counter() []byte {
+	body := "Status: 200 OK\nContent-Type: text/plain\n\nXY"
+	x, y := int32(16+len(body)-2), int32(16+len(body)-1)
+	store8 := []byte{0x3a, 0x00, 0x00}
+	load8 := []byte{0x2d, 0x00, 0x00}
+	add := []byte{0x6a}
+	code := concat(
+		i32const(x), []byte{0x23, 0x00}, i32const(48), add, store8,
+		i32const(y), i32const(8), load8, i32const(48), add, store8,
+		[]byte{0x23, 0x00}, i32const(1), add, []byte{0x24, 0x00},
+		i32const(8), i32const(8), load8, i32const(1), add, store8,
+		i32const(0), i32const(16), []byte{0x36, 0x02, 0x00},
+		i32const(4), i32const(int32(len(body))), []byte{0x36, 0x02, 0x00},
+		i32const(1), i32const(0), i32const(1), i32const(12),
+		[]byte{0x10, 0x00, 0x1a},
+	)
+	return module(
+		section(1, vec(functype([]byte{i32, i32, i32, i32}, []byte{i32}), functype(nil, nil))),
+		section(2, vec(importFunc("wasi_snapshot_preview1", "fd_write", 0))),
+		section(3, vec([]byte{1})),
+		section(5, vec([]byte{0x00, 1})),
+		section(6, vec([]byte{i32, 0x01, 0x41, 0x00, 0x0b})),
+		section(7, vec(export("memory", 2, 0), export("_start", 0, 1))),
+		section(10, vec(funcBody(code))),
+		section(11, vec(concat([]byte{0x00}, i32const(16), []byte{0x0b}, name(body)))),
+	)
+}
