@@ -1,8 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -113,4 +116,34 @@ func FuzzFindRNGs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRewriteKept: a command's rewrite is kept under the cache directory
+// and read back by the next Compile; a damaged file is rewritten.
+func TestRewriteKept(t *testing.T) {
+	r := newRuntime(t)
+	wasm := testwasm.Bytes(t, "kitchen")
+	if _, err := r.Compile(context.Background(), wasm, 64<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	kept, key := r.rewritten(wasm)
+	if kept == nil {
+		t.Fatal("rewrite not kept")
+	}
+	if info, err := os.Stat(filepath.Join(r.rewriteDir, key+".wasm")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("kept file: %v %v", info, err)
+	}
+	for _, damage := range [][]byte{[]byte("garbage"), kept[:len(kept)/2]} {
+		os.WriteFile(filepath.Join(r.rewriteDir, key+".wasm"), damage, 0o600)
+		m, err := r.Compile(context.Background(), wasm, 64<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Run(context.Background(), request("/hello")); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := r.rewritten(wasm); !bytes.Equal(again, kept) {
+			t.Fatal("damaged rewrite not replaced")
+		}
+	}
 }

@@ -340,3 +340,19 @@ func goBuilt(wasm []byte) bool {
 	}
 	return false
 }
+
+// prepareCommand prepares a command whose instances can be kept: one that
+// is instrumented, not built by Go, and keeps no table state.
+func prepareCommand(wasm []byte, instrumented bool) (*prepared, error) {
+	if !instrumented || goBuilt(wasm) {
+		return nil, errNotReactor
+	}
+	p, err := prepareReactor(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if !keepsNoTableState(p.wasm) {
+		return nil, errNotReactor
+	}
+	return p, nil
+}

@@ -12,9 +12,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +58,8 @@ type Runtime struct {
 	host     map[string]api.FunctionDefinition
 	memory   *memoryPool
 	started  atomic.Uint64
+	// rewriteDir keeps commands' rewritten modules; empty keeps none.
+	rewriteDir string
 }
 
 // Started returns how many instances the Runtime has started.
@@ -71,6 +77,9 @@ func New(ctx context.Context, log *slog.Logger, cacheDir string) (*Runtime, erro
 		cache = c
 	}
 	r := &Runtime{log: log.With("component", "sandbox"), cache: cache, runtimes: map[runtimeKey]wazero.Runtime{}, memory: newMemoryPool(64)}
+	if cacheDir != "" {
+		r.rewriteDir = filepath.Join(cacheDir, "rewritten")
+	}
 	// The WASI functions a guest may import: those wazero implements.
 	rt, err := r.runtime(ctx, runtimeKey{pages: 1})
 	if err != nil {
@@ -161,9 +170,16 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	if memory < pageSize || memory%pageSize != 0 || memory > 1<<32 {
 		return nil, fmt.Errorf("%w: memory cap %d is not a positive multiple of 64KiB up to 4GiB", ErrInvalidModule, memory)
 	}
+	original := wasm
 	reactor := isReactor(wasm)
 	instrumented := false
-	if out, err := instrument(wasm); err == nil {
+	// A command rewritten before (instrumented, segments merged) is read
+	// back rather than rewritten: the rewrite is a quarter of a second of a
+	// restart for a Go module.
+	rewritten, key := r.rewritten(wasm)
+	if rewritten != nil && !reactor {
+		wasm, instrumented = rewritten, true
+	} else if out, err := instrument(wasm); err == nil {
 		wasm, instrumented = out, true
 	} else {
 		r.log.WarnContext(ctx, "module not instrumented for cheap interruption; it runs with wazero's slower checks", slog.String("reason", err.Error()))
@@ -178,15 +194,25 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 			return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 		}
 		wasm = prep.wasm
-	} else if p, err := prepareReactor(wasm); err == nil && instrumented && !goBuilt(wasm) && keepsNoTableState(p.wasm) {
+	} else if rewritten != nil {
+		// read back above
+	} else if p, err := prepareCommand(wasm, instrumented); err == nil {
 		// A command that is not Go's (whose runtime always ends with
 		// proc_exit, which closes the instance) can keep its instances
 		// too: its "snapshot" is its state before _start.
 		prep, wasm = p, p.wasm
 	} else {
 		wasm = mergeData(wasm)
+		if instrumented {
+			r.keepRewritten(key, wasm)
+		}
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil && rewritten != nil && !reactor {
+		// A damaged kept rewrite: drop it and rewrite again.
+		os.Remove(filepath.Join(r.rewriteDir, key+".wasm"))
+		return r.Compile(ctx, original, memory, env)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
@@ -216,6 +242,40 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 		}
 	}
 	return m, nil
+}
+
+// rewritten returns the rewrite of wasm kept by an earlier Compile, if any,
+// and the key it is kept under.
+func (r *Runtime) rewritten(wasm []byte) ([]byte, string) {
+	sum := sha256.Sum256(wasm)
+	key := hex.EncodeToString(sum[:])
+	if r.rewriteDir == "" {
+		return nil, key
+	}
+	b, err := os.ReadFile(filepath.Join(r.rewriteDir, key+".wasm"))
+	if err != nil || !bytes.HasPrefix(b, []byte("\x00asm")) {
+		return nil, key
+	}
+	return b, key
+}
+
+// keepRewritten keeps a command's rewrite for the next Compile of the same
+// module. The file is as trusted as the compiled code beside it.
+func (r *Runtime) keepRewritten(key string, wasm []byte) {
+	if r.rewriteDir == "" {
+		return
+	}
+	if err := os.MkdirAll(r.rewriteDir, 0o700); err != nil {
+		return
+	}
+	path := filepath.Join(r.rewriteDir, key+".wasm")
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, wasm, 0o600); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+	}
 }
 
 // isReactor tells a reactor module from a command by its exports, before
