@@ -70,6 +70,9 @@ func BenchmarkRunReactor(b *testing.B) {
 			if err != nil {
 				b.Fatal(err, res.Log)
 			}
+			if !strings.Contains(string(res.Stdout), `"sum":55.5`) {
+				b.Fatalf("answer %q", res.Stdout)
+			}
 		}
 	})
 	b.StopTimer()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,23 +147,33 @@ func TestSnapshotRequest(t *testing.T) {
 	req.Env = []string{"REQUEST_METHOD=POST", "PATH_INFO=/echo", "QUERY_STRING=a=1", "SERVER_PROTOCOL=HTTP/1.1",
 		"SERVER_NAME=test", "SERVER_PORT=80", "HTTP_X_TEST=yes", "CONTENT_LENGTH=5", "REMOTE_USER=key:abc", "GREETING=hello"}
 	req.Stdin = []byte("body!")
-	res, err := m.Run(context.Background(), req)
-	if err != nil {
-		t.Fatal(err, res.Log)
-	}
-	resp, err := cgi.ParseResponse(res.Stdout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]string
-	if err := json.Unmarshal(resp.Body, &got); err != nil {
-		t.Fatal(err, string(resp.Body))
-	}
-	want := map[string]string{"method": "POST", "path": "/echo", "query": "a=1", "header": "yes", "body": "body!", "env": "hello", "remote_user": "key:abc"}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
+	// Several times: a kept instance reads each request's body and
+	// variables, not its first one's.
+	for i := range 4 {
+		req.Env[len(req.Env)-2] = "REMOTE_USER=key:" + strconv.Itoa(i)
+		req.Stdin = []byte("body" + strconv.Itoa(i))
+		res, err := m.Run(context.Background(), req)
+		if err != nil {
+			t.Fatal(err, res.Log)
 		}
+		resp, err := cgi.ParseResponse(res.Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		if err := json.Unmarshal(resp.Body, &got); err != nil {
+			t.Fatal(err, string(resp.Body))
+		}
+		want := map[string]string{"method": "POST", "path": "/echo", "query": "a=1", "header": "yes",
+			"body": "body" + strconv.Itoa(i), "env": "hello", "remote_user": "key:" + strconv.Itoa(i)}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("request %d: %s = %q, want %q", i, k, got[k], v)
+			}
+		}
+	}
+	if len(m.snap.pool.idle) != 1 {
+		t.Fatalf("%d instances kept, want 1 reused", len(m.snap.pool.idle))
 	}
 }
 
