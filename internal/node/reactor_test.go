@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -113,5 +116,45 @@ http: {auth: public, methods: [GET, POST]}
 		if got := state(); got["counter"] != 0.0 || got["tick"] != 1.0 || got["cached"] != false {
 			t.Fatalf("round %d: state carried over: %v", i, got)
 		}
+	}
+}
+
+// TestReactorCapabilities: a reactor reaches KV and secrets only through
+// its grants, exactly as a command does; a denial is audited.
+func TestReactorCapabilities(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	if err := n.client.SetSecret(context.Background(), "TOKEN", []byte("s3cret-value")); err != nil {
+		t.Fatal(err)
+	}
+	wasm := testwasm.Bytes(t, "reactor")
+	base := "module: fn.wasm\nlimits: {memory: 64MiB, timeout: 5s}\nhttp: {auth: public}\n"
+	deploy(t, n, "name: granted\n"+base+"permissions: {kv: {b: read-write}, secrets: [TOKEN]}\n", wasm)
+	deploy(t, n, "name: bare\n"+base, wasm)
+	get := func(fn, path string) map[string]any {
+		resp, err := http.Get(n.URL() + "/fn/" + fn + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := get("granted", "/kv?v1"); got["value"] != "v1" || got["put"] != nil {
+		t.Fatalf("granted kv: %v", got)
+	}
+	if got := get("granted", "/secret"); got["len"] != float64(len("s3cret-value")) {
+		t.Fatalf("granted secret: %v", got)
+	}
+	for _, path := range []string{"/kv?x", "/secret"} {
+		got := get("bare", path)
+		if !strings.Contains(fmt.Sprint(got), "denied") {
+			t.Fatalf("ungranted %s: %v", path, got)
+		}
+	}
+	if recs := records(t, n, url.Values{"action": {"deny"}, "fn": {"bare"}}, 3); len(recs) < 3 {
+		t.Fatalf("%d denials audited, want 3", len(recs))
 	}
 }

@@ -101,6 +101,25 @@ func handle(w http.ResponseWriter, r *http.Request) {
 			sum += v
 		}
 		json.NewEncoder(w).Encode(map[string]any{"hello": in.Name, "sum": sum, "count": len(in.Items)})
+	case "kv":
+		// Put then get in the bucket "b": both need the grant.
+		out := map[string]any{}
+		if _, err := fn.KV("b").Put("k", []byte(r.URL.RawQuery)); err != nil {
+			out["put"] = err.Error()
+		}
+		v, _, err := fn.KV("b").Get("k")
+		if err != nil {
+			out["get"] = err.Error()
+		}
+		out["value"] = string(v)
+		json.NewEncoder(w).Encode(out)
+	case "secret":
+		v, err := fn.Secret("TOKEN")
+		if err != nil {
+			json.NewEncoder(w).Encode(map[string]any{"err": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"len": len(v)})
 	case "sleep":
 		time.Sleep(50 * time.Millisecond)
 		fmt.Fprintln(w, `"slept"`)
