@@ -119,19 +119,29 @@ func (w *response) cgi() []byte {
 	if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
 		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
 	}
-	var b bytes.Buffer
-	b.Grow(w.body.Len() + 256)
-	fmt.Fprintf(&b, "Status: %d %s\r\n", w.status, http.StatusText(w.status))
+	b := make([]byte, 0, w.body.Len()+256)
+	b = append(b, "Status: "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
 	for _, k := range slices.Sorted(maps.Keys(w.header)) {
 		for _, v := range w.header[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
 			// A header value cannot carry a line break into the response.
-			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c == '\r' || c == '\n' {
+					b = append(b, ' ')
+				} else {
+					b = append(b, c)
+				}
+			}
+			b = append(b, "\r\n"...)
 		}
 	}
-	b.WriteString("\r\n")
-	b.Write(w.body.Bytes())
-	return b.Bytes()
+	b = append(b, "\r\n"...)
+	return append(b, w.body.Bytes()...)
 }
 
 // decodeRequest decodes the reply of op request: the CGI variables as
