@@ -50,8 +50,9 @@ func instrument(wasm []byte) ([]byte, error) {
 	for k, s := range sections {
 		switch s.id {
 		case sectionImport:
-			if err := checkImportsNoGlobals(wasm[s.start:s.end]); err != nil {
-				return nil, err
+			// An imported global would shift the fuel's index.
+			if !onlyFunctionImports(wasm[s.start:s.end]) {
+				return nil, errNotInstrumentable
 			}
 		case sectionGlobal:
 			globalSec = k
@@ -173,29 +174,4 @@ func instrumentCode(b []byte, check []byte) ([]byte, error) {
 		return nil, errNotInstrumentable
 	}
 	return out, nil
-}
-
-// checkImportsNoGlobals refuses a module importing globals: the fuel's
-// index would not be the count of defined globals.
-func checkImportsNoGlobals(b []byte) error {
-	n, i, err := readU32(b, 0)
-	if err != nil {
-		return errNotInstrumentable
-	}
-	for range n {
-		for range 2 {
-			var l uint32
-			if l, i, err = readU32(b, i); err != nil || uint64(i)+uint64(l) > uint64(len(b)) {
-				return errNotInstrumentable
-			}
-			i += int(l)
-		}
-		if i >= len(b) || b[i] != 0 { // only functions are simple to skip, and all Moat allows
-			return errNotInstrumentable
-		}
-		if _, i, err = readU32(b, i+1); err != nil {
-			return errNotInstrumentable
-		}
-	}
-	return nil
 }

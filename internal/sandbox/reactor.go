@@ -123,30 +123,35 @@ func prepareReactor(wasm []byte) (*prepared, error) {
 // checkImports refuses imported globals, tables and memories: the host
 // could not restore them.
 func checkImports(b []byte) error {
+	if !onlyFunctionImports(b) {
+		return fmt.Errorf("%w: imports something other than functions, or a malformed import section", errNotReactor)
+	}
+	return nil
+}
+
+// onlyFunctionImports reports whether an import section is well formed and
+// imports nothing but functions (all Moat provides).
+func onlyFunctionImports(b []byte) bool {
 	n, i, err := readU32(b, 0)
 	if err != nil {
-		return fmt.Errorf("%w: malformed import section", errNotReactor)
+		return false
 	}
 	for range n {
 		for range 2 { // module and field names
 			var l uint32
 			if l, i, err = readU32(b, i); err != nil || uint64(i)+uint64(l) > uint64(len(b)) {
-				return fmt.Errorf("%w: malformed import section", errNotReactor)
+				return false
 			}
 			i += int(l)
 		}
-		if i >= len(b) {
-			return fmt.Errorf("%w: malformed import section", errNotReactor)
-		}
-		kind := b[i]
-		if kind != 0 {
-			return fmt.Errorf("%w: imports something other than functions", errNotReactor)
+		if i >= len(b) || b[i] != 0 {
+			return false
 		}
 		if _, i, err = readU32(b, i+1); err != nil {
-			return fmt.Errorf("%w: malformed import section", errNotReactor)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // memoryMin reads the initial page count of the module's one memory.
