@@ -79,6 +79,7 @@ type Node struct {
 	cfg      Config
 	store    *store.Store
 	sandbox  *sandbox.Runtime
+	early    *registry.Early
 	registry *registry.Registry
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -148,16 +149,20 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 			n.close()
 		}
 	}()
-	n.store, err = store.Open(ctx, log, store.Config{Dir: cfg.DataDir, URL: cfg.NATSURL, Listen: cfg.NATSListen, SyncAlways: !cfg.NoSync})
-	if err != nil {
-		return nil, err
-	}
-	storeOpened := time.Now()
 	n.sandbox, err = sandbox.New(ctx, log, filepath.Join(cfg.DataDir, "cache", "wazero"))
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("startup", slog.Duration("store", storeOpened.Sub(begin)), slog.Duration("sandbox", time.Since(storeOpened)))
+	// What was loaded when the node last ran compiles while the store
+	// starts: most of a restart's first response (docs/sandbox.md).
+	moduleCache := filepath.Join(cfg.DataDir, "cache", "modules")
+	n.early = registry.StartEarly(log, n.sandbox, moduleCache)
+	sandboxReady := time.Now()
+	n.store, err = store.Open(ctx, log, store.Config{Dir: cfg.DataDir, URL: cfg.NATSURL, Listen: cfg.NATSListen, SyncAlways: !cfg.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("startup", slog.Duration("sandbox", sandboxReady.Sub(begin)), slog.Duration("store", time.Since(sandboxReady)))
 	kv, err := n.store.KV(ctx, "moat_functions", 5)
 	if err != nil {
 		return nil, err
@@ -166,7 +171,8 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	n.registry = registry.New(log, kv, objects, n.sandbox, filepath.Join(cfg.DataDir, "cache", "modules"))
+	n.registry = registry.New(log, kv, objects, n.sandbox, moduleCache)
+	n.registry.UseEarly(n.early)
 	n.logs, err = fnlog.Open(ctx, log, n.store, n.store.JS)
 	if err != nil {
 		return nil, err
@@ -429,6 +435,7 @@ func (n *Node) close() {
 	if n.secrets != nil {
 		n.secrets.Close()
 	}
+	n.early.Close() // before the sandbox it compiles in
 	if n.sandbox != nil {
 		n.sandbox.Close(context.Background())
 	}

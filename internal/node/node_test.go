@@ -652,3 +652,51 @@ func TestInputSchema(t *testing.T) {
 		t.Fatalf("after restart: %d %s", resp.StatusCode, rb)
 	}
 }
+
+// TestRestartCompilesEarly: a restarted node compiles the Go commands that
+// were loaded when it stopped while its store starts, and takes them only
+// when the stored record still names the same version; a hints file that
+// lies or is garbage costs nothing but the early start.
+func TestRestartCompilesEarly(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, data)
+	v1 := deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	n.stop()
+
+	n = startNode(t, data)
+	if resp, body := invoke(t, n, "GET", "kitchen", "/env", nil); resp.StatusCode != 200 || !strings.Contains(body, "TITLE=Widgets") {
+		t.Fatalf("after restart: %d %s", resp.StatusCode, body)
+	}
+	if got := n.early.Taken(); got != 1 {
+		t.Fatalf("early modules taken = %d, want 1", got)
+	}
+	n.stop()
+
+	hints := filepath.Join(data, "cache", "modules", "loaded.json")
+	b, err := os.ReadFile(hints)
+	if err != nil || !strings.Contains(string(b), v1) {
+		t.Fatalf("hints: %s %v", b, err)
+	}
+	if info, err := os.Stat(hints); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("hints file mode: %v %v", info, err)
+	}
+	for name, lie := range map[string]string{
+		"other version": strings.ReplaceAll(string(b), v1, "0000000000000000"),
+		"other memory":  strings.ReplaceAll(string(b), `"memory":`, `"memory":1`),
+		"path in sum":   `[{"fn":"kitchen","version":"` + v1 + `","sum":"../../../../etc/passwd","memory":67108864}]`,
+		"garbage":       "\x00\xff{[",
+		"huge":          strings.Repeat(" ", 2<<20),
+	} {
+		if err := os.WriteFile(hints, []byte(lie), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n = startNode(t, data)
+		if resp, body := invoke(t, n, "GET", "kitchen", "/env", nil); resp.StatusCode != 200 || !strings.Contains(body, "TITLE=Widgets") {
+			t.Fatalf("%s: after restart: %d %s", name, resp.StatusCode, body)
+		}
+		if got := n.early.Taken(); got != 0 {
+			t.Fatalf("%s: early modules taken = %d, want 0", name, got)
+		}
+		n.stop()
+	}
+}

@@ -86,6 +86,7 @@ func (f *Function) ActiveVersion() *Version {
 // compiler is what the registry needs from the sandbox.
 type compiler interface {
 	Compile(ctx context.Context, wasm []byte, memory int64, env []string) (*sandbox.Module, error)
+	keptCompiler
 }
 
 // Registry is safe for concurrent use.
@@ -103,10 +104,16 @@ type Registry struct {
 	// version; an error refuses the deploy.
 	Check func(ctx context.Context, m *manifest.Manifest, up *Upload) (json.RawMessage, error)
 
-	mu     sync.Mutex
-	loaded map[string]*Loaded // active version of each function, compiled
-	loads  map[string]*sync.Mutex
+	mu      sync.Mutex
+	loaded  map[string]*Loaded // active version of each function, compiled
+	loads   map[string]*sync.Mutex
+	early   *Early
+	hintsMu sync.Mutex
 }
+
+// UseEarly makes the registry take functions from e, compiled while the
+// node started, on their first load.
+func (r *Registry) UseEarly(e *Early) { r.early = e }
 
 // New returns a Registry over a KV bucket (function records) and an object
 // store (files). cacheDir, if not "", keeps a local copy of each module,
@@ -136,6 +143,7 @@ type Loaded struct {
 	Schema   *validate.Schema // the input schema, nil when none is declared
 	Disabled string           // why the function is disabled; "" when it serves
 
+	sum     string // the module's SHA-256
 	mu      sync.Mutex
 	users   int
 	retired bool
@@ -254,7 +262,7 @@ func (r *Registry) Deploy(ctx context.Context, up *Upload) (*Version, error) {
 	if r.cache != "" {
 		r.writeCache(filepath.Join(r.cache, v.Files[m.Module]+".wasm"), files[m.Module])
 	}
-	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema})
+	r.install(&Loaded{Name: m.Name, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema, sum: v.Files[m.Module]})
 	r.prune(ctx, stored)
 	return &v, nil
 }
@@ -426,6 +434,7 @@ func (r *Registry) install(l *Loaded) {
 	if old != nil && old != l {
 		old.retire()
 	}
+	r.writeHints()
 }
 
 // Get returns the function's record.
@@ -506,14 +515,9 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 		return nil, fmt.Errorf("%s: active version %s: %w", fn, f.Active, ErrNotFound)
 	}
 	start := r.now()
-	wasm, err := r.module(ctx, fn, v)
+	mod, fetched, err := r.load(ctx, fn, v)
 	if err != nil {
 		return nil, err
-	}
-	fetched := r.now()
-	mod, err := r.sandbox.Compile(ctx, wasm, int64(v.Manifest.Limits.Memory), v.Manifest.DeclaredEnv())
-	if err != nil {
-		return nil, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
 	}
 	r.log.InfoContext(ctx, "function loaded", slog.String("fn", fn), slog.String("version", v.ID),
 		slog.Duration("fetch", fetched.Sub(start)), slog.Duration("compile", r.now().Sub(fetched)))
@@ -529,12 +533,37 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 		mod.Close(ctx)
 		return nil, err
 	}
-	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema, Disabled: f.Disabled}
+	l := &Loaded{Name: fn, Version: v.ID, Manifest: v.Manifest, Module: mod, Schema: schema, Disabled: f.Disabled, sum: v.Files[v.Manifest.Module]}
 	r.install(l)
 	if l := r.acquireLoaded(fn, v.ID); l != nil {
 		return l, nil
 	}
 	return r.Acquire(ctx, fn) // replaced meanwhile by a deploy
+}
+
+// load compiles version v of fn: the module compiled while the node
+// started, else the sandbox's kept rewrite of a Go command, else the module
+// from the cache or the store, compiled. fetched is when the module was at
+// hand.
+func (r *Registry) load(ctx context.Context, fn string, v *Version) (mod *sandbox.Module, fetched time.Time, err error) {
+	sum, memory := v.Files[v.Manifest.Module], int64(v.Manifest.Limits.Memory)
+	if mod = r.early.take(ctx, fn, v.ID, sum, memory); mod != nil {
+		return mod, r.now(), nil
+	}
+	if mod, ok, err := r.sandbox.CompileKept(ctx, sum, memory); err != nil {
+		return nil, time.Time{}, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
+	} else if ok {
+		return mod, r.now(), nil
+	}
+	wasm, err := r.module(ctx, fn, v)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	fetched = r.now()
+	if mod, err = r.sandbox.Compile(ctx, wasm, memory, v.Manifest.DeclaredEnv()); err != nil {
+		return nil, time.Time{}, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
+	}
+	return mod, fetched, nil
 }
 
 // acquireLoaded returns the loaded function, acquired, if it is loaded (at
@@ -631,6 +660,7 @@ func (r *Registry) unload(fn string) {
 	if old != nil {
 		old.retire()
 	}
+	r.writeHints()
 }
 
 // Close releases every compiled function.
@@ -639,6 +669,7 @@ func (r *Registry) Close() {
 	all := r.loaded
 	r.loaded = map[string]*Loaded{}
 	r.mu.Unlock()
+	r.early.Close()
 	for _, l := range all {
 		l.retire()
 	}

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -115,5 +116,34 @@ func BenchmarkReactorInstanceMemory(b *testing.B) {
 		for _, inst := range insts {
 			inst.mod.Close(context.Background())
 		}
+	}
+}
+
+// BenchmarkCompileCached is the compile a restart pays for the Go example:
+// a new Runtime over a cache directory that already holds the compiled code
+// and the rewritten module.
+func BenchmarkCompileCached(b *testing.B) {
+	wasm, err := os.ReadFile("../../examples/hello/hello.wasm")
+	if err != nil {
+		b.Skip("examples/hello/hello.wasm not built: go run ./cmd/moat build examples/hello")
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	compile := func() {
+		r, err := New(ctx, slog.New(slog.DiscardHandler), dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.Compile(ctx, wasm, 64<<20, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = m
+		r.Close(ctx)
+	}
+	compile() // fills the caches
+	b.ResetTimer()
+	for b.Loop() {
+		compile()
 	}
 }

@@ -3,9 +3,13 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,14 +130,16 @@ func TestRewriteKept(t *testing.T) {
 	if _, err := r.Compile(context.Background(), wasm, 64<<20, nil); err != nil {
 		t.Fatal(err)
 	}
-	kept, key := r.rewritten(wasm)
+	sum := sha256.Sum256(wasm)
+	key := hex.EncodeToString(sum[:])
+	kept := readKept(r, key)
 	if kept == nil {
 		t.Fatal("rewrite not kept")
 	}
 	if info, err := os.Stat(filepath.Join(r.rewriteDir, key+".wasm")); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("kept file: %v %v", info, err)
 	}
-	for _, damage := range [][]byte{[]byte("garbage"), kept[:len(kept)/2]} {
+	for _, damage := range [][]byte{[]byte("garbage"), kept[:len(kept)/2], nil} {
 		os.WriteFile(filepath.Join(r.rewriteDir, key+".wasm"), damage, 0o600)
 		m, err := r.Compile(context.Background(), wasm, 64<<20, nil)
 		if err != nil {
@@ -142,8 +148,70 @@ func TestRewriteKept(t *testing.T) {
 		if _, err := m.Run(context.Background(), request("/hello")); err != nil {
 			t.Fatal(err)
 		}
-		if again, _ := r.rewritten(wasm); !bytes.Equal(again, kept) {
+		if again := readKept(r, key); !bytes.Equal(again, kept) {
 			t.Fatal("damaged rewrite not replaced")
 		}
 	}
+}
+
+// TestCompileKept: a restarted node compiles a Go command from its kept
+// rewrite, by the module's SHA-256 alone; an unknown, malformed or damaged
+// one reports not kept, and the damaged file is dropped.
+func TestCompileKept(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := testwasm.Bytes(t, "kitchen")
+	sum := sha256.Sum256(wasm)
+	key := hex.EncodeToString(sum[:])
+	open := func() *Runtime {
+		r, err := New(ctx, slog.New(slog.DiscardHandler), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(ctx) })
+		return r
+	}
+	if _, ok, err := open().CompileKept(ctx, key, 64<<20); ok || err != nil {
+		t.Fatalf("nothing kept yet: ok=%v err=%v", ok, err)
+	}
+	if _, err := open().Compile(ctx, wasm, 64<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := open()
+	m, ok, err := r.CompileKept(ctx, key, 64<<20)
+	if !ok || err != nil {
+		t.Fatalf("kept rewrite not compiled: ok=%v err=%v", ok, err)
+	}
+	res, err := m.Run(ctx, request("/hello"))
+	if err != nil || res.ExitCode != 0 || !bytes.Contains(res.Stdout, []byte("hello")) {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if _, _, err := r.CompileKept(ctx, key, 1000); !errors.Is(err, ErrInvalidModule) {
+		t.Fatalf("bad memory cap: %v", err)
+	}
+	for _, bad := range []string{"", "../../../etc/passwd", strings.Repeat("g", 64), strings.Repeat("0", 64)} {
+		if _, ok, err := r.CompileKept(ctx, bad, 64<<20); ok || err != nil {
+			t.Fatalf("%q: ok=%v err=%v", bad, ok, err)
+		}
+	}
+	path := filepath.Join(dir, "rewritten", key+".wasm")
+	if err := os.WriteFile(path, []byte("\x00asm\x01\x00\x00\x00\x0a\xff"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := open().CompileKept(ctx, key, 64<<20); ok || err != nil {
+		t.Fatalf("damaged: ok=%v err=%v", ok, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("damaged rewrite kept: %v", err)
+	}
+}
+
+// readKept returns the rewrite r keeps for the module with SHA-256 key.
+func readKept(r *Runtime, key string) []byte {
+	path := r.rewrittenPath(key)
+	if path == "" {
+		return nil
+	}
+	b, _ := os.ReadFile(path)
+	return b
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,19 +168,19 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return nil, fmt.Errorf("%w: not WebAssembly (no \\0asm magic)", ErrInvalidModule)
 	}
-	if memory < pageSize || memory%pageSize != 0 || memory > 1<<32 {
-		return nil, fmt.Errorf("%w: memory cap %d is not a positive multiple of 64KiB up to 4GiB", ErrInvalidModule, memory)
+	if err := checkMemory(memory); err != nil {
+		return nil, err
 	}
-	original := wasm
+	sum := sha256.Sum256(wasm)
+	key := hex.EncodeToString(sum[:])
 	reactor := isReactor(wasm)
+	if !reactor {
+		if m, ok, err := r.CompileKept(ctx, key, memory); ok || err != nil {
+			return m, err
+		}
+	}
 	instrumented := false
-	// A command rewritten before (instrumented, segments merged) is read
-	// back rather than rewritten: the rewrite is a quarter of a second of a
-	// restart for a Go module.
-	rewritten, key := r.rewritten(wasm)
-	if rewritten != nil && !reactor {
-		wasm, instrumented = rewritten, true
-	} else if out, err := instrument(wasm); err == nil {
+	if out, err := instrument(wasm); err == nil {
 		wasm, instrumented = out, true
 	} else {
 		r.log.WarnContext(ctx, "module not instrumented for cheap interruption; it runs with wazero's slower checks", slog.String("reason", err.Error()))
@@ -194,27 +195,107 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 			return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 		}
 		wasm = prep.wasm
-	} else if rewritten != nil {
-		// read back above
 	} else if p, err := prepareCommand(wasm, instrumented); err == nil {
 		// A command that is not Go's (whose runtime always ends with
 		// proc_exit, which closes the instance) can keep its instances
 		// too: its "snapshot" is its state before _start.
 		prep, wasm = p, p.wasm
 	} else {
+		// A Go command: its rewrite (instrumented, segments merged) is
+		// kept, so that a restart reads it back rather than rewriting it,
+		// a quarter of a second for a Go module.
 		wasm = mergeData(wasm)
 		if instrumented {
 			r.keepRewritten(key, wasm)
 		}
 	}
-	compiled, err := rt.CompileModule(ctx, wasm)
-	if err != nil && rewritten != nil && !reactor {
-		// A damaged kept rewrite: drop it and rewrite again.
-		os.Remove(filepath.Join(r.rewriteDir, key+".wasm"))
-		return r.Compile(ctx, original, memory, env)
-	}
+	m, err := r.compiled(ctx, rt, wasm, memory, reactor, instrumented)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+		return nil, err
+	}
+	switch {
+	case prep != nil && reactor:
+		if m.snap, err = takeSnapshot(ctx, rt, m.compiled, prep, env, memory); err != nil {
+			m.compiled.Close(ctx)
+			return nil, err
+		}
+		m.snap.pool.reuse = keepsNoTableState(prep.wasm)
+	case prep != nil:
+		if m.snap, err = initialState(ctx, rt, m.compiled, prep); err != nil {
+			m.compiled.Close(ctx)
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// CompileKept compiles the rewrite an earlier Compile kept of the Go command
+// whose module has the SHA-256 sum (hex), without the module itself: what a
+// restart does. ok is false when no rewrite is kept (or it is damaged,
+// and then dropped); Compile the module then.
+func (r *Runtime) CompileKept(ctx context.Context, sum string, memory int64) (m *Module, ok bool, err error) {
+	if err := checkMemory(memory); err != nil {
+		return nil, false, err
+	}
+	path := r.rewrittenPath(sum)
+	if path == "" {
+		return nil, false, nil
+	}
+	wasm, unmap, err := mapFile(path)
+	if err != nil {
+		return nil, false, nil
+	}
+	defer unmap() // wazero copies what it keeps of a module
+	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
+		os.Remove(path)
+		return nil, false, nil
+	}
+	rt, err := r.runtime(ctx, runtimeKey{pages: uint32(memory / pageSize), instrumented: true})
+	if err != nil {
+		return nil, false, err
+	}
+	m, err = r.compiledMapped(ctx, rt, wasm, memory)
+	var invalid *invalidError
+	if errors.As(err, &invalid) && invalid.decode {
+		// A damaged kept rewrite: drop it; the caller rewrites it.
+		os.Remove(path)
+		return nil, false, nil
+	}
+	return m, err == nil, err
+}
+
+// compiledMapped compiles a Go command's kept rewrite mapped from its file.
+// A file cut short under the mapping faults on read: that is a damaged
+// rewrite, not a crash of the node.
+func (r *Runtime) compiledMapped(ctx context.Context, rt wazero.Runtime, wasm []byte, memory int64) (m *Module, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if _, fault := p.(interface{ Addr() uintptr }); !fault {
+				panic(p)
+			}
+			m, err = nil, &invalidError{err: fmt.Errorf("%w: kept rewrite unreadable", ErrInvalidModule), decode: true}
+		}
+	}()
+	return r.compiled(ctx, rt, wasm, memory, false, true)
+}
+
+// invalidError is a module wazero refused (decode is set) or that fails
+// Moat's own checks.
+type invalidError struct {
+	err    error
+	decode bool
+}
+
+func (e *invalidError) Error() string { return e.err.Error() }
+func (e *invalidError) Unwrap() error { return e.err }
+
+// compiled compiles a prepared module in rt and checks its entry points and
+// imports.
+func (r *Runtime) compiled(ctx context.Context, rt wazero.Runtime, wasm []byte, memory int64, reactor, instrumented bool) (*Module, error) {
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, &invalidError{err: fmt.Errorf("%w: %w", ErrInvalidModule, err), decode: true}
 	}
 	host, err := r.check(compiled, reactor)
 	if err != nil {
@@ -227,36 +308,30 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
-	m := &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base.WithStartFunctions(), started: &r.started, host: host, fuel: instrumented}
-	switch {
-	case prep != nil && reactor:
-		if m.snap, err = takeSnapshot(ctx, rt, compiled, prep, env, memory); err != nil {
-			compiled.Close(ctx)
-			return nil, err
-		}
-		m.snap.pool.reuse = keepsNoTableState(prep.wasm)
-	case prep != nil:
-		if m.snap, err = initialState(ctx, rt, compiled, prep); err != nil {
-			compiled.Close(ctx)
-			return nil, err
-		}
-	}
-	return m, nil
+	return &Module{rt: rt, compiled: compiled, memory: memory, pool: r.memory, base: base.WithStartFunctions(), started: &r.started, host: host, fuel: instrumented}, nil
 }
 
-// rewritten returns the rewrite of wasm kept by an earlier Compile, if any,
-// and the key it is kept under.
-func (r *Runtime) rewritten(wasm []byte) ([]byte, string) {
-	sum := sha256.Sum256(wasm)
-	key := hex.EncodeToString(sum[:])
-	if r.rewriteDir == "" {
-		return nil, key
+func checkMemory(memory int64) error {
+	if memory < pageSize || memory%pageSize != 0 || memory > 1<<32 {
+		return fmt.Errorf("%w: memory cap %d is not a positive multiple of 64KiB up to 4GiB", ErrInvalidModule, memory)
 	}
-	b, err := os.ReadFile(filepath.Join(r.rewriteDir, key+".wasm"))
-	if err != nil || !bytes.HasPrefix(b, []byte("\x00asm")) {
-		return nil, key
+	return nil
+}
+
+// rewrittenPath returns the file of the rewrite kept by an earlier Compile
+// of the module whose SHA-256 is sum, or "" when there is none.
+func (r *Runtime) rewrittenPath(sum string) string {
+	if r.rewriteDir == "" || len(sum) != 64 {
+		return ""
 	}
-	return b, key
+	if _, err := hex.DecodeString(sum); err != nil {
+		return ""
+	}
+	path := filepath.Join(r.rewriteDir, sum+".wasm")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }
 
 // keepRewritten keeps a command's rewrite for the next Compile of the same
