@@ -181,6 +181,16 @@ func (p *cowPool) restore(m *cowMemory) bool {
 	}
 	buf := m.buf[:p.image]
 	page := os.Getpagesize()
+	if p.image <= smallImage {
+		// Comparing a small image page by page costs less than the
+		// system call that reads pagemap.
+		for off := 0; off < p.image; off += page {
+			if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
+				copy(buf[off:off+page], p.view[off:off+page])
+			}
+		}
+		return true
+	}
 	entries, err := pagemap(buf)
 	if err == nil {
 		dirty := 0
@@ -204,6 +214,11 @@ func (p *cowPool) restore(m *cowMemory) bool {
 	}
 	return unix.Madvise(buf, unix.MADV_DONTNEED) == nil
 }
+
+// smallImage is the image size up to which restore compares every page
+// rather than reading pagemap: the read costs about 6µs on the test
+// machine, comparing a page about 0.1µs.
+const smallImage = 128 << 10
 
 // written reports whether a pagemap entry may hold bytes other than the
 // file's: present and not the file's page, or swapped out (only private

@@ -203,6 +203,9 @@ func chachaBlockMatches(state []byte, c, n uint32) bool {
 
 // reseed gives every runtime random state of an instance fresh randomness.
 func (s *snapshot) reseed(mem api.Memory) error {
+	if len(s.rngs) == 0 {
+		return nil
+	}
 	var fresh [rngCount]byte
 	for _, off := range s.rngs {
 		rand.Read(fresh[:])
