@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,53 +95,85 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 
 // KV opens or creates a file-backed KV bucket keeping history versions per key.
 func (s *Store) KV(ctx context.Context, bucket string, history uint8) (jetstream.KeyValue, error) {
-	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return s.kv(ctx, jetstream.KeyValueConfig{
 		Bucket:   bucket,
 		History:  history,
 		Storage:  jetstream.FileStorage,
 		Replicas: s.replicas,
 	})
+}
+
+// kv binds the bucket cfg describes when it exists as described, and
+// creates or updates it otherwise: an update, even to the same
+// configuration, makes the server rewrite and sync the stream's metadata,
+// which every start would pay for every bucket.
+func (s *Store) kv(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if st, err := s.JS.Stream(ctx, "KV_"+cfg.Bucket); err == nil && kvMatches(st.CachedInfo().Config, cfg) {
+		if kv, err := s.JS.KeyValue(ctx, cfg.Bucket); err == nil {
+			return kv, nil
+		}
+	}
+	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", bucket, err)
+		return nil, fmt.Errorf("kv %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// kvMatches reports whether a KV bucket's stream has what cfg asks for, in
+// the fields the store sets.
+func kvMatches(have jetstream.StreamConfig, cfg jetstream.KeyValueConfig) bool {
+	return have.MaxMsgsPerSubject == int64(max(cfg.History, 1)) &&
+		have.MaxAge == cfg.TTL &&
+		have.Storage == cfg.Storage &&
+		have.Replicas == max(cfg.Replicas, 1) &&
+		have.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL &&
+		have.AllowMsgTTL == (cfg.LimitMarkerTTL > 0)
+}
+
+// limit is how the server records an unset limit.
+func limit[T int64 | int32](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // KVMaxAge opens or creates a file-backed KV bucket keeping one value per
 // key, whose values are dropped maxAge after they were written (0: kept).
 // An existing bucket takes the new maxAge.
 func (s *Store) KVMaxAge(ctx context.Context, bucket string, maxAge time.Duration) (jetstream.KeyValue, error) {
-	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return s.kv(ctx, jetstream.KeyValueConfig{
 		Bucket:   bucket,
 		History:  1,
 		Storage:  jetstream.FileStorage,
 		Replicas: s.replicas,
 		TTL:      maxAge,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", bucket, err)
-	}
-	return kv, nil
 }
 
 // KVWithTTL opens or creates a file-backed KV bucket keeping one value per
 // key, in which a value may carry its own time to live.
 func (s *Store) KVWithTTL(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return s.kv(ctx, jetstream.KeyValueConfig{
 		Bucket:         bucket,
 		History:        1,
 		Storage:        jetstream.FileStorage,
 		Replicas:       s.replicas,
 		LimitMarkerTTL: time.Minute,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", bucket, err)
-	}
-	return kv, nil
 }
 
 // Objects opens or creates a file-backed object store.
 func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	if st, err := s.JS.Stream(ctx, "OBJ_"+bucket); err == nil {
+		have := st.CachedInfo().Config
+		if have.Storage == jetstream.FileStorage && have.Replicas == max(s.replicas, 1) && have.MaxAge == 0 {
+			if obs, err := s.JS.ObjectStore(ctx, bucket); err == nil {
+				return obs, nil
+			}
+		}
+	}
 	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:   bucket,
 		Storage:  jetstream.FileStorage,
@@ -153,15 +186,38 @@ func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectSto
 }
 
 // Stream opens or creates a file-backed stream; cfg.Storage and Replicas are
-// set here.
+// set here. An existing stream is updated only when it differs from cfg in
+// the fields streamMatches compares: a field set in cfg must be compared
+// there, or a change to it will not reach an existing stream.
 func (s *Store) Stream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Storage = jetstream.FileStorage
 	cfg.Replicas = s.replicas
+	if st, err := s.JS.Stream(ctx, cfg.Name); err == nil && streamMatches(st.CachedInfo().Config, cfg) {
+		return st, nil
+	}
 	st, err := s.JS.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
 	return st, nil
+}
+
+// streamMatches reports whether a stream has what cfg asks for.
+func streamMatches(have, cfg jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, cfg.Subjects) &&
+		have.MaxMsgsPerSubject == limit(cfg.MaxMsgsPerSubject) &&
+		have.MaxMsgs == limit(cfg.MaxMsgs) &&
+		have.MaxBytes == limit(cfg.MaxBytes) &&
+		have.MaxMsgSize == limit(cfg.MaxMsgSize) &&
+		have.MaxAge == cfg.MaxAge &&
+		have.Discard == cfg.Discard &&
+		have.Retention == cfg.Retention &&
+		have.Storage == cfg.Storage &&
+		have.Replicas == max(cfg.Replicas, 1) &&
+		(cfg.Duplicates == 0 || have.Duplicates == cfg.Duplicates) &&
+		have.AllowMsgTTL == cfg.AllowMsgTTL &&
+		have.DenyDelete == cfg.DenyDelete &&
+		have.DenyPurge == cfg.DenyPurge
 }
 
 // Close drains the connection and stops the embedded server, waiting for it

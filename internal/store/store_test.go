@@ -6,9 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func open(tb testing.TB, sync bool) *Store {
@@ -123,5 +129,80 @@ func TestModifyUnderContention(t *testing.T) {
 	stop := errors.New("stop")
 	if err := Modify(ctx, kv, "n", 3, func([]byte) ([]byte, error) { return nil, stop }); !errors.Is(err, stop) {
 		t.Fatalf("Modify with a failing change = %v", err)
+	}
+}
+
+// TestReopenUpdatesOnlyChanges: opening a bucket or stream as it already is
+// binds it without rewriting its metadata; a changed setting is applied.
+func TestReopenUpdatesOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, slog.New(slog.DiscardHandler), Config{Dir: dir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	streamCfg := jetstream.StreamConfig{Name: "LOGS", Subjects: []string{"logs.*"}, MaxMsgsPerSubject: 10, MaxAge: time.Hour, MaxBytes: 1 << 20, Discard: jetstream.DiscardOld}
+	openAll := func() {
+		t.Helper()
+		if _, err := s.KV(ctx, "hist", 3); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.KVMaxAge(ctx, "aged", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.KVWithTTL(ctx, "ttl"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Objects(ctx, "objs"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stream(ctx, streamCfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openAll()
+	meta := func() map[string]time.Time {
+		t.Helper()
+		got := map[string]time.Time{}
+		for _, name := range []string{"KV_hist", "KV_aged", "KV_ttl", "OBJ_objs", "LOGS"} {
+			info, err := os.Stat(filepath.Join(dir, "jetstream", "jetstream", "$G", "streams", name, "meta.inf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[name] = info.ModTime()
+		}
+		return got
+	}
+	before := meta()
+	time.Sleep(20 * time.Millisecond)
+	openAll()
+	if after := meta(); !maps.Equal(before, after) {
+		t.Fatalf("reopening unchanged rewrote metadata: %v -> %v", before, after)
+	}
+
+	if _, err := s.KV(ctx, "hist", 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.KVMaxAge(ctx, "aged", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	streamCfg.MaxAge = 2 * time.Hour
+	streamCfg.Subjects = []string{"logs.*", "more.*"}
+	if _, err := s.Stream(ctx, streamCfg); err != nil {
+		t.Fatal(err)
+	}
+	for name, check := range map[string]func(jetstream.StreamConfig) bool{
+		"KV_hist": func(c jetstream.StreamConfig) bool { return c.MaxMsgsPerSubject == 5 },
+		"KV_aged": func(c jetstream.StreamConfig) bool { return c.MaxAge == 2*time.Hour },
+		"LOGS":    func(c jetstream.StreamConfig) bool { return c.MaxAge == 2*time.Hour && len(c.Subjects) == 2 },
+	} {
+		st, err := s.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := st.CachedInfo().Config; !check(c) {
+			t.Fatalf("%s not updated: %+v", name, c)
+		}
 	}
 }
