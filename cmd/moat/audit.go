@@ -31,7 +31,11 @@ func newAuditCmd(e *env) *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tOUTCOME\tREASON\tSTATUS\tSOURCE")
 				for _, r := range recs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Seq, r.Time.Format(time.RFC3339), r.Actor, r.Action, r.Target, r.Outcome, r.Reason, r.Status, r.Source)
+					reason := r.Reason
+					if r.Repeats > 0 {
+						reason = fmt.Sprintf("%s (x%d more)", reason, r.Repeats)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Seq, r.Time.Format(time.RFC3339), r.Actor, r.Action, r.Target, r.Outcome, reason, r.Status, r.Source)
 				}
 				tw.Flush()
 			})

@@ -59,8 +59,12 @@ type Record struct {
 	// and "contacts/KEY", "secret.get" and "MAILER_KEY", ...
 	Capability string `json:"capability,omitempty"`
 	Resource   string `json:"resource,omitempty"`
-	Prev       string `json:"prev"`
-	Hash       string `json:"hash"`
+	// Repeats, on a refusal summary, is how many refusals it stands for:
+	// those of the same kind (function, reason, source address, caller)
+	// after the one audited in full, within its window.
+	Repeats int    `json:"repeats,omitempty"`
+	Prev    string `json:"prev"`
+	Hash    string `json:"hash"`
 	// Signature, on a checkpoint record (Action "checkpoint"), signs the
 	// record's Hash with the node's key.
 	Signature string `json:"sig,omitempty"`

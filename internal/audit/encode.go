@@ -39,6 +39,10 @@ func appendJSON(b []byte, r *Record, hash string) []byte {
 	b = appendField(b, "memory", r.Memory, true)
 	b = appendField(b, "capability", r.Capability, true)
 	b = appendField(b, "resource", r.Resource, true)
+	if r.Repeats != 0 {
+		b = append(b, `,"repeats":`...)
+		b = strconv.AppendInt(b, int64(r.Repeats), 10)
+	}
 	b = appendField(b, "prev", r.Prev, false)
 	b = appendField(b, "hash", hash, false)
 	return append(b, '}')

@@ -15,9 +15,9 @@ func TestEncodeIsJSON(t *testing.T) {
 		{Seq: 1, Time: time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC), Node: "n", Action: "invoke", Outcome: OK, Prev: ""},
 		{Seq: 99, Time: time.Unix(0, 1).UTC(), Node: "n", Actor: "key:ab", Action: "refuse", Target: "f", Outcome: Refused, Reason: "input",
 			Source: "[::1]:80", UserAgent: "a\"b\\c\n\t<script>&\u2028\x00\x7f é 日本", Version: "v", InvocationID: "i", Trigger: "http",
-			Status: 429, TookMS: 0.000001, Memory: "64MiB", Capability: "kv.get", Resource: "contacts/\u2028<x>", Prev: "p"},
+			Status: 429, TookMS: 0.000001, Memory: "64MiB", Capability: "kv.get", Resource: "contacts/\u2028<x>", Repeats: 9999, Prev: "p"},
 		{Seq: 3, Node: "n", Action: "x", Outcome: OK, TookMS: 1e21, UserAgent: "bad \xff utf8"},
-		{Seq: 4, Node: "n", Action: "x", Outcome: OK, TookMS: 12.345, Status: -1},
+		{Seq: 4, Node: "n", Action: "x", Outcome: OK, TookMS: 12.345, Status: -1, Repeats: -3},
 	} {
 		got := appendJSON(nil, &r, "h")
 		r.Hash = "h"

@@ -34,6 +34,13 @@ import (
 	"github.com/moatfn/moat/internal/sandbox"
 )
 
+// The reasons of refusals made before admission's, as metrics and the audit
+// trail name them.
+const (
+	ReasonAuth        = "auth"         // no, a wrong or a refused credential
+	ReasonAuthBlocked = "auth_blocked" // a source that kept failing authentication, answered 429
+)
+
 // Prefix is the path under which functions are served.
 const Prefix = "/fn/"
 
@@ -111,7 +118,13 @@ type Gateway struct {
 	cfg    Config
 	now    func() time.Time
 	host   hostCalls // nil: every host call is refused
+	// refusals audits refusals, coalescing floods.
+	refusals *refusalLog
 }
+
+// Run audits the refusals counted into windows as the windows end, until
+// ctx ends; then the rest. Stop it after the server, before the audit log.
+func (g *Gateway) Run(ctx context.Context) { g.refusals.run(ctx) }
 
 // SetHost makes h serve the host calls of invocations. Call it before
 // serving.
@@ -136,6 +149,8 @@ func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails
 		audit:  aud,
 		cfg:    cfg,
 		now:    time.Now,
+		// A window of a second, and up to 4096 kinds of refusal at once.
+		refusals: newRefusalLog(aud, time.Second, 4096),
 	}
 }
 
@@ -160,9 +175,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	from := callerFrom(r.Context())
-	user, ok := g.authenticate(w, r, id, name, m, from)
-	if !ok {
-		g.refusal(r, id, name, "", "auth")
+	user, refused := g.authenticate(w, r, id, name, m, from)
+	if refused != "" {
+		g.refusal(r, id, name, "", refused)
 		return
 	}
 	caller := user
@@ -285,34 +300,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate applies the function's http.auth and returns the caller's
-// identity as REMOTE_USER shows it. On failure it has answered.
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocation, name string, m *manifest.Manifest, from *host.Invocation) (string, bool) {
+// identity as REMOTE_USER shows it, or the reason it refused: "auth", or
+// "auth_blocked" for a source that kept failing. On refusal it has
+// answered.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocation, name string, m *manifest.Manifest, from *host.Invocation) (user, refused string) {
 	if from != nil {
 		// A call from another function: the callee's own list decides.
 		if !slices.Contains(m.HTTP.Callers, from.Function) {
 			g.log.WarnContext(r.Context(), "call forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
 				slog.String("caller", from.Function), slog.String("remote_addr", r.RemoteAddr))
 			problem.Write(w, http.StatusForbidden, "forbidden", from.Function+" is not among the callers of "+name, invocation)
-			return "", false
+			return "", ReasonAuth
 		}
 		user := "fn:" + from.Function
 		if from.User != "" {
 			user += ";" + from.User
 		}
-		return user, true
+		return user, ""
 	}
 	mode := m.HTTP.Auth
 	switch mode {
 	case "public":
-		return "", true
+		return "", ""
 	case "internal":
 		problem.Write(w, http.StatusForbidden, "forbidden", name+" is internal: only the functions it lists may call it", invocation)
-		return "", false
+		return "", ReasonAuth
 	}
 	if wait, blocked := g.fails.Blocked(r.RemoteAddr); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		problem.Write(w, http.StatusTooManyRequests, "too many failed authentications", "try again later", invocation)
-		return "", false
+		return "", ReasonAuthBlocked
 	}
 	if mode == "jwt" {
 		return g.authenticateJWT(w, r, invocation, name)
@@ -326,15 +343,15 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs an API key: Authorization: Bearer TOKEN", invocation)
-		return "", false
+		return "", ReasonAuth
 	}
 	if !who.MayInvoke(name) {
 		g.log.WarnContext(r.Context(), "invocation forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("caller", who.User()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusForbidden, "forbidden", "this key may not invoke "+name, invocation)
-		return "", false
+		return "", ReasonAuth
 	}
-	return who.User(), true
+	return who.User(), ""
 }
 
 // validInput applies the function's declared input: its content types and
@@ -363,16 +380,16 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation,
 	return true
 }
 
-func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invocation, name string) (string, bool) {
+func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invocation, name string) (user, refused string) {
 	if g.jwt == nil {
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT, and this node verifies none", invocation)
-		return "", false
+		return "", ReasonAuth
 	}
 	tok, ok := auth.BearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs a JWT: Authorization: Bearer TOKEN", invocation)
-		return "", false
+		return "", ReasonAuth
 	}
 	claims, err := g.jwt.Verify(tok)
 	if err != nil {
@@ -381,9 +398,9 @@ func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invoca
 		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", "the JWT was refused", invocation)
-		return "", false
+		return "", ReasonAuth
 	}
-	return "jwt:" + claims.Subject, true
+	return "jwt:" + claims.Subject, ""
 }
 
 // refuseAdmission answers a request that admission refused.
@@ -408,10 +425,10 @@ func (g *Gateway) refuseAdmission(w http.ResponseWriter, r *http.Request, id, na
 // refusal meters and audits a request refused before it ran.
 func (g *Gateway) refusal(r *http.Request, id, name, user, reason string) {
 	g.rec.Refusal(name, reason)
-	g.audit.Append(r.Context(), audit.Record{
+	g.refusals.add(r.Context(), audit.Record{
 		Action: "refuse", Target: name, Outcome: audit.Refused, Reason: reason, Actor: user,
 		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Trigger: trigger(callerFrom(r.Context())),
-	}, false)
+	})
 }
 
 func truncate(s string, n int) string {

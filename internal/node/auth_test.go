@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/client"
 	"github.com/moatfn/moat/internal/testwasm"
@@ -199,6 +200,40 @@ func TestMalformedTokensAndFailureLimit(t *testing.T) {
 	}
 	if got := call(t, n.URL()+"/api/v1/functions", "GET", good.Token); got != 429 {
 		t.Errorf("control API from a blocked source = %d, want 429", got)
+	}
+	// Each failed authentication is audited; a blocked source's requests
+	// are refusals of their own kind, counted into windows.
+	for range 20 {
+		call(t, n.URL()+"/fn/kitchen/hello", "GET", good.Token)
+	}
+	// (Read from the store: this source may not use the API for a while.)
+	var failed, blocked int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := n.audit.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := audit.Read(context.Background(), n.store.JS, n.audit.Node())
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed, blocked = 0, 0
+		for _, r := range recs {
+			switch {
+			case r.Action == "refuse" && r.Target == "kitchen" && r.Reason == "auth":
+				failed++
+			case r.Action == "refuse" && r.Target == "kitchen" && r.Reason == "auth_blocked":
+				blocked += max(r.Repeats, 1)
+			}
+		}
+		if failed >= 10 && blocked >= 21 {
+			break
+		}
+	}
+	if failed < 10 {
+		t.Errorf("%d failed authentications audited, want at least 10", failed)
+	}
+	if blocked < 21 {
+		t.Errorf("blocked refusals audited stand for %d, want at least 21", blocked)
 	}
 }
 

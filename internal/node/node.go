@@ -81,6 +81,7 @@ type Node struct {
 	sandbox  *sandbox.Runtime
 	early    *registry.Early
 	registry *registry.Registry
+	gateway  *gateway.Gateway
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
 	budgets  *admit.Budgets
@@ -246,6 +247,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
+	n.gateway = gw
 	caps, err := n.capabilities(ctx, gw)
 	if err != nil {
 		return nil, err
@@ -331,6 +333,12 @@ func (n *Node) Serve(ctx context.Context) error {
 		defer close(audited)
 		n.audit.Run(auditCtx, 10*time.Second)
 	}()
+	refusalsCtx, stopRefusals := context.WithCancel(context.Background())
+	refused := make(chan struct{})
+	go func() {
+		defer close(refused)
+		n.gateway.Run(refusalsCtx)
+	}()
 	preloadCtx, stopPreload := context.WithCancel(ctx)
 	preloaded := make(chan struct{})
 	go func() {
@@ -357,6 +365,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	<-preloaded
 	stopMeter() // flushes what the drained requests metered
 	<-metered
+	stopRefusals() // audits the refusals counted in open windows
+	<-refused
 	stopAudit() // publishes the last records and signs the head
 	<-audited
 	n.close()
