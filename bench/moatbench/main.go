@@ -40,8 +40,14 @@ func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds of throughput measurements")
 	conc := flag.Int("c", 32, "concurrent clients")
 	seq := flag.Int("n", 1000, "sequential requests for the latency figures")
+	probeURL := flag.String("probe", "", "internal: time sequential GETs of this URL, 1 ms apart, until stdin closes or -probe-n are done; print them in ns")
+	probeN := flag.Int("probe-n", 0, "internal: requests for -probe; 0 runs until stdin closes")
 	flag.Parse()
 	log.SetFlags(0)
+	if *probeURL != "" {
+		runProbe(*probeURL, *probeN)
+		return
+	}
 	ctx := context.Background()
 
 	fmt.Printf("# moatbench %s, %s/%s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
@@ -191,9 +197,9 @@ func main() {
 		Files: minimal.Files,
 	})
 	check(err)
-	atRest := latencies(node.url+"/fn/minimal", 2000)
+	atRest := startProbe(node.url+"/fn/minimal", 2000).finish()
 	fmt.Printf("\n## Flood: 10,000 requests at a function limited to 50/s (minimal guest), 32 clients\n\n")
-	fmt.Printf("The unflooded function is /fn/minimal, timed one request at a time (1 ms apart) while the flood runs; ")
+	fmt.Printf("The unflooded function is /fn/minimal, timed one request at a time (1 ms apart, by a process of its own) while the flood runs; ")
 	fmt.Printf("at rest its p50 is %s and its p99 %s (n=2000). The load generator shares the node's 2 cores.\n\n", us(pct(atRest, 50)), us(pct(atRest, 99)))
 	fmt.Printf("| flood | lasted | admitted / limit over that time (50 + 50/s) | refused (429) | unflooded p50 / p99 | p99 ratio to rest |\n|---|---|---|---|---|---|\n")
 	for _, pace := range []int{0, 5000, 2000} {
@@ -210,17 +216,7 @@ func flood(node *proc, pace int, atRest []time.Duration) {
 	const total = 10000
 	other := node.url + "/fn/minimal"
 	var sent, admitted, refused, lastSent atomic.Int64
-	done := make(chan struct{})
-	var under []time.Duration
-	go func() {
-		defer close(done)
-		for sent.Load() < total {
-			t := time.Now()
-			check(get(other))
-			under = append(under, time.Since(t))
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	probe := startProbe(other, 0)
 	var tick <-chan time.Time
 	if pace > 0 {
 		t := time.NewTicker(time.Second / time.Duration(pace))
@@ -258,7 +254,7 @@ func flood(node *proc, pace int, atRest []time.Duration) {
 		}()
 	}
 	wg.Wait()
-	<-done
+	under := probe.finish()
 	// Tokens that refill after the last request was sent are never asked
 	// for: the limit runs to the last send.
 	took := time.Duration(lastSent.Load())
@@ -613,4 +609,80 @@ func latenciesPOST(url string, n int) []time.Duration {
 		out = append(out, time.Since(t))
 	}
 	return out
+}
+
+// probe is a process of its own timing sequential requests to one URL, so
+// that what it measures is the node's latency, not the wait of its
+// goroutine behind the load generator's 32 in the same process.
+type probe struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bytes.Buffer
+}
+
+// startProbe starts this program again as a probe of url: n requests, or,
+// with n 0, requests until finish.
+func startProbe(url string, n int) *probe {
+	self, err := os.Executable()
+	check(err)
+	cmd := exec.Command(self, "-probe", url, "-probe-n", strconv.Itoa(n))
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, os.Stderr
+	stdin, err := cmd.StdinPipe()
+	check(err)
+	check(cmd.Start())
+	return &probe{cmd: cmd, stdin: stdin, out: out}
+}
+
+// finish stops the probe (or waits for its n requests) and returns what it
+// timed.
+func (p *probe) finish() []time.Duration {
+	p.stdin.Close()
+	check(p.cmd.Wait())
+	var out []time.Duration
+	for _, line := range strings.Fields(p.out.String()) {
+		ns, err := strconv.ParseInt(line, 10, 64)
+		check(err)
+		out = append(out, time.Duration(ns))
+	}
+	if len(out) == 0 {
+		log.Fatal("the probe timed nothing")
+	}
+	return out
+}
+
+// runProbe is the probe process: after 50 requests to warm up, it times
+// requests 1 ms apart, n of them or until stdin closes, and prints each in
+// nanoseconds.
+func runProbe(url string, n int) {
+	for range 50 {
+		get(url)
+	}
+	stop := make(chan struct{})
+	if n == 0 {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			close(stop)
+		}()
+	}
+	var took []time.Duration
+	for i := 0; n == 0 || i < n; i++ {
+		select {
+		case <-stop:
+			n = -1
+		default:
+		}
+		if n < 0 {
+			break
+		}
+		t := time.Now()
+		check(get(url))
+		took = append(took, time.Since(t))
+		time.Sleep(time.Millisecond)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for _, d := range took {
+		fmt.Fprintln(w, int64(d))
+	}
+	check(w.Flush())
 }
