@@ -229,17 +229,24 @@ func (a *API) refusedRole(r *http.Request) {
 
 // ServeHTTP identifies the caller, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, ok := identify(a.log, a.ids, a.failures, w, r)
-	if !ok {
-		a.record(r, audit.Record{Action: "auth.fail", Target: r.Method + " " + r.URL.Path, Outcome: audit.Refused, Reason: "credential"}, false)
+	id, refused := identify(a.log, a.ids, a.failures, w, r)
+	if refused != "" {
+		a.record(r, audit.Record{Action: "auth.fail", Target: r.Method + " " + truncate(r.URL.Path, 100), Outcome: audit.Refused, Reason: refused}, false)
 		return
 	}
 	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }
 
+// The reasons of a failed authentication in the audit trail.
+const (
+	ReasonCredential = "credential" // no or a wrong token
+	ReasonBlocked    = "blocked"    // a source that kept failing, answered 429
+)
+
 // identify sets the security headers every control response carries and
-// returns the caller's identity; when there is none it has answered.
-func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.ResponseWriter, r *http.Request) (*auth.Identity, bool) {
+// returns the caller's identity, or why there is none (ReasonCredential,
+// ReasonBlocked), having answered.
+func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.ResponseWriter, r *http.Request) (*auth.Identity, string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -249,7 +256,7 @@ func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.
 	if wait, blocked := failures.Blocked(r.RemoteAddr); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		Problem(w, http.StatusTooManyRequests, "too many failed authentications", "try again later")
-		return nil, false
+		return nil, ReasonBlocked
 	}
 	id, err := ids.Identify(r)
 	if err != nil {
@@ -260,9 +267,9 @@ func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.
 		log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
 			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 		Problem(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer TOKEN")
-		return nil, false
+		return nil, ReasonCredential
 	}
-	return id, true
+	return id, ""
 }
 
 // Guard lets through to h only callers with one of roles, identified as the
@@ -271,8 +278,8 @@ func Guard(ids identifier, failures failureLimiter, roles []string, h http.Handl
 	allowed := allow(roles, h.ServeHTTP, nil)
 	log := slog.New(slog.DiscardHandler)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ok := identify(log, ids, failures, w, r)
-		if !ok {
+		id, refused := identify(log, ids, failures, w, r)
+		if refused != "" {
 			return
 		}
 		allowed.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))

@@ -118,13 +118,7 @@ type Gateway struct {
 	cfg    Config
 	now    func() time.Time
 	host   hostCalls // nil: every host call is refused
-	// refusals audits refusals, coalescing floods.
-	refusals *refusalLog
 }
-
-// Run audits the refusals counted into windows as the windows end, until
-// ctx ends; then the rest. Stop it after the server, before the audit log.
-func (g *Gateway) Run(ctx context.Context) { g.refusals.run(ctx) }
 
 // SetHost makes h serve the host calls of invocations. Call it before
 // serving.
@@ -149,8 +143,6 @@ func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails
 		audit:  aud,
 		cfg:    cfg,
 		now:    time.Now,
-		// A window of a second, and up to 4096 kinds of refusal at once.
-		refusals: newRefusalLog(aud, time.Second, 4096),
 	}
 }
 
@@ -425,10 +417,10 @@ func (g *Gateway) refuseAdmission(w http.ResponseWriter, r *http.Request, id, na
 // refusal meters and audits a request refused before it ran.
 func (g *Gateway) refusal(r *http.Request, id, name, user, reason string) {
 	g.rec.Refusal(name, reason)
-	g.refusals.add(r.Context(), audit.Record{
+	g.audit.Append(r.Context(), audit.Record{
 		Action: "refuse", Target: name, Outcome: audit.Refused, Reason: reason, Actor: user,
 		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Trigger: trigger(callerFrom(r.Context())),
-	})
+	}, false)
 }
 
 func truncate(s string, n int) string {

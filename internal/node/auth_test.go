@@ -205,9 +205,10 @@ func TestMalformedTokensAndFailureLimit(t *testing.T) {
 	// are refusals of their own kind, counted into windows.
 	for range 20 {
 		call(t, n.URL()+"/fn/kitchen/hello", "GET", good.Token)
+		call(t, n.URL()+"/api/v1/functions", "GET", good.Token)
 	}
 	// (Read from the store: this source may not use the API for a while.)
-	var failed, blocked int
+	var failed, blocked, apiBlocked int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if err := n.audit.Flush(context.Background()); err != nil {
 			t.Fatal(err)
@@ -216,21 +217,26 @@ func TestMalformedTokensAndFailureLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		failed, blocked = 0, 0
+		failed, blocked, apiBlocked = 0, 0, 0
 		for _, r := range recs {
 			switch {
 			case r.Action == "refuse" && r.Target == "kitchen" && r.Reason == "auth":
 				failed++
 			case r.Action == "refuse" && r.Target == "kitchen" && r.Reason == "auth_blocked":
 				blocked += max(r.Repeats, 1)
+			case r.Action == "auth.fail" && r.Reason == "blocked":
+				apiBlocked += max(r.Repeats, 1)
 			}
 		}
-		if failed >= 10 && blocked >= 21 {
+		if failed >= 10 && blocked >= 21 && apiBlocked >= 21 {
 			break
 		}
 	}
 	if failed < 10 {
 		t.Errorf("%d failed authentications audited, want at least 10", failed)
+	}
+	if apiBlocked < 21 {
+		t.Errorf("blocked control API requests audited stand for %d, want at least 21", apiBlocked)
 	}
 	if blocked < 21 {
 		t.Errorf("blocked refusals audited stand for %d, want at least 21", blocked)

@@ -81,7 +81,7 @@ type Node struct {
 	sandbox  *sandbox.Runtime
 	early    *registry.Early
 	registry *registry.Registry
-	gateway  *gateway.Gateway
+	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
 	budgets  *admit.Budgets
@@ -216,9 +216,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	n.budgets = admit.NewBudgets(log, budgetKV, 0.8)
 	n.budgets.SetNode(cfg.NodeBudget)
+	// Refusals that answer a flood are audited once per kind and second,
+	// with a count (docs/audit.md).
+	n.refusals = audit.NewCoalescer(n.audit, time.Second, 4096, coalesced...)
 	var gatewayAudit interface {
 		Append(context.Context, audit.Record, bool) error
-	} = n.audit
+	} = n.refusals
 	if cfg.UnauditedRuns {
 		gatewayAudit = discard{}
 		log.Warn("invocations are not audited (--unaudited-invocations): for benchmarks only")
@@ -247,7 +250,6 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
 		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
-	n.gateway = gw
 	caps, err := n.capabilities(ctx, gw)
 	if err != nil {
 		return nil, err
@@ -266,7 +268,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	stopping, stop := context.WithCancel(context.Background())
 	mux.Handle(api.Prefix, api.New(log, api.Services{
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
-		Usage: n.usage, Prices: cfg.Prices, Audit: n.audit, Trail: trail,
+		Usage: n.usage, Prices: cfg.Prices, Audit: n.refusals, Trail: trail,
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
 		Supply: api.Supply(n.supply),
 	}, stopping))
@@ -337,7 +339,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	refused := make(chan struct{})
 	go func() {
 		defer close(refused)
-		n.gateway.Run(refusalsCtx)
+		n.refusals.Run(refusalsCtx)
 	}()
 	preloadCtx, stopPreload := context.WithCancel(ctx)
 	preloaded := make(chan struct{})
@@ -452,6 +454,16 @@ func (n *Node) close() {
 	if n.store != nil {
 		n.store.Close()
 	}
+}
+
+// coalesced are the refusals audited once per kind and second: the answers
+// to a flood, whose records would differ only in time and invocation id.
+// The others (a failed credential, input, method, body) say something each
+// time and are audited one by one.
+var coalesced = [][2]string{
+	{"refuse", admit.ReasonRate}, {"refuse", admit.ReasonCallerRate}, {"refuse", admit.ReasonBusy},
+	{"refuse", admit.ReasonCapacity}, {"refuse", admit.ReasonBudget}, {"refuse", admit.ReasonNodeBudget},
+	{"refuse", gateway.ReasonAuthBlocked}, {"auth.fail", api.ReasonBlocked},
 }
 
 // discard drops audit records: only for benchmarks that measure auditing.
