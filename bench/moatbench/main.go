@@ -42,10 +42,17 @@ func main() {
 	seq := flag.Int("n", 1000, "sequential requests for the latency figures")
 	probeURL := flag.String("probe", "", "internal: time sequential GETs of this URL, 1 ms apart, until stdin closes or -probe-n are done; print them in ns")
 	probeN := flag.Int("probe-n", 0, "internal: requests for -probe; 0 runs until stdin closes")
+	floodURL := flag.String("flood", "", "internal: send the flood's 10,000 requests to this URL; print admitted, refused and the last send in ns")
+	floodPace := flag.Int("flood-pace", 0, "internal: requests a second for -flood; 0 is as fast as possible")
 	flag.Parse()
 	log.SetFlags(0)
 	if *probeURL != "" {
 		runProbe(*probeURL, *probeN)
+		return
+	}
+	if *floodURL != "" {
+		admitted, refused, last := sendFlood(*floodURL, *floodPace)
+		fmt.Println(admitted, refused, int64(last))
 		return
 	}
 	ctx := context.Background()
@@ -202,8 +209,8 @@ func main() {
 	fmt.Printf("The unflooded function is /fn/minimal, timed one request at a time (1 ms apart, by a process of its own) while the flood runs; ")
 	fmt.Printf("at rest its p50 is %s and its p99 %s (n=2000). The load generator shares the node's 2 cores.\n\n", us(pct(atRest, 50)), us(pct(atRest, 99)))
 	fmt.Printf("| flood | lasted | admitted / limit over that time (50 + 50/s) | refused (429) | unflooded p50 / p99 | p99 ratio to rest |\n|---|---|---|---|---|---|\n")
-	for _, pace := range []int{0, 5000, 2000} {
-		flood(node, pace, atRest)
+	for _, f := range []struct{ pace, nice int }{{0, 0}, {0, 19}, {5000, 0}, {2000, 0}} {
+		flood(node, f.pace, f.nice, atRest)
 		time.Sleep(1500 * time.Millisecond) // let the bucket refill between floods
 	}
 	node.stop()
@@ -211,12 +218,47 @@ func main() {
 
 // flood sends 10,000 requests to /fn/limited from 32 clients, as fast as
 // they can (pace 0) or paced to pace requests a second in all, and
-// meanwhile times sequential requests to /fn/minimal.
-func flood(node *proc, pace int, atRest []time.Duration) {
+// meanwhile times sequential requests to /fn/minimal. With nice > 0 the
+// clients run in a process of their own at that nice value: they take only
+// the CPU the node and the probe leave, as an attacker's own machine would.
+func flood(node *proc, pace, nice int, atRest []time.Duration) {
+	probe := startProbe(node.url+"/fn/minimal", 0)
+	var admitted, refused int64
+	var took time.Duration
+	if nice == 0 {
+		admitted, refused, took = sendFlood(node.url+"/fn/limited", pace)
+	} else {
+		self, err := os.Executable()
+		check(err)
+		out, err := exec.Command("nice", "-n", strconv.Itoa(nice), self, "-flood", node.url+"/fn/limited", "-flood-pace", strconv.Itoa(pace)).Output()
+		check(err)
+		var ns int64
+		_, err = fmt.Sscan(string(out), &admitted, &refused, &ns)
+		check(err)
+		took = time.Duration(ns)
+	}
+	under := probe.finish()
+	// Tokens that refill after the last request was sent are never asked
+	// for: the limit runs to the last send.
+	limit := 50 + 50*took.Seconds()
+	name := "as fast as possible"
+	if pace > 0 {
+		name = fmt.Sprintf("paced at %d/s", pace)
+	}
+	if nice > 0 {
+		name += fmt.Sprintf(" (load generator at nice %d)", nice)
+	}
+	fmt.Printf("| %s | %s | %d / %.1f (%+.2f%%) | %d | %s / %s (n=%d) | %.2f |\n", name, ms(took),
+		admitted, limit, 100*(float64(admitted)-limit)/limit, refused,
+		us(pct(under, 50)), us(pct(under, 99)), len(under), float64(pct(under, 99))/float64(pct(atRest, 99)))
+}
+
+// sendFlood sends 10,000 requests to url from 32 clients, paced to pace a
+// second in all (0: as fast as they can), and counts the answers. last is
+// when the last request was sent.
+func sendFlood(url string, pace int) (admitted, refused int64, last time.Duration) {
 	const total = 10000
-	other := node.url + "/fn/minimal"
-	var sent, admitted, refused, lastSent atomic.Int64
-	probe := startProbe(other, 0)
+	var sent, nOK, nRefused, lastSent atomic.Int64
 	var tick <-chan time.Time
 	if pace > 0 {
 		t := time.NewTicker(time.Second / time.Duration(pace))
@@ -225,10 +267,8 @@ func flood(node *proc, pace int, atRest []time.Duration) {
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := 0; i < 32; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 32 {
+		wg.Go(func() {
 			for sent.Add(1) <= total {
 				if tick != nil {
 					<-tick
@@ -238,7 +278,7 @@ func flood(node *proc, pace int, atRest []time.Duration) {
 						break
 					}
 				}
-				resp, err := transport.RoundTrip(mustReq(node.url + "/fn/limited"))
+				resp, err := transport.RoundTrip(mustReq(url))
 				if err != nil {
 					continue
 				}
@@ -246,26 +286,15 @@ func flood(node *proc, pace int, atRest []time.Duration) {
 				resp.Body.Close()
 				switch resp.StatusCode {
 				case 200:
-					admitted.Add(1)
+					nOK.Add(1)
 				case 429:
-					refused.Add(1)
+					nRefused.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	under := probe.finish()
-	// Tokens that refill after the last request was sent are never asked
-	// for: the limit runs to the last send.
-	took := time.Duration(lastSent.Load())
-	limit := 50 + 50*took.Seconds()
-	name := "as fast as possible"
-	if pace > 0 {
-		name = fmt.Sprintf("paced at %d/s", pace)
-	}
-	fmt.Printf("| %s | %s | %d / %.1f (%+.2f%%) | %d | %s / %s (n=%d) | %.2f |\n", name, ms(took),
-		admitted.Load(), limit, 100*(float64(admitted.Load())-limit)/limit, refused.Load(),
-		us(pct(under, 50)), us(pct(under, 99)), len(under), float64(pct(under, 99))/float64(pct(atRest, 99)))
+	return nOK.Load(), nRefused.Load(), time.Duration(lastSent.Load())
 }
 
 // proc is a server process started by the benchmark.
