@@ -186,6 +186,15 @@ func TestCompileKept(t *testing.T) {
 	if err != nil || res.ExitCode != 0 || !bytes.Contains(res.Stdout, []byte("hello")) {
 		t.Fatalf("run: %v %+v", err, res)
 	}
+	// Failures format stack traces from what wazero kept of the module: all
+	// of it copied, none of it in the mapping, which is gone by now.
+	for _, path := range []string{"/panic", "/loop", "/exit3", "/alloc"} {
+		req := request(path)
+		req.Timeout = 500 * time.Millisecond
+		if _, err := m.Run(ctx, req); err == nil {
+			t.Fatalf("%s succeeded", path)
+		}
+	}
 	if _, _, err := r.CompileKept(ctx, key, 1000); !errors.Is(err, ErrInvalidModule) {
 		t.Fatalf("bad memory cap: %v", err)
 	}
