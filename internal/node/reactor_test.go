@@ -89,18 +89,7 @@ env: {GREETING: hi}
 limits: {memory: 64MiB, timeout: 1s, concurrency: 8}
 http: {auth: public, methods: [GET, POST]}
 `, testwasm.Bytes(t, "reactor"))
-	state := func() map[string]any {
-		resp, err := http.Get(n.URL() + "/fn/reactor/state")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var got map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
+	state := func() map[string]any { return getJSON(t, n.URL()+"/fn/reactor/state") }
 	for i := range 3 {
 		for _, path := range []string{"/panic", "/spin"} {
 			resp, err := http.Get(n.URL() + "/fn/reactor" + path)
@@ -130,18 +119,7 @@ func TestReactorCapabilities(t *testing.T) {
 	base := "module: fn.wasm\nlimits: {memory: 64MiB, timeout: 5s}\nhttp: {auth: public}\n"
 	deploy(t, n, "name: granted\n"+base+"permissions: {kv: {b: read-write}, secrets: [TOKEN]}\n", wasm)
 	deploy(t, n, "name: bare\n"+base, wasm)
-	get := func(fn, path string) map[string]any {
-		resp, err := http.Get(n.URL() + "/fn/" + fn + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var got map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
+	get := func(fn, path string) map[string]any { return getJSON(t, n.URL()+"/fn/"+fn+path) }
 	if got := get("granted", "/kv?v1"); got["value"] != "v1" || got["put"] != nil {
 		t.Fatalf("granted kv: %v", got)
 	}
@@ -157,4 +135,19 @@ func TestReactorCapabilities(t *testing.T) {
 	if recs := records(t, n, url.Values{"action": {"deny"}, "fn": {"bare"}}, 3); len(recs) < 3 {
 		t.Fatalf("%d denials audited, want 3", len(recs))
 	}
+}
+
+// getJSON GETs url and decodes its JSON object.
+func getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

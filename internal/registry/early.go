@@ -53,9 +53,10 @@ func (e *Early) Taken() int64 {
 }
 
 type earlyJob struct {
-	hint hint
-	done chan struct{}
-	mod  *sandbox.Module // nil when nothing was kept or it failed
+	hint    hint
+	claimed atomic.Bool // by the compiling goroutine, or by a take before it
+	done    chan struct{}
+	mod     *sandbox.Module // nil when nothing was kept or it failed
 }
 
 // keptCompiler is what Early needs from the sandbox.
@@ -82,9 +83,13 @@ func StartEarly(log *slog.Logger, sb keptCompiler, cacheDir string) *Early {
 		e.jobs[h.Fn] = j
 		order = append(order, j)
 	}
+	order[0].claimed.Store(true) // the first is always compiled here
 	go func() {
 		defer close(e.finished)
-		for _, j := range order {
+		for i, j := range order {
+			if i > 0 && !j.claimed.CompareAndSwap(false, true) {
+				continue // taken before its turn: its caller compiles it
+			}
 			if ctx.Err() == nil {
 				m, ok, err := sb.CompileKept(ctx, j.hint.Sum, j.hint.Memory)
 				if err != nil {
@@ -100,7 +105,8 @@ func StartEarly(log *slog.Logger, sb keptCompiler, cacheDir string) *Early {
 }
 
 // take returns the module compiled ahead for fn if it is the one asked for,
-// waiting for it if it is being compiled; else nil.
+// waiting for it if it is being compiled; else nil: also when its turn has
+// not come, so that a function asked for does not wait behind others.
 func (e *Early) take(ctx context.Context, fn, version, sum string, memory int64) *sandbox.Module {
 	if e == nil {
 		return nil
@@ -110,6 +116,10 @@ func (e *Early) take(ctx context.Context, fn, version, sum string, memory int64)
 	delete(e.jobs, fn)
 	e.mu.Unlock()
 	if j == nil {
+		return nil
+	}
+	if j.claimed.CompareAndSwap(false, true) {
+		close(j.done) // never compiled here
 		return nil
 	}
 	match := j.hint == hint{Fn: fn, Version: version, Sum: sum, Memory: memory}
