@@ -59,8 +59,9 @@ func writtenRuns(b []byte, max int) (runs [][2]int, ok bool) {
 	}
 	n, _, errno := unix.Syscall(unix.SYS_IOCTL, pagemapFile.Fd(), pagemapScan, uintptr(unsafe.Pointer(&arg)))
 	if errno != 0 {
-		if errno == unix.ENOTTY || errno == unix.EINVAL {
-			scanUnsupported.Store(true)
+		switch errno {
+		case unix.ENOTTY, unix.EINVAL, unix.EPERM, unix.ENOSYS, unix.EOPNOTSUPP:
+			scanUnsupported.Store(true) // an old kernel, or a filter: pagemap it is
 		}
 		return nil, false
 	}

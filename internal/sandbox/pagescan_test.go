@@ -82,3 +82,12 @@ func BenchmarkPagemapScan(b *testing.B) {
 		}
 	}
 }
+
+// TestSnapshotWithoutPagemapScan: on a kernel without PAGEMAP_SCAN, restore
+// reads pagemap, and state still does not carry over.
+func TestSnapshotWithoutPagemapScan(t *testing.T) {
+	was := scanUnsupported.Swap(true)
+	defer scanUnsupported.Store(was)
+	TestSnapshotStateDoesNotCarryOver(t)
+	TestSnapshotRequest(t)
+}
