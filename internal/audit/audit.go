@@ -60,8 +60,8 @@ type Record struct {
 	Capability string `json:"capability,omitempty"`
 	Resource   string `json:"resource,omitempty"`
 	// Repeats, on a refusal summary, is how many refusals it stands for:
-	// those of the same kind (function, reason, source address, caller)
-	// after the one audited in full, within its window.
+	// those of the same kind (action, target, reason, source address,
+	// actor, trigger) after the one audited in full, within its window.
 	Repeats int    `json:"repeats,omitempty"`
 	Prev    string `json:"prev"`
 	Hash    string `json:"hash"`

@@ -2,9 +2,10 @@ package audit
 
 import (
 	"context"
-	"net"
 	"sync"
 	"time"
+
+	"github.com/moatfn/moat/internal/auth"
 )
 
 // Coalescer is an audit sink in front of a Log that keeps floods from
@@ -63,7 +64,7 @@ func (c *Coalescer) Append(ctx context.Context, rec Record, sync bool) error {
 	if sync || !c.coalesce[[2]string{rec.Action, rec.Reason}] {
 		return c.log.Append(ctx, rec, sync)
 	}
-	k := kind{action: rec.Action, target: rec.Target, reason: rec.Reason, source: host(rec.Source), actor: rec.Actor, trigger: rec.Trigger}
+	k := kind{action: rec.Action, target: rec.Target, reason: rec.Reason, source: auth.Source(rec.Source), actor: rec.Actor, trigger: rec.Trigger}
 	now := c.now()
 	c.mu.Lock()
 	r := c.open[k]
@@ -87,14 +88,6 @@ func (c *Coalescer) Append(ctx context.Context, rec Record, sync bool) error {
 		c.log.Append(ctx, summary(k, done), false)
 	}
 	return c.log.Append(ctx, rec, false)
-}
-
-// host is an address without its port.
-func host(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }
 
 // Flush appends the counted records of every window older than the window,

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,8 +171,14 @@ func readHints(cacheDir string) []hint {
 	if cacheDir == "" {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(cacheDir, hintsFile))
-	if err != nil || len(b) > 1<<20 {
+	f, err := os.Open(filepath.Join(cacheDir, hintsFile))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	const maxSize = 1 << 20
+	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil || len(b) > maxSize {
 		return nil
 	}
 	var hints []hint

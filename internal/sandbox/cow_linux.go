@@ -186,11 +186,7 @@ func (p *cowPool) restore(m *cowMemory) bool {
 	if p.image <= smallImage {
 		// Comparing a small image page by page costs less than the
 		// system call that reads pagemap.
-		for off := 0; off < p.image; off += page {
-			if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
-				copy(buf[off:off+page], p.view[off:off+page])
-			}
-		}
+		p.restoreRange(buf, 0, p.image)
 		return true
 	}
 	if runs, ok := writtenRuns(buf, maxDirtyPages); ok {
@@ -202,11 +198,7 @@ func (p *cowPool) restore(m *cowMemory) bool {
 			return unix.Madvise(buf, unix.MADV_DONTNEED) == nil
 		}
 		for _, r := range runs {
-			for off := r[0]; off < r[1]; off += page {
-				if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
-					copy(buf[off:off+page], p.view[off:off+page])
-				}
-			}
+			p.restoreRange(buf, r[0], r[1])
 		}
 		return true
 	}
@@ -223,15 +215,23 @@ func (p *cowPool) restore(m *cowMemory) bool {
 				if !written(e) {
 					continue
 				}
-				off := i * page
-				if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
-					copy(buf[off:off+page], p.view[off:off+page])
-				}
+				p.restoreRange(buf, i*page, (i+1)*page)
 			}
 			return true
 		}
 	}
 	return unix.Madvise(buf, unix.MADV_DONTNEED) == nil
+}
+
+// restoreRange copies back from the image each page of buf[from:to] that
+// differs from it; pages that do not differ are left alone (and unwritten).
+func (p *cowPool) restoreRange(buf []byte, from, to int) {
+	page := os.Getpagesize()
+	for off := from; off < to; off += page {
+		if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
+			copy(buf[off:off+page], p.view[off:off+page])
+		}
+	}
 }
 
 // smallImage is the image size up to which restore compares every page

@@ -171,10 +171,11 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	if err := checkMemory(memory); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(wasm)
-	key := hex.EncodeToString(sum[:])
 	reactor := isReactor(wasm)
+	var key string // a command's rewrite is kept under its module's SHA-256
 	if !reactor {
+		sum := sha256.Sum256(wasm)
+		key = hex.EncodeToString(sum[:])
 		if m, ok, err := r.CompileKept(ctx, key, memory); ok || err != nil {
 			return m, err
 		}
@@ -243,7 +244,7 @@ func (r *Runtime) CompileKept(ctx context.Context, sum string, memory int64) (m 
 	}
 	wasm, unmap, err := mapFile(path)
 	if err != nil {
-		return nil, false, nil
+		return nil, false, nil // none kept
 	}
 	defer unmap() // wazero copies what it keeps of a module
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
@@ -318,8 +319,8 @@ func checkMemory(memory int64) error {
 	return nil
 }
 
-// rewrittenPath returns the file of the rewrite kept by an earlier Compile
-// of the module whose SHA-256 is sum, or "" when there is none.
+// rewrittenPath returns where an earlier Compile keeps the rewrite of the
+// module whose SHA-256 is sum, or "" for no valid sum or no cache.
 func (r *Runtime) rewrittenPath(sum string) string {
 	if r.rewriteDir == "" || len(sum) != 64 {
 		return ""
@@ -327,11 +328,7 @@ func (r *Runtime) rewrittenPath(sum string) string {
 	if _, err := hex.DecodeString(sum); err != nil {
 		return ""
 	}
-	path := filepath.Join(r.rewriteDir, sum+".wasm")
-	if _, err := os.Stat(path); err != nil {
-		return ""
-	}
-	return path
+	return filepath.Join(r.rewriteDir, sum+".wasm")
 }
 
 // keepRewritten keeps a command's rewrite for the next Compile of the same
