@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,7 @@ func main() {
 	probeN := flag.Int("probe-n", 0, "internal: requests for -probe; 0 runs until stdin closes")
 	floodURL := flag.String("flood", "", "internal: send the flood's 10,000 requests to this URL; print admitted, refused and the last send in ns")
 	floodPace := flag.Int("flood-pace", 0, "internal: requests a second for -flood; 0 is as fast as possible")
+	only := flag.String("only", "", "run one section alone: \"flood\" (a fresh node, the flood section -rounds times)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *probeURL != "" {
@@ -56,6 +58,10 @@ func main() {
 		return
 	}
 	ctx := context.Background()
+	if *only == "flood" {
+		floodOnly(ctx, *moatBin, *rounds)
+		return
+	}
 
 	fmt.Printf("# moatbench %s, %s/%s, %d CPUs, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	if _, err := bundle.Build(ctx, "examples/hello"); err != nil {
@@ -197,8 +203,14 @@ func main() {
 		fmt.Printf("| %s | %.0f | %.0f | %.3f |\n", name, a, u, a/u)
 	}
 
-	c = node.client(data)
-	_, err = c.Deploy(ctx, &bundle.Bundle{
+	floodSection(ctx, node, minimal)
+	node.stop()
+}
+
+// floodSection deploys /fn/limited (the minimal guest at 50/s) on node
+// and runs the flood table against it.
+func floodSection(ctx context.Context, node *proc, minimal *bundle.Bundle) {
+	_, err := node.client(node.data).Deploy(ctx, &bundle.Bundle{
 		Source: []byte(strings.Replace(strings.Replace(string(minimal.Source), "name: minimal", "name: limited", 1),
 			"concurrency: 64", "concurrency: 64, rate: 50/s", 1)),
 		Files: minimal.Files,
@@ -208,12 +220,30 @@ func main() {
 	fmt.Printf("\n## Flood: 10,000 requests at a function limited to 50/s (minimal guest), 32 clients\n\n")
 	fmt.Printf("The unflooded function is /fn/minimal, timed one request at a time (1 ms apart, by a process of its own) while the flood runs; ")
 	fmt.Printf("at rest its p50 is %s and its p99 %s (n=2000). The load generator shares the node's 2 cores.\n\n", us(pct(atRest, 50)), us(pct(atRest, 99)))
-	fmt.Printf("| flood | lasted | admitted / limit over that time (50 + 50/s) | refused (429) | unflooded p50 / p99 | p99 ratio to rest |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("| flood | lasted | admitted / limit over that time (50 + 50/s, whole tokens) | refused (429) | unflooded p50 / p99 | p99 ratio to rest |\n|---|---|---|---|---|---|\n")
 	for _, f := range []struct{ pace, nice int }{{0, 0}, {0, 19}, {5000, 0}, {2000, 0}} {
 		flood(node, f.pace, f.nice, atRest)
 		time.Sleep(1500 * time.Millisecond) // let the bucket refill between floods
 	}
-	node.stop()
+}
+
+// floodOnly runs the flood section alone, rounds times, on a fresh node
+// with the minimal example deployed.
+func floodOnly(ctx context.Context, moatBin string, rounds int) {
+	minimal, err := bundle.Read("examples/minimal")
+	check(err)
+	data, err := os.MkdirTemp("", "moatbench")
+	check(err)
+	defer os.RemoveAll(data)
+	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node.data = data
+	defer node.stop()
+	_, err = node.client(data).Deploy(ctx, minimal)
+	check(err)
+	firstOK(node.client(data), "minimal")
+	for range rounds {
+		floodSection(ctx, node, minimal)
+	}
 }
 
 // flood sends 10,000 requests to /fn/limited from 32 clients, as fast as
@@ -239,8 +269,9 @@ func flood(node *proc, pace, nice int, atRest []time.Duration) {
 	}
 	under := probe.finish()
 	// Tokens that refill after the last request was sent are never asked
-	// for: the limit runs to the last send.
-	limit := 50 + 50*took.Seconds()
+	// for: the limit runs to the last send. Tokens are spent whole, so a
+	// fraction of one is not admitted.
+	limit := math.Floor(50 + 50*took.Seconds())
 	name := "as fast as possible"
 	if pace > 0 {
 		name = fmt.Sprintf("paced at %d/s", pace)
@@ -248,7 +279,7 @@ func flood(node *proc, pace, nice int, atRest []time.Duration) {
 	if nice > 0 {
 		name += fmt.Sprintf(" (load generator at nice %d)", nice)
 	}
-	fmt.Printf("| %s | %s | %d / %.1f (%+.2f%%) | %d | %s / %s (n=%d) | %.2f |\n", name, ms(took),
+	fmt.Printf("| %s | %s | %d / %.0f (%+.2f%%) | %d | %s / %s (n=%d) | %.2f |\n", name, ms(took),
 		admitted, limit, 100*(float64(admitted)-limit)/limit, refused,
 		us(pct(under, 50)), us(pct(under, 99)), len(under), float64(pct(under, 99))/float64(pct(atRest, 99)))
 }
