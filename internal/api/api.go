@@ -20,6 +20,7 @@ import (
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
@@ -91,6 +92,7 @@ type API struct {
 	grants   grantReader
 	rotate   Rotation
 	supply   *supplyRoutes
+	quiet    *logcap.Limiter
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
 	// their own (logs --follow) end then, so that draining waits only for
@@ -165,7 +167,8 @@ type Services struct {
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
-		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply}
+		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply,
+		quiet: logcap.New(time.Second, 4096)} // one line a second per source and message
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                           a.list,
 		"POST /api/v1/functions":                          a.deploy,
@@ -229,7 +232,7 @@ func (a *API) refusedRole(r *http.Request) {
 
 // ServeHTTP identifies the caller, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, refused := identify(a.log, a.ids, a.failures, w, r)
+	id, refused := identify(a.log, a.quiet, a.ids, a.failures, w, r)
 	if refused != "" {
 		a.record(r, audit.Record{Action: "auth.fail", Target: r.Method + " " + truncate(r.URL.Path, 100), Outcome: audit.Refused, Reason: refused}, false)
 		return
@@ -246,7 +249,7 @@ const (
 // identify sets the security headers every control response carries and
 // returns the caller's identity, or why there is none (ReasonCredential,
 // ReasonBlocked), having answered.
-func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.ResponseWriter, r *http.Request) (*auth.Identity, string) {
+func identify(log *slog.Logger, quiet *logcap.Limiter, ids identifier, failures failureLimiter, w http.ResponseWriter, r *http.Request) (*auth.Identity, string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -264,8 +267,8 @@ func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.
 			failures.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
-		log.WarnContext(r.Context(), "authentication failed", slog.String("reason", err.Error()),
-			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		quiet.Log(r.Context(), log, slog.LevelWarn, r.RemoteAddr, "authentication failed", slog.String("reason", err.Error()),
+			slog.String("remote_addr", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", truncate(r.URL.Path, 100)))
 		Problem(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer TOKEN")
 		return nil, ReasonCredential
 	}
@@ -276,9 +279,9 @@ func identify(log *slog.Logger, ids identifier, failures failureLimiter, w http.
 // control API identifies them. The node guards /metrics with it.
 func Guard(ids identifier, failures failureLimiter, roles []string, h http.Handler) http.Handler {
 	allowed := allow(roles, h.ServeHTTP, nil)
-	log := slog.New(slog.DiscardHandler)
+	log, quiet := slog.New(slog.DiscardHandler), logcap.New(time.Second, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, refused := identify(log, ids, failures, w, r)
+		id, refused := identify(log, quiet, ids, failures, w, r)
 		if refused != "" {
 			return
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/host"
+	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
@@ -118,6 +119,7 @@ type Gateway struct {
 	cfg    Config
 	now    func() time.Time
 	host   hostCalls // nil: every host call is refused
+	quiet  *logcap.Limiter
 }
 
 // SetHost makes h serve the host calls of invocations. Call it before
@@ -143,6 +145,9 @@ func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails
 		audit:  aud,
 		cfg:    cfg,
 		now:    time.Now,
+		// The lines a stranger's refused request causes: one a second
+		// per source and message (docs/audit.md).
+		quiet: logcap.New(time.Second, 4096),
 	}
 }
 
@@ -299,7 +304,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 	if from != nil {
 		// A call from another function: the callee's own list decides.
 		if !slices.Contains(m.HTTP.Callers, from.Function) {
-			g.log.WarnContext(r.Context(), "call forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
+			g.quiet.Log(r.Context(), g.log, slog.LevelWarn, r.RemoteAddr, "call forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
 				slog.String("caller", from.Function), slog.String("remote_addr", r.RemoteAddr))
 			problem.Write(w, http.StatusForbidden, "forbidden", from.Function+" is not among the callers of "+name, invocation)
 			return "", ReasonAuth
@@ -332,13 +337,13 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, invocatio
 			g.fails.Fail(r.RemoteAddr) // a guess; a missing token guesses nothing
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
-		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
+		g.quiet.Log(r.Context(), g.log, slog.LevelWarn, r.RemoteAddr, "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", name+" needs an API key: Authorization: Bearer TOKEN", invocation)
 		return "", ReasonAuth
 	}
 	if !who.MayInvoke(name) {
-		g.log.WarnContext(r.Context(), "invocation forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
+		g.quiet.Log(r.Context(), g.log, slog.LevelWarn, r.RemoteAddr, "invocation forbidden", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("caller", who.User()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusForbidden, "forbidden", "this key may not invoke "+name, invocation)
 		return "", ReasonAuth
@@ -364,7 +369,7 @@ func (g *Gateway) validInput(w http.ResponseWriter, r *http.Request, invocation,
 	}
 	if failures := fn.Schema.Check(body); failures != nil {
 		g.refusal(r, invocation, fn.Name, user, "input")
-		g.log.InfoContext(r.Context(), "input refused", slog.String("fn", fn.Name), slog.String("invocation_id", invocation),
+		g.quiet.Log(r.Context(), g.log, slog.LevelInfo, r.RemoteAddr, "input refused", slog.String("fn", fn.Name), slog.String("invocation_id", invocation),
 			slog.String("remote_addr", r.RemoteAddr), slog.Int("failures", len(failures)))
 		problem.WriteErrors(w, http.StatusBadRequest, "invalid input", "the body does not match the input schema of "+fn.Name, invocation, failures)
 		return false
@@ -387,7 +392,7 @@ func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invoca
 	if err != nil {
 		g.fails.Fail(r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="moat", error="invalid_token"`)
-		g.log.WarnContext(r.Context(), "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
+		g.quiet.Log(r.Context(), g.log, slog.LevelWarn, r.RemoteAddr, "authentication failed", slog.String("fn", name), slog.String("invocation_id", invocation),
 			slog.String("reason", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", "the JWT was refused", invocation)
 		return "", ReasonAuth

@@ -1,16 +1,21 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -138,4 +143,129 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 	t.Logf("%v: %d admitted (limit %.1f), %d refused in %d audit records; unflooded %d/%d", lasted, admitted.Load(), limit, refused.Load(), len(recs), quietOK, quietAll)
+}
+
+// lockedBuffer is a log sink for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStrangerFlood: requests with no token, or a malformed one, come
+// before any limit and cost their sender nothing. A flood of them at a
+// function that needs a key and at the control API is answered 401 each,
+// but leaves a few audit records that count every request, and a few log
+// lines that count the ones they stand for, not a record and a line each.
+func TestStrangerFlood(t *testing.T) {
+	var logs lockedBuffer
+	n := startNodeLog(t, Config{DataDir: t.TempDir()}, slog.New(slog.NewTextHandler(&logs, nil)))
+	deploy(t, n, "name: guarded\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: key}\n", testwasm.MinimalCGI())
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+
+	const each = 2000
+	var statuses sync.Map
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range 16 {
+		wg.Go(func() {
+			for i := range each / 8 {
+				url := n.URL() + "/fn/guarded"
+				if c%2 == 1 {
+					url = n.URL() + "/api/v1/functions"
+				}
+				req, _ := http.NewRequest("GET", url, nil)
+				if i%2 == 1 {
+					// Malformed: no guess at a key, so the source is not
+					// blocked, and every request is answered 401.
+					req.Header.Set("Authorization", "Basic "+strings.Repeat("A", 100))
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				v, _ := statuses.LoadOrStore(resp.StatusCode, new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	statuses.Range(func(k, v any) bool {
+		if k.(int) != 401 {
+			t.Errorf("%d requests answered %d, want 401", v.(*atomic.Int64).Load(), k)
+		}
+		return true
+	})
+	// The node still serves its owner.
+	if _, err := n.client.Get(context.Background(), "guarded"); err != nil {
+		t.Fatalf("the control API after the flood: %v", err)
+	}
+
+	seconds := int(took/time.Second) + 2 // windows the flood touched, at most
+	var gwRecs, gwCount, apiRecs, apiCount int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := n.audit.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := audit.Read(context.Background(), n.store.JS, n.audit.Node())
+		if err != nil {
+			t.Fatal(err)
+		}
+		gwRecs, gwCount, apiRecs, apiCount = 0, 0, 0, 0
+		for _, r := range recs {
+			switch {
+			case r.Action == "refuse" && r.Target == "guarded" && r.Reason == "auth":
+				gwRecs++
+				gwCount += max(r.Repeats, 1)
+			case r.Action == "auth.fail" && r.Reason == "credential":
+				apiRecs++
+				apiCount += max(r.Repeats, 1)
+			}
+		}
+		if gwCount >= each && apiCount >= each {
+			break
+		}
+	}
+	if gwCount != each || apiCount != each {
+		t.Errorf("audit records stand for %d refused invocations and %d refused API calls, want %d each", gwCount, apiCount, each)
+	}
+	// A window has its first record and one that counts the rest.
+	if gwRecs > 2*seconds || apiRecs > 2*seconds {
+		t.Errorf("%d and %d audit records for a flood of %v, want at most %d each", gwRecs, apiRecs, took.Round(time.Millisecond), 2*seconds)
+	}
+	if rep, err := n.client.AuditVerify(context.Background()); err != nil || !rep.OK() {
+		t.Errorf("the audit chain after the flood: %+v %v", rep, err)
+	}
+
+	lines, told := 0, 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "authentication failed") {
+			lines++
+			if _, after, ok := strings.Cut(line, " dropped="); ok {
+				d, _ := strconv.Atoi(strings.Fields(after)[0])
+				told += d
+			}
+		}
+	}
+	if lines == 0 || lines > 2*seconds {
+		t.Errorf("%d log lines of failed authentication for %d failures in %v, want 1 to %d", lines, 2*each, took.Round(time.Millisecond), 2*seconds)
+	}
+	if lines+told > 2*each {
+		t.Errorf("log lines tell of %d failures, more than the %d sent", lines+told, 2*each)
+	}
 }

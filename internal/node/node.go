@@ -25,6 +25,7 @@ import (
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/gateway"
 	"github.com/moatfn/moat/internal/host"
+	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/metrics"
 	"github.com/moatfn/moat/internal/registry"
@@ -286,8 +287,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		ReadTimeout:       5 * time.Minute, // a deploy of a large module on a slow link
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// net/http's own lines (a bad TLS handshake, a malformed request)
+		// come at a stranger's will: one a second, with a count.
+		ErrorLog:    slog.NewLogLogger(logcap.New(time.Second, 1).Handler(log.Handler(), "http server"), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	n.server.RegisterOnShutdown(stop)
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -458,12 +461,16 @@ func (n *Node) close() {
 
 // coalesced are the refusals audited once per kind and second: the answers
 // to a flood, whose records would differ only in time and invocation id.
-// The others (a failed credential, input, method, body) say something each
-// time and are audited one by one.
+// A missing or wrong credential is among them: it comes before any limit,
+// so a stranger could otherwise write a record per request; the first of
+// each source in a second is kept whole, the rest counted. The others
+// (input, method, body) come after the function's rate limit and are
+// audited one by one.
 var coalesced = [][2]string{
 	{"refuse", admit.ReasonRate}, {"refuse", admit.ReasonCallerRate}, {"refuse", admit.ReasonBusy},
 	{"refuse", admit.ReasonCapacity}, {"refuse", admit.ReasonBudget}, {"refuse", admit.ReasonNodeBudget},
-	{"refuse", gateway.ReasonAuthBlocked}, {"auth.fail", api.ReasonBlocked},
+	{"refuse", gateway.ReasonAuth}, {"refuse", gateway.ReasonAuthBlocked},
+	{"auth.fail", api.ReasonCredential}, {"auth.fail", api.ReasonBlocked},
 }
 
 // discard drops audit records: only for benchmarks that measure auditing.

@@ -36,13 +36,19 @@ func startNode(t testing.TB, data string) *testNode {
 // startNodeConfig starts a node with cfg, on 127.0.0.1:0.
 func startNodeConfig(t testing.TB, cfg Config) *testNode {
 	t.Helper()
-	data := cfg.DataDir
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DrainTimeout = 10 * time.Second
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	return startNodeLog(t, cfg, log)
+}
+
+// startNodeLog starts a node with cfg that logs to log.
+func startNodeLog(t testing.TB, cfg Config, log *slog.Logger) *testNode {
+	t.Helper()
+	data := cfg.DataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DrainTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := Start(ctx, log, cfg)
 	if err != nil {
