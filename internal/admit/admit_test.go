@@ -3,6 +3,7 @@ package admit
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,44 @@ func TestRateAdmitsExactlyTheBurst(t *testing.T) {
 		if no := c.Rate("g", "v1", limits(manifest.Rate{}, manifest.Rate{}, 1), "x"); no != nil {
 			t.Fatalf("unlimited function refused: %+v", no)
 		}
+	}
+}
+
+// Refusals that race each other leave the bucket as they found it: a
+// flood's refusals do not eat into what the limit admits. (Reserving a
+// token to learn Retry-After and cancelling it lost a token whenever two
+// refusals interleaved.)
+func TestRefusalsSpendNothing(t *testing.T) {
+	c := New(Config{MaxInstances: 10, MaxMemory: 1 << 30, MaxCallers: 100})
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	lim := limits(manifest.Rate{N: 100, Per: time.Second}, manifest.Rate{}, 10)
+	var admitted, refused atomic.Int64
+	const rounds = 50
+	for range rounds {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 200 {
+					if no := c.Rate("f", "v1", lim, "x"); no == nil {
+						admitted.Add(1)
+					} else if no.RetryAfter <= 0 || no.RetryAfter > 10*time.Millisecond {
+						t.Errorf("Retry-After %v with the bucket refilling a token each 10ms", no.RetryAfter)
+						return
+					} else {
+						refused.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		mu.Lock()
+		now = now.Add(100 * time.Millisecond) // ten tokens
+		mu.Unlock()
+	}
+	if want := int64(100 + (rounds-1)*10); admitted.Load() != want {
+		t.Errorf("admitted %d with %d refusals racing, want exactly %d", admitted.Load(), refused.Load(), want)
 	}
 }
 
