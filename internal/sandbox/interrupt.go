@@ -24,7 +24,7 @@ import (
 // Each loop iteration costs a load, a subtraction, a store and a branch.
 // Every fuelRefill iterations the guest passes through wazero's Go code
 // (memory.grow always does), where the Go scheduler can stop it: a garbage
-// collection waiting to stop the world never waits long on a spinning guest.
+// collection waiting to scan its stack never waits long on a spinning guest.
 // To stop an instance, the host sets a second global, stop, which the
 // guest only reads (were the host to write the fuel, the guest's next
 // store could undo it): the guest traps within fuelRefill iterations. Sleeps and host calls end with the request's context on
