@@ -92,6 +92,26 @@ func TestAdmission(t *testing.T) {
 
 // BenchmarkGatewayRefusal is the node's cost of refusing a request over
 // its function's rate: the whole handler, without the network.
+// BenchmarkGatewayAuthRefusal is a stranger's request without a token at
+// a function that needs a key: refused, audited into a count, and logged
+// once a second.
+func BenchmarkGatewayAuthRefusal(b *testing.B) {
+	n := startNode(b, b.TempDir())
+	deploy(b, n, "name: guarded\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: key}\n", testwasm.MinimalCGI())
+	h := n.server.Handler
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "/fn/guarded", nil))
+			if w.Code != http.StatusUnauthorized {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}
+
 func BenchmarkGatewayRefusal(b *testing.B) {
 	n := startNode(b, b.TempDir())
 	deploy(b, n, "name: limited\nmodule: fn.wasm\nlimits: {memory: 1MiB, rate: 1/h}\nhttp: {auth: public}\n", testwasm.MinimalCGI())
