@@ -105,8 +105,10 @@ type Registry struct {
 	Check func(ctx context.Context, m *manifest.Manifest, up *Upload) (json.RawMessage, error)
 
 	mu      sync.Mutex
-	loaded  map[string]*Loaded // active version of each function, compiled
-	loads   map[string]*sync.Mutex
+	loaded  map[string]*Loaded   // active version of each function, compiled
+	loads   map[string]*loadLock // functions being loaded, while anyone waits on one
+	missing map[string]time.Time // names the store lately had no function for
+	swept   time.Time            // missing's last sweep
 	early   *Early
 	hintsMu sync.Mutex
 }
@@ -128,7 +130,8 @@ func New(log *slog.Logger, kv jetstream.KeyValue, objects jetstream.ObjectStore,
 		sandbox: sb,
 		now:     time.Now,
 		loaded:  map[string]*Loaded{},
-		loads:   map[string]*sync.Mutex{},
+		loads:   map[string]*loadLock{},
+		missing: map[string]time.Time{},
 	}
 }
 
@@ -430,6 +433,7 @@ func (r *Registry) install(l *Loaded) {
 	r.mu.Lock()
 	old := r.loaded[l.Name]
 	r.loaded[l.Name] = l
+	delete(r.missing, l.Name)
 	r.mu.Unlock()
 	if old != nil && old != l {
 		old.retire()
@@ -493,17 +497,16 @@ func (r *Registry) Acquire(ctx context.Context, fn string) (*Loaded, error) {
 	if l := r.acquireLoaded(fn, ""); l != nil {
 		return l, nil
 	}
-	// One load per function at a time.
-	r.mu.Lock()
-	lm, ok := r.loads[fn]
-	if !ok {
-		lm = &sync.Mutex{}
-		r.loads[fn] = lm
+	if r.knownMissing(fn) {
+		return nil, fmt.Errorf("%s: %w", fn, ErrNotFound)
 	}
-	r.mu.Unlock()
-	lm.Lock()
-	defer lm.Unlock()
+	// One load per function at a time.
+	ll := r.lockLoad(fn)
+	defer r.unlockLoad(fn, ll)
 	f, err := r.Get(ctx, fn)
+	if errors.Is(err, ErrNotFound) {
+		r.noteMissing(fn)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -567,6 +570,74 @@ func (r *Registry) load(ctx context.Context, fn string, v *Version) (mod *sandbo
 }
 
 // acquireLoaded returns the loaded function, acquired, if it is loaded (at
+
+// A name the store had no function for is answered from memory for
+// missingFor: requests for names nobody deployed are a stranger's to send,
+// and each would otherwise be a read of the store. At most maxMissing names
+// are kept; past that, and until a sweep makes room, they are read again.
+// A deploy here clears its name at once; one on another node of a cluster
+// is seen within missingFor.
+const (
+	missingFor = time.Second
+	maxMissing = 4096
+)
+
+func (r *Registry) knownMissing(fn string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.missing[fn]
+	return ok && r.now().Sub(at) < missingFor
+}
+
+func (r *Registry) noteMissing(fn string) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.missing) >= maxMissing && now.Sub(r.swept) >= missingFor {
+		// One sweep a period, however many names come: a sweep per name
+		// would hold the lock every invocation takes.
+		r.swept = now
+		for k, at := range r.missing {
+			if now.Sub(at) >= missingFor {
+				delete(r.missing, k)
+			}
+		}
+	}
+	if len(r.missing) < maxMissing {
+		r.missing[fn] = now
+	}
+}
+
+// loadLock serialises the loads of one function. It stays in loads while
+// someone holds or waits for it, and no longer: names that arrive in
+// requests do not grow the map.
+type loadLock struct {
+	sync.Mutex
+	waiting int // under Registry.mu
+}
+
+func (r *Registry) lockLoad(fn string) *loadLock {
+	r.mu.Lock()
+	ll := r.loads[fn]
+	if ll == nil {
+		ll = &loadLock{}
+		r.loads[fn] = ll
+	}
+	ll.waiting++
+	r.mu.Unlock()
+	ll.Lock()
+	return ll
+}
+
+func (r *Registry) unlockLoad(fn string, ll *loadLock) {
+	ll.Unlock()
+	r.mu.Lock()
+	if ll.waiting--; ll.waiting == 0 {
+		delete(r.loads, fn)
+	}
+	r.mu.Unlock()
+}
+
 // version, unless version is "").
 func (r *Registry) acquireLoaded(fn, version string) *Loaded {
 	r.mu.Lock()
