@@ -33,7 +33,7 @@ type Refusal struct {
 type Config struct {
 	MaxInstances int           // running instances at once, all functions
 	MaxMemory    int64         // sum of the memory caps of running instances
-	QueueWait    time.Duration // how long a request may wait for a slot
+	QueueWait    time.Duration // how long a request may wait for a slot, in a queue as long as what it waits for (a function's concurrency, the node's instances)
 	MaxCallers   int           // per-caller limiters kept per function
 }
 
@@ -63,8 +63,8 @@ type function struct {
 func New(cfg Config) *Controller {
 	return &Controller{
 		cfg:       cfg,
-		instances: newSlots(int64(cfg.MaxInstances)),
-		memory:    newSlots(cfg.MaxMemory),
+		instances: newSlots(int64(cfg.MaxInstances), cfg.MaxInstances),
+		memory:    newSlots(cfg.MaxMemory, cfg.MaxInstances),
 		now:       time.Now,
 		fns:       map[string]*function{},
 	}
@@ -86,7 +86,7 @@ func (c *Controller) state(fn, version string, lim manifest.Limits) *function {
 		f = &function{
 			version:   version,
 			rate:      limiter(lim.Rate),
-			conc:      newSlots(int64(lim.Concurrency)),
+			conc:      newSlots(int64(lim.Concurrency), lim.Concurrency),
 			perCaller: lim.RatePerCaller,
 			callers:   map[string]*rate.Limiter{},
 		}
@@ -148,8 +148,10 @@ func (f *function) caller(who string, max int) *rate.Limiter {
 }
 
 // Run takes a slot of the function's concurrency and of the node's
-// instances and memory, waiting at most the queue wait. The caller must
-// call release when the instance is gone.
+// instances and memory, waiting at most the queue wait, first come first
+// served. A function's queue holds as many requests as its concurrency,
+// the node's as many as its instances: past them a request is refused at
+// once. The caller must call release when the instance is gone.
 func (c *Controller) Run(ctx context.Context, fn, version string, lim manifest.Limits) (release func(), refusal *Refusal) {
 	f := c.state(fn, version, lim)
 	mem := int64(lim.Memory)

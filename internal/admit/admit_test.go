@@ -177,3 +177,121 @@ func BenchmarkRateRefusal(b *testing.B) {
 		}
 	}
 }
+
+// The queue for a function's slots holds as many requests as its
+// concurrency: past that, refused at once, not after the wait. Slots go to
+// waiters in the order they came.
+func TestQueueBoundedAndInOrder(t *testing.T) {
+	c := New(Config{MaxInstances: 100, MaxMemory: 1 << 40, QueueWait: 5 * time.Second})
+	ctx := context.Background()
+	lim := limits(manifest.Rate{}, manifest.Rate{}, 2)
+	var held []func()
+	for range 2 {
+		r, no := c.Run(ctx, "f", "v", lim)
+		if no != nil {
+			t.Fatal(no)
+		}
+		held = append(held, r)
+	}
+	order := make(chan int, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			r, no := c.Run(ctx, "f", "v", lim)
+			if no != nil {
+				t.Errorf("waiter %d: %+v", i, no)
+				return
+			}
+			order <- i
+			r()
+		})
+		// Queued in this order.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if c.state("f", "v", lim).conc.queued() == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+		}
+	}
+	start := time.Now()
+	if _, no := c.Run(ctx, "f", "v", lim); no == nil || no.Reason != ReasonBusy {
+		t.Fatalf("a third waiter behind a full queue = %+v", no)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal past a full queue took %v, not at once", took)
+	}
+	held[0]()
+	if first := <-order; first != 0 {
+		t.Errorf("the first freed slot went to waiter %d, want 0", first)
+	}
+	held[1]()
+	wg.Wait()
+	if c.Running() != 0 {
+		t.Errorf("Running = %d after all released", c.Running())
+	}
+}
+
+// A waiter that gives up leaves the queue, and a large waiter at the head
+// that gives up lets the smaller ones behind it in.
+func TestQueueGiveUp(t *testing.T) {
+	s := newSlots(10, 4)
+	ctx := context.Background()
+	if !s.acquire(ctx, 8, 0) {
+		t.Fatal("8 of 10 refused")
+	}
+	big := make(chan bool)
+	go func() { big <- s.acquire(ctx, 10, 50*time.Millisecond) }()
+	for s.queued() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	small := make(chan bool)
+	go func() { small <- s.acquire(ctx, 2, 5*time.Second) }()
+	if <-big {
+		t.Fatal("10 units granted while 8 were held")
+	}
+	if !<-small {
+		t.Fatal("the small waiter behind the one that gave up was not let in")
+	}
+	if s.queued() != 0 || s.inUse() != 10 {
+		t.Fatalf("queued %d, in use %d", s.queued(), s.inUse())
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	gone := make(chan bool)
+	go func() { gone <- s.acquire(cctx, 1, 5*time.Second) }()
+	for s.queued() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if <-gone || s.queued() != 0 {
+		t.Fatal("a cancelled waiter was granted or stayed queued")
+	}
+}
+
+// BenchmarkQueueHandOff: 1,000 requests queued for 8 slots drain, each
+// running for no time; a release hands its slot to the next waiter.
+func BenchmarkQueueHandOff(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		s := newSlots(8, 1000)
+		for range 8 {
+			s.acquire(ctx, 1, 0)
+		}
+		var wg sync.WaitGroup
+		for range 1000 {
+			wg.Go(func() {
+				if s.acquire(ctx, 1, time.Minute) {
+					s.release(1)
+				}
+			})
+		}
+		time.Sleep(20 * time.Millisecond) // all are waiting
+		b.StartTimer()
+		for range 8 {
+			s.release(1)
+		}
+		wg.Wait()
+	}
+}
