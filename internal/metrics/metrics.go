@@ -19,6 +19,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	refusals    *prometheus.CounterVec
 	denials     *prometheus.CounterVec
+	connections *prometheus.CounterVec
 }
 
 // Budget is one budget window's remainder, for the budget gauge.
@@ -70,8 +71,11 @@ func New(running func() float64) *Metrics {
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moat_capability_denials_total", Help: "Host calls refused for want of a grant, by function and capability.",
 		}, []string{"fn", "capability"}),
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moat_connections_refused_total", Help: "Connections closed as accepted, past the node's bound (total) or a source's (source).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials,
+	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials, m.connections,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moat_instances_running", Help: "Function instances running now."}, running),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -92,6 +96,11 @@ func (m *Metrics) Refusal(fn, reason string) {
 // Denied records a host call refused for want of a grant.
 func (m *Metrics) Denied(fn, capability string) {
 	m.denials.WithLabelValues(fn, capability).Inc()
+}
+
+// ConnectionRefused records a connection closed past a bound.
+func (m *Metrics) ConnectionRefused(reason string) {
+	m.connections.WithLabelValues(reason).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -268,4 +272,76 @@ func TestStrangerFlood(t *testing.T) {
 	if lines+told > 2*each {
 		t.Errorf("log lines tell of %d failures, more than the %d sent", lines+told, 2*each)
 	}
+}
+
+// TestConnectionBounds: one address holding idle connections (a slowloris:
+// it opens them and sends nothing) gets no more than its share of the
+// node's, and another address is served meanwhile. The node counts what it
+// refused in /metrics.
+func TestConnectionBounds(t *testing.T) {
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), MaxConnectionsPerSource: 4})
+	deploy(t, n, "name: quiet\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: public}\n", testwasm.MinimalCGI())
+	addr := strings.TrimPrefix(n.URL(), "http://")
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	}
+	// The slowloris is 127.0.0.4 (loopback answers for all of 127/8).
+	var idle []net.Conn
+	slow := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: 5 * time.Second}
+	for range 4 {
+		c, err := slow.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	refusedFrom := func(ip string) bool {
+		resp, err := from(ip).Get(n.URL() + "/fn/quiet")
+		if err != nil {
+			return true
+		}
+		resp.Body.Close()
+		return false
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !refusedFrom("127.0.0.4") {
+		if time.Now().After(deadline) {
+			t.Fatal("a fifth connection from an address holding four was served")
+		}
+		time.Sleep(10 * time.Millisecond) // the four are still being accepted
+	}
+	if refusedFrom("127.0.0.2") {
+		t.Fatal("another address was refused while 127.0.0.4 held its share")
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); refusedFrom("127.0.0.4"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("127.0.0.4 still refused after its connections closed")
+		}
+	}
+
+	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
+	resp, err := from("127.0.0.3").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^moat_connections_refused_total\{reason="source"\} [1-9]`).Match(body) {
+		t.Errorf("/metrics does not count the refused connections:\n%s", grepLines(string(body), "moat_connections"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/connlimit"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/gateway"
 	"github.com/moatfn/moat/internal/host"
@@ -72,6 +73,10 @@ type Config struct {
 	UsageRetention time.Duration
 	// VulnPolicy decides what advisories in a deploy's dependencies do.
 	VulnPolicy supply.Policy
+	// MaxConnections and MaxConnectionsPerSource bound the connections
+	// open at once, in all and from one source address: 0 is the default
+	// (10,000 and 256), -1 no bound.
+	MaxConnections, MaxConnectionsPerSource int
 }
 
 // Node is a running node.
@@ -123,6 +128,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	if cfg.MaxInstances == 0 {
 		cfg.MaxInstances = 128
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 10_000
+	}
+	if cfg.MaxConnectionsPerSource == 0 {
+		cfg.MaxConnectionsPerSource = 256
 	}
 	if cfg.Prices == (usage.Prices{}) {
 		cfg.Prices = usage.Prices{PerMillionInvocations: 0.20, PerGBSecond: 0.0000166667}
@@ -297,6 +308,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	// Bounded before TLS: a connection past a bound costs no handshake.
+	connLog := logcap.New(time.Second, 4096)
+	ln = connlimit.New(ln, max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerSource, 0), func(src, reason string) {
+		n.metrics.ConnectionRefused(reason)
+		connLog.Log(context.Background(), log, slog.LevelWarn, src, "connection refused", slog.String("reason", reason), slog.String("source", src))
+	})
 	scheme := "http"
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)

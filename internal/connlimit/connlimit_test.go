@@ -1,0 +1,175 @@
+package connlimit
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serve runs an HTTP server on l and returns its address.
+func serve(t *testing.T, l *Listener) string {
+	t.Helper()
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// dial connects from the loopback address from (127.0.0.2, ...), so that
+// one machine stands for several sources.
+func dial(t *testing.T, addr, from string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// served dials from from and reports whether a request was answered: a
+// connection refused may be reset before the dial even returns.
+func served(addr, from string) bool {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return works(c)
+}
+
+// works sends a request on c and reports whether it was answered.
+func works(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return false
+	}
+	b := make([]byte, 12)
+	n, _ := io.ReadFull(c, b)
+	return n == 12 && string(b) == "HTTP/1.1 200"
+}
+
+func TestBounds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	refused := map[string]int{}
+	l := New(ln, 8, 3, func(src, reason string) {
+		mu.Lock()
+		refused[src+" "+reason]++
+		mu.Unlock()
+	})
+	addr := serve(t, l)
+
+	// Three idle connections from one source hold its share...
+	var idle []net.Conn
+	for range 3 {
+		idle = append(idle, dial(t, addr, "127.0.0.1"))
+	}
+	waitOpen(t, l, "127.0.0.1", 3, 3)
+	// ...so a fourth is closed as it comes, without an answer,
+	if served(addr, "127.0.0.1") {
+		t.Fatal("a fourth connection from one source was served")
+	}
+	// while another source is served,
+	if !works(dial(t, addr, "127.0.0.2")) {
+		t.Fatal("another source was refused")
+	}
+	// and the first source is served again once one of its own closes.
+	idle[0].Close()
+	waitOpen(t, l, "127.0.0.1", -1, 2)
+	if !works(dial(t, addr, "127.0.0.1")) {
+		t.Fatal("a connection after one closed was refused")
+	}
+
+	// The node's bound: 8 in all, whatever their sources.
+	for i := 3; len(openAll(l)) < 8; i++ {
+		dial(t, addr, fmt.Sprintf("127.0.0.%d", i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if served(addr, "127.0.0.50") {
+		t.Fatal("a ninth connection on an 8-connection node was served")
+	}
+	mu.Lock()
+	if refused["127.0.0.1 source"] != 1 || refused["127.0.0.50 total"] != 1 {
+		t.Errorf("refusals heard: %v", refused)
+	}
+	mu.Unlock()
+}
+
+// waitOpen waits until l holds total connections (-1: any) and from of
+// source's.
+func waitOpen(t *testing.T, l *Listener, source string, total, from int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		n, f := l.Open(source)
+		if (total < 0 || n == total) && f == from {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("open %d, from %s %d; want %d, %d", n, source, f, total, from)
+		}
+	}
+}
+
+func openAll(l *Listener) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range l.by {
+		out[k] = v
+	}
+	if l.total < len(out) {
+		panic("total below the sources' count")
+	}
+	for i := len(out); i < l.total; i++ {
+		out[fmt.Sprint("#", i)] = 0
+	}
+	return out
+}
+
+// Closed connections give their places back: after many come and go, the
+// bookkeeping is empty.
+func TestReleased(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, 64, 4, nil)
+	addr := serve(t, l)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for range 50 {
+				c := dial(t, addr, fmt.Sprintf("127.0.0.%d", 10+g))
+				if !works(c) {
+					t.Error("refused under the bound")
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		total, sources := l.total, len(l.by)
+		l.mu.Unlock()
+		if total == 0 && sources == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections and %d sources still counted after all closed", total, sources)
+		}
+	}
+}
