@@ -64,7 +64,7 @@ func (c *Coalescer) Append(ctx context.Context, rec Record, sync bool) error {
 	if sync || !c.coalesce[[2]string{rec.Action, rec.Reason}] {
 		return c.log.Append(ctx, rec, sync)
 	}
-	k := kind{action: rec.Action, target: rec.Target, reason: rec.Reason, source: auth.Source(rec.Source), actor: rec.Actor, trigger: rec.Trigger}
+	k := kind{action: rec.Action, target: rec.Target, reason: rec.Reason, source: auth.Block(rec.Source), actor: rec.Actor, trigger: rec.Trigger}
 	now := c.now()
 	c.mu.Lock()
 	r := c.open[k]

@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,4 +103,63 @@ func TestCreatedKeyIsItsCallersCopy(t *testing.T) {
 	if id, err := keys.Identify(r); err != nil || id.ID != key.ID {
 		t.Fatalf("Identify after the caller changed its copy = %v, %v", id, err)
 	}
+}
+
+// TestBlock: what bounds count an address as. A subscriber's /64 is one
+// source; IPv4, mapped or not, is its address; junk stays as it came.
+func TestBlock(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7:5555":                         "192.0.2.7",
+		"192.0.2.7":                              "192.0.2.7",
+		"[::ffff:192.0.2.7]:80":                  "192.0.2.7",
+		"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:2::1]:443":                  "2001:db8:1:2::/64",
+		"[2001:db8:1:3::1]:443":                  "2001:db8:1:3::/64",
+		"[fe80::1%eth0]:22":                      "fe80::/64",
+		"[::1]:8080":                             "::/64",
+		"not an address":                         "not an address",
+		"":                                       "",
+		"[::1":                                   "[::1",
+	} {
+		if got := Block(in); got != want {
+			t.Errorf("Block(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A subscriber rotating through its /64 fails as one source.
+	l := NewFailureLimiter(3, time.Hour, 100)
+	for i := range 3 {
+		l.Fail(fmt.Sprintf("[2001:db8:1:2::%x]:1000", i+1))
+	}
+	if _, blocked := l.Blocked("[2001:db8:1:2::ffff]:1000"); !blocked {
+		t.Error("a new address in a /64 that failed three times is not blocked")
+	}
+	if _, blocked := l.Blocked("[2001:db8:1:3::1]:1000"); blocked {
+		t.Error("the next /64 is blocked too")
+	}
+}
+
+// FuzzBlock: any remote address gives an answer without panicking, and an
+// address that parses counts as an address or a /64 that holds it.
+func FuzzBlock(f *testing.F) {
+	for _, s := range []string{"192.0.2.7:1", "[2001:db8::1]:2", "[fe80::1%eth0]:3", "[::ffff:1.2.3.4]:4", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Block(s)
+		ip, err := netip.ParseAddr(Source(s))
+		if err != nil {
+			return
+		}
+		ip = ip.Unmap().WithZone("")
+		if a, err := netip.ParseAddr(got); err == nil {
+			if a != ip {
+				t.Fatalf("Block(%q) = %q, not the address", s, got)
+			}
+			return
+		}
+		p, err := netip.ParsePrefix(got)
+		if err != nil || p.Bits() != 64 || !p.Contains(ip) {
+			t.Fatalf("Block(%q) = %q, not a /64 holding %v", s, got, ip)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -37,12 +38,34 @@ func Source(remoteAddr string) string {
 	return remoteAddr
 }
 
+// Block returns what bounds count a remote address ("ip:port") as: its
+// host for IPv4, and for IPv6 the /64 it lies in ("2001:db8:1:2::/64"),
+// since one subscriber is commonly handed a whole /64 and could otherwise
+// be as many sources as it has addresses. An IPv4-mapped address counts as
+// IPv4; what does not parse as an address is returned as Source has it.
+func Block(remoteAddr string) string {
+	h := Source(remoteAddr)
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return h
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return h
+	}
+	return p.String()
+}
+
 // Blocked reports whether remoteAddr's source has no failures left, and
 // for how long it stays blocked.
 func (l *FailureLimiter) Blocked(remoteAddr string) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[Source(remoteAddr)]
+	b, ok := l.buckets[Block(remoteAddr)]
 	if !ok {
 		return 0, false
 	}
@@ -60,7 +83,7 @@ func (l *FailureLimiter) Blocked(remoteAddr string) (time.Duration, bool) {
 func (l *FailureLimiter) Fail(remoteAddr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	src := Source(remoteAddr)
+	src := Block(remoteAddr)
 	b, ok := l.buckets[src]
 	if !ok {
 		if len(l.buckets) >= l.max {

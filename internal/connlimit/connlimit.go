@@ -47,7 +47,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		src := auth.Source(c.RemoteAddr().String())
+		src := auth.Block(c.RemoteAddr().String())
 		reason := l.take(src)
 		if reason == "" {
 			return &conn{Conn: c, l: l, src: src}, nil

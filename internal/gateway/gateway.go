@@ -181,7 +181,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if caller == "" || from != nil && from.User == "" {
 		// Nobody authenticated at the start of the chain: tell callers
 		// apart by where they come from.
-		caller = strings.TrimSpace(caller + " " + auth.Source(r.RemoteAddr))
+		caller = strings.TrimSpace(caller + " " + auth.Block(r.RemoteAddr))
 	}
 	if no := g.admit.Rate(name, fn.Version, m.Limits, caller); no != nil {
 		g.refuseAdmission(w, r, id, name, user, no)

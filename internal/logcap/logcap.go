@@ -94,13 +94,13 @@ func (l *Limiter) sweep(now time.Time) {
 }
 
 // Log logs msg at level to log if the Limiter lets it through, keyed by msg
-// and the source of remoteAddr (auth.Source), with the count of the lines
-// it dropped before as "dropped".
+// and the source of remoteAddr (auth.Block: its address, or its /64 for
+// IPv6), with the count of the lines it dropped before as "dropped".
 func (l *Limiter) Log(ctx context.Context, log *slog.Logger, level slog.Level, remoteAddr, msg string, attrs ...slog.Attr) {
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	ok, dropped := l.Allow(msg + "\x00" + auth.Source(remoteAddr))
+	ok, dropped := l.Allow(msg + "\x00" + auth.Block(remoteAddr))
 	if !ok {
 		return
 	}
