@@ -3,12 +3,21 @@
 // goroutine and its buffers for as long as the client keeps it, idle or
 // trickling its headers, and costs the client almost nothing: without a
 // bound, one machine can hold enough of them to exhaust the node's memory
-// or file descriptors. A connection past a bound is closed as it is
-// accepted, before TLS or HTTP: a reset, no answer.
+// or file descriptors.
+//
+// At a bound, a new connection takes the place of the connection that has
+// been idle longest (kept alive between requests, or open without a byte
+// of a request yet; within the source, at a source's bound), which is
+// closed: idle connections cannot be held to lock others out. Only when every connection in the way is busy is the
+// new one closed as it is accepted, before TLS or HTTP: a reset, no
+// answer. The server reports idle and busy through State, which must be
+// its http.Server.ConnState.
 package connlimit
 
 import (
+	"container/list"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/moatfn/moat/internal/auth"
@@ -27,16 +36,18 @@ type Listener struct {
 	max, perSource int
 	refused        func(source, reason string)
 
-	mu    sync.Mutex
-	total int
-	by    map[string]int // open connections by source address; none at zero
+	mu     sync.Mutex
+	total  int
+	by     map[string]int        // open connections by source; none at zero
+	idle   list.List             // idle connections, longest idle first
+	idleBy map[string]*list.List // the same, by source
 }
 
 // New bounds ln to max connections open at once and perSource from one
 // source address (0: no bound). refused, if not nil, hears of each
 // connection closed for a bound; it must be quick.
 func New(ln net.Listener, max, perSource int, refused func(source, reason string)) *Listener {
-	return &Listener{Listener: ln, max: max, perSource: perSource, refused: refused, by: map[string]int{}}
+	return &Listener{Listener: ln, max: max, perSource: perSource, refused: refused, by: map[string]int{}, idleBy: map[string]*list.List{}}
 }
 
 // Accept returns the next connection within the bounds, closing those past
@@ -48,7 +59,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		src := auth.Block(c.RemoteAddr().String())
-		reason := l.take(src)
+		reason, evicted := l.take(src)
+		for _, e := range evicted {
+			e.Conn.Close() // its server goroutine sees the error and ends
+		}
 		if reason == "" {
 			return &conn{Conn: c, l: l, src: src}, nil
 		}
@@ -62,27 +76,94 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *Listener) take(src string) string {
+// take counts a new connection from src in, making room by evicting idle
+// ones if it must, or says which bound refuses it. The evicted are
+// counted out already; the caller closes them.
+func (l *Listener) take(src string) (reason string, evicted []*conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.max > 0 && l.total >= l.max:
-		return ReasonTotal
-	case l.perSource > 0 && l.by[src] >= l.perSource:
-		return ReasonSource
+	if l.perSource > 0 && l.by[src] >= l.perSource {
+		e := l.evict(l.idleBy[src])
+		if e == nil {
+			return ReasonSource, nil
+		}
+		evicted = append(evicted, e)
+	}
+	if l.max > 0 && l.total >= l.max {
+		e := l.evict(&l.idle)
+		if e == nil {
+			return ReasonTotal, evicted
+		}
+		evicted = append(evicted, e)
 	}
 	l.total++
 	l.by[src]++
-	return ""
+	return "", evicted
 }
 
-func (l *Listener) release(src string) {
+// evict counts out the connection idle longest on idle, if any. Under l.mu.
+func (l *Listener) evict(idle *list.List) *conn {
+	if idle == nil || idle.Len() == 0 {
+		return nil
+	}
+	c := idle.Front().Value.(*conn)
+	c.released = true
+	l.out(c)
+	return c
+}
+
+// out counts c out: no longer open, nor idle. Under l.mu.
+func (l *Listener) out(c *conn) {
+	l.busy(c)
+	l.total--
+	if l.by[c.src]--; l.by[c.src] <= 0 {
+		delete(l.by, c.src)
+	}
+}
+
+// busy takes c off the idle lists. Under l.mu.
+func (l *Listener) busy(c *conn) {
+	if c.idle == nil {
+		return
+	}
+	l.idle.Remove(c.idle)
+	by := l.idleBy[c.src]
+	by.Remove(c.idleBy)
+	if by.Len() == 0 {
+		delete(l.idleBy, c.src)
+	}
+	c.idle, c.idleBy = nil, nil
+}
+
+// State is the server's ConnState: it tells which connections are idle
+// (new, or between requests), and may give way to new ones at a bound.
+func (l *Listener) State(nc net.Conn, st http.ConnState) {
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = t.NetConn() // under TLS
+	}
+	c, ok := nc.(*conn)
+	if !ok || c.l != l {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total--
-	if l.by[src]--; l.by[src] <= 0 {
-		delete(l.by, src)
+	if c.released {
+		return
 	}
+	if st != http.StateIdle && st != http.StateNew {
+		l.busy(c)
+		return
+	}
+	if c.idle != nil {
+		return
+	}
+	c.idle = l.idle.PushBack(c)
+	by := l.idleBy[c.src]
+	if by == nil {
+		by = list.New()
+		l.idleBy[c.src] = by
+	}
+	c.idleBy = by.PushBack(c)
 }
 
 // Open returns the connections open now, in all and from source.
@@ -95,13 +176,20 @@ func (l *Listener) Open(source string) (total, from int) {
 // conn gives its place back when closed, once.
 type conn struct {
 	net.Conn
-	l    *Listener
-	src  string
-	once sync.Once
+	l   *Listener
+	src string
+	// Under l.mu:
+	released     bool
+	idle, idleBy *list.Element // on the idle lists while idle
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.src) })
+	c.l.mu.Lock()
+	if !c.released {
+		c.released = true
+		c.l.out(c)
+	}
+	c.l.mu.Unlock()
 	return err
 }

@@ -1,10 +1,13 @@
 package connlimit
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +173,113 @@ func TestReleased(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections and %d sources still counted after all closed", total, sources)
+		}
+	}
+}
+
+// serveState runs an HTTP server on l that reports connection states to
+// it; a request for /hold waits until hold is closed.
+func serveState(t *testing.T, l *Listener, hold chan struct{}) string {
+	t.Helper()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				<-hold
+			}
+			io.WriteString(w, "ok")
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState:         l.State,
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// idleConn dials from from, makes one request and leaves the connection
+// idle, kept alive.
+func idleConn(t *testing.T, addr, from string) net.Conn {
+	t.Helper()
+	c := dial(t, addr, from)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	req, _ := http.NewRequest("GET", "http://x/", nil)
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a connection from %s under the bounds was not served: %v", from, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+// closed reports whether the server closed c.
+func closed(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// At a bound a new connection takes the place of the one idle longest, so
+// that kept-alive connections cannot lock others out; busy ones are never
+// closed for it.
+func TestIdleGiveWay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, 4, 3, nil)
+	hold := make(chan struct{})
+	defer close(hold)
+	addr := serveState(t, l, hold)
+
+	// Three idle from one source, at its bound: its fourth takes the place
+	// of its own longest idle.
+	var a []net.Conn
+	for range 3 {
+		a = append(a, idleConn(t, addr, "127.0.0.1"))
+		time.Sleep(10 * time.Millisecond) // an order of idleness
+	}
+	a = append(a, idleConn(t, addr, "127.0.0.1"))
+	if !closed(a[0]) {
+		t.Fatal("the source's longest idle connection was not closed for its new one")
+	}
+	if total, from := l.Open("127.0.0.1"); total != 3 || from != 3 {
+		t.Fatalf("open %d, from the source %d; want 3, 3", total, from)
+	}
+	// Another source, at the node's bound of 4: fits, then takes the
+	// place of the longest idle of all.
+	b1 := idleConn(t, addr, "127.0.0.2")
+	b2 := idleConn(t, addr, "127.0.0.2")
+	if !closed(a[1]) {
+		t.Fatal("the longest idle connection of all was not closed at the node's bound")
+	}
+	for _, c := range []net.Conn{a[2], a[3], b1, b2} {
+		if closed(c) {
+			t.Fatal("a connection was closed that did not have to be")
+		}
+	}
+
+	// Busy connections hold their places: four requests held, a fifth
+	// connection is refused.
+	busy := make([]net.Conn, 0, 4)
+	for _, c := range []net.Conn{a[2], a[3], b1, b2} {
+		c.SetDeadline(time.Time{})
+		if _, err := io.WriteString(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		busy = append(busy, c)
+	}
+	time.Sleep(50 * time.Millisecond) // the four are read and held
+	if served(addr, "127.0.0.3") {
+		t.Fatal("a connection was served while four busy ones held the node's bound")
+	}
+	for _, c := range busy {
+		if closed(c) {
+			t.Fatal("a busy connection was closed")
 		}
 	}
 }

@@ -102,6 +102,8 @@ type hostCalls interface {
 type Config struct {
 	// MaxLog and MaxLogLines cap what one invocation may log.
 	MaxLog, MaxLogLines int
+	// BodyWait is how long a request's body may take to arrive; 0 is 30s.
+	BodyWait time.Duration
 }
 
 // Gateway serves /fn/. It is safe for concurrent use.
@@ -132,6 +134,9 @@ var _ http.Handler = (*Gateway)(nil)
 //
 // jwt may be nil: functions with auth: jwt then refuse every caller.
 func New(log *slog.Logger, fns functions, ids identifier, jwt jwtVerifier, fails failureLimiter, adm admission, bud budgets, rec recorder, aud auditLog, logs logSink, cfg Config) *Gateway {
+	if cfg.BodyWait == 0 {
+		cfg.BodyWait = 30 * time.Second
+	}
 	return &Gateway{
 		log:    log.With("component", "gateway"),
 		fns:    fns,
@@ -193,6 +198,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusMethodNotAllowed, "method not allowed", r.Method+" is not accepted by "+name, id)
 		return
 	}
+	// The body must come within BodyWait: a client trickling it would
+	// otherwise hold its connection for the server's read timeout, which
+	// is minutes for the sake of deploys.
+	http.NewResponseController(w).SetReadDeadline(g.now().Add(g.cfg.BodyWait))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -274,52 +274,80 @@ func TestStrangerFlood(t *testing.T) {
 	}
 }
 
-// TestConnectionBounds: one address holding idle connections (a slowloris:
-// it opens them and sends nothing) gets no more than its share of the
-// node's, and another address is served meanwhile. The node counts what it
-// refused in /metrics.
+// TestConnectionBounds: an address holding connections it sends nothing
+// on, or only part of a request's headers (a slowloris), keeps no more
+// than its share of the node's: a new connection of its own takes the
+// place of its oldest. Connections whose request is being served (here:
+// waiting for a body that does not come) keep their places, so a fifth
+// from an address with four such is refused, while another address is
+// served meanwhile. The node counts what it refused in /metrics.
 func TestConnectionBounds(t *testing.T) {
-	n := startNodeConfig(t, Config{DataDir: t.TempDir(), MaxConnectionsPerSource: 4})
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), MaxConnectionsPerSource: 4, BodyWait: 2 * time.Second})
 	deploy(t, n, "name: quiet\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: public}\n", testwasm.MinimalCGI())
 	addr := strings.TrimPrefix(n.URL(), "http://")
 	from := func(ip string) *http.Client {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	}
-	// The slowloris is 127.0.0.4 (loopback answers for all of 127/8).
-	var idle []net.Conn
-	slow := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: 5 * time.Second}
-	for range 4 {
-		c, err := slow.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idle = append(idle, c)
-	}
-	refusedFrom := func(ip string) bool {
+	servedFrom := func(ip string) bool {
 		resp, err := from(ip).Get(n.URL() + "/fn/quiet")
 		if err != nil {
-			return true
+			return false
 		}
 		resp.Body.Close()
-		return false
+		return resp.StatusCode == 200
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !refusedFrom("127.0.0.4") {
-		if time.Now().After(deadline) {
-			t.Fatal("a fifth connection from an address holding four was served")
+	// The slowloris is 127.0.0.4 (loopback answers for all of 127/8).
+	slow := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: 5 * time.Second}
+	open := func(first string) []net.Conn {
+		var cs []net.Conn
+		for range 4 {
+			c, err := slow.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			if first != "" {
+				io.WriteString(c, first)
+			}
+			cs = append(cs, c)
+			time.Sleep(20 * time.Millisecond) // in order, each accepted
 		}
-		time.Sleep(10 * time.Millisecond) // the four are still being accepted
+		return cs
 	}
-	if refusedFrom("127.0.0.2") {
+
+	for _, first := range []string{"", "GET /fn/quiet HTTP/1.1\r\nHost: x\r\n"} {
+		slowloris := open(first)
+		if !servedFrom("127.0.0.4") {
+			t.Fatalf("a new connection did not take the place of one that sent %q", first)
+		}
+		slowloris[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := slowloris[0].Read(make([]byte, 1)); err == nil {
+			t.Fatalf("the oldest connection that sent %q was not closed for the new one", first)
+		}
+		for _, c := range slowloris {
+			c.Close()
+		}
+	}
+
+	// Four requests waiting for their bodies: busy, not to be closed.
+	open("GET /fn/quiet HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for servedFrom("127.0.0.4") {
+		if time.Now().After(deadline) {
+			t.Fatal("a fifth connection from an address with four busy ones was served")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !servedFrom("127.0.0.2") {
 		t.Fatal("another address was refused while 127.0.0.4 held its share")
 	}
-	for _, c := range idle {
-		c.Close()
-	}
-	for deadline := time.Now().Add(5 * time.Second); refusedFrom("127.0.0.4"); time.Sleep(10 * time.Millisecond) {
+
+	// A body must come within the body wait (2s here, 30s by default):
+	// then the four are answered 400 and the address is served again.
+	for deadline := time.Now().Add(10 * time.Second); !servedFrom("127.0.0.4"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("127.0.0.4 still refused after its connections closed")
+			t.Fatal("bodies that never came held their connections past the body wait")
 		}
 	}
 

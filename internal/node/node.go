@@ -77,6 +77,9 @@ type Config struct {
 	// open at once, in all and from one source address: 0 is the default
 	// (10,000 and 256), -1 no bound.
 	MaxConnections, MaxConnectionsPerSource int
+	// BodyWait is how long a function's request body may take to arrive;
+	// 0 is 30s.
+	BodyWait time.Duration
 }
 
 // Node is a running node.
@@ -260,7 +263,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	n.usage = usage.New(log, usageKV)
 	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
-		MaxLog: 64 << 10, MaxLogLines: 1000,
+		MaxLog: 64 << 10, MaxLogLines: 1000, BodyWait: cfg.BodyWait,
 	})
 	caps, err := n.capabilities(ctx, gw)
 	if err != nil {
@@ -310,10 +313,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	// Bounded before TLS: a connection past a bound costs no handshake.
 	connLog := logcap.New(time.Second, 4096)
-	ln = connlimit.New(ln, max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerSource, 0), func(src, reason string) {
+	bounded := connlimit.New(ln, max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerSource, 0), func(src, reason string) {
 		n.metrics.ConnectionRefused(reason)
 		connLog.Log(context.Background(), log, slog.LevelWarn, src, "connection refused", slog.String("reason", reason), slog.String("source", src))
 	})
+	n.server.ConnState = bounded.State // idle connections give way at a bound
+	ln = bounded
 	scheme := "http"
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
