@@ -46,11 +46,18 @@ func main() {
 	floodURL := flag.String("flood", "", "internal: send the flood's 10,000 requests to this URL; print admitted, refused and the last send in ns")
 	floodPace := flag.Int("flood-pace", 0, "internal: requests a second for -flood; 0 is as fast as possible")
 	floodClients := flag.Int("flood-clients", 32, "internal: concurrent clients for -flood")
+	loadURL := flag.String("load", "", "load this URL from -c clients for -duration and print requests a second (for A/B comparisons of two nodes)")
 	only := flag.String("only", "", "run one section alone: \"flood\" (a fresh node, the flood section -rounds times)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *probeURL != "" {
 		runProbe(*probeURL, *probeN)
+		return
+	}
+	if *loadURL != "" {
+		load(*loadURL, *conc, time.Second) // warm up
+		n, errs, took := load(*loadURL, *conc, *duration)
+		fmt.Printf("%.0f requests/s (%d errors)\n", float64(n)/took.Seconds(), errs)
 		return
 	}
 	if *floodURL != "" {
