@@ -149,6 +149,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.IntVar(&cfg.MaxInstances, "max-instances", 128, "function instances running at once, all functions together")
 	f.IntVar(&cfg.MaxConnections, "max-connections", 10_000, "connections open at once, all clients together (-1: no bound)")
 	f.IntVar(&cfg.MaxConnectionsPerSource, "max-connections-per-source", 256, "connections open at once from one source address (-1: no bound; raise it behind a proxy)")
+	f.Float64Var(&cfg.ConnectionRatePerSource, "connection-rate-per-source", 100, "new connections a second from one source address, in bursts of twice that (-1: no bound; raise it behind a proxy)")
 	f.Int64Var(&cfg.MaxMemory, "max-memory", 8<<30, "bound in bytes on the sum of the memory caps of running instances")
 	f.StringVar(&jwksFile, "jwt-jwks", "", "JWKS file of the keys that sign JWTs for functions with auth: jwt (RS256, ES256, EdDSA)")
 	f.StringVar(&jwt.Issuer, "jwt-issuer", "", "the iss every accepted JWT must carry")

@@ -19,6 +19,9 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/moatfn/moat/internal/auth"
 )
@@ -27,27 +30,47 @@ import (
 const (
 	ReasonTotal  = "total"  // the node holds its maximum
 	ReasonSource = "source" // the source address holds its maximum
+	ReasonRate   = "rate"   // the source opens connections faster than its rate
 )
+
+// Bounds are a Listener's bounds; 0 is no bound.
+type Bounds struct {
+	Max       int     // connections open at once, all sources
+	PerSource int     // connections open at once from one source
+	Rate      float64 // new connections a second from one source, in bursts of twice that
+}
+
+// maxRated is how many sources' rates are kept; past it half are
+// forgotten, which gives them only a fresh bucket.
+const maxRated = 10_000
 
 // Listener accepts connections within its bounds. It is safe for
 // concurrent use.
 type Listener struct {
 	net.Listener
 	max, perSource int
+	rate           rate.Limit
+	burst          int
 	refused        func(source, reason string)
+	now            func() time.Time
 
 	mu     sync.Mutex
 	total  int
 	by     map[string]int        // open connections by source; none at zero
 	idle   list.List             // idle connections, longest idle first
 	idleBy map[string]*list.List // the same, by source
+	rated  map[string]*rate.Limiter
 }
 
-// New bounds ln to max connections open at once and perSource from one
-// source address (0: no bound). refused, if not nil, hears of each
-// connection closed for a bound; it must be quick.
-func New(ln net.Listener, max, perSource int, refused func(source, reason string)) *Listener {
-	return &Listener{Listener: ln, max: max, perSource: perSource, refused: refused, by: map[string]int{}, idleBy: map[string]*list.List{}}
+// New bounds ln by b. refused, if not nil, hears of each connection
+// closed for a bound; it must be quick.
+func New(ln net.Listener, b Bounds, refused func(source, reason string)) *Listener {
+	return &Listener{
+		Listener: ln, max: b.Max, perSource: b.PerSource,
+		rate: rate.Limit(b.Rate), burst: max(int(2*b.Rate), 1),
+		refused: refused, now: time.Now,
+		by: map[string]int{}, idleBy: map[string]*list.List{}, rated: map[string]*rate.Limiter{},
+	}
 }
 
 // Accept returns the next connection within the bounds, closing those past
@@ -82,6 +105,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) take(src string) (reason string, evicted []*conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.rate > 0 && !l.limiter(src).AllowN(l.now(), 1) {
+		return ReasonRate, nil // before any eviction: a refused one takes no place
+	}
 	if l.perSource > 0 && l.by[src] >= l.perSource {
 		e := l.evict(l.idleBy[src])
 		if e == nil {
@@ -99,6 +125,25 @@ func (l *Listener) take(src string) (reason string, evicted []*conn) {
 	l.total++
 	l.by[src]++
 	return "", evicted
+}
+
+// limiter returns src's bucket of new connections. Under l.mu.
+func (l *Listener) limiter(src string) *rate.Limiter {
+	r := l.rated[src]
+	if r == nil {
+		if len(l.rated) >= maxRated {
+			n := 0
+			for k := range l.rated {
+				delete(l.rated, k)
+				if n++; n >= maxRated/2 {
+					break
+				}
+			}
+		}
+		r = rate.NewLimiter(l.rate, l.burst)
+		l.rated[src] = r
+	}
+	return r
 }
 
 // evict counts out the connection idle longest on idle, if any. Under l.mu.

@@ -68,7 +68,7 @@ func TestBounds(t *testing.T) {
 	}
 	var mu sync.Mutex
 	refused := map[string]int{}
-	l := New(ln, 8, 3, func(src, reason string) {
+	l := New(ln, Bounds{Max: 8, PerSource: 3}, func(src, reason string) {
 		mu.Lock()
 		refused[src+" "+reason]++
 		mu.Unlock()
@@ -149,7 +149,7 @@ func TestReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := New(ln, 64, 4, nil)
+	l := New(ln, Bounds{Max: 64, PerSource: 4}, nil)
 	addr := serve(t, l)
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -231,7 +231,7 @@ func TestIdleGiveWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := New(ln, 4, 3, nil)
+	l := New(ln, Bounds{Max: 4, PerSource: 3}, nil)
 	hold := make(chan struct{})
 	defer close(hold)
 	addr := serveState(t, l, hold)
@@ -280,6 +280,53 @@ func TestIdleGiveWay(t *testing.T) {
 	for _, c := range busy {
 		if closed(c) {
 			t.Fatal("a busy connection was closed")
+		}
+	}
+}
+
+// A source opening connections faster than its rate (a handshake flood
+// costs the node a TLS handshake each, however briefly each stays open)
+// gets its burst, then its rate; other sources are not held back.
+func TestRate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	refused := map[string]int{}
+	l := New(ln, Bounds{Max: 100, PerSource: 100, Rate: 5}, func(src, reason string) {
+		mu.Lock()
+		refused[src+" "+reason]++
+		mu.Unlock()
+	})
+	now := time.Now()
+	l.now = func() time.Time { return now } // no refill during the test
+	addr := serve(t, l)
+	servedN := 0
+	for range 20 {
+		if served(addr, "127.0.0.1") {
+			servedN++
+		}
+	}
+	if servedN != 10 {
+		t.Errorf("%d of 20 connections served at 5 a second (bursts of 10), want 10", servedN)
+	}
+	if !served(addr, "127.0.0.2") {
+		t.Error("another source was held back")
+	}
+	mu.Lock()
+	if refused["127.0.0.1 rate"] != 10 {
+		t.Errorf("refusals heard: %v", refused)
+	}
+	mu.Unlock()
+	// The rates kept stay bounded.
+	for i := range 3 * maxRated {
+		l.mu.Lock()
+		l.limiter(fmt.Sprint("src", i))
+		n := len(l.rated)
+		l.mu.Unlock()
+		if n > maxRated {
+			t.Fatalf("%d sources' rates kept, cap %d", n, maxRated)
 		}
 	}
 }

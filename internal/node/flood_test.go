@@ -373,3 +373,35 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestConnectionRate: an address opening connection after connection (a
+// TLS handshake flood costs the node a handshake each) gets its burst, then
+// resets; the node counts them.
+func TestConnectionRate(t *testing.T) {
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), ConnectionRatePerSource: 2})
+	deploy(t, n, "name: quiet\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: public}\n", testwasm.MinimalCGI())
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	ok := 0
+	for range 20 {
+		if resp, err := c.Get(n.URL() + "/fn/quiet"); err == nil {
+			resp.Body.Close()
+			ok++
+		}
+	}
+	// A burst of 4, and what refills at 2 a second while the 20 are tried.
+	if ok < 4 || ok > 8 {
+		t.Errorf("%d of 20 new connections served at 2 a second (bursts of 4)", ok)
+	}
+	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^moat_connections_refused_total\{reason="rate"\} [1-9]`).Match(body) {
+		t.Errorf("/metrics does not count the connections refused for their rate:\n%s", grepLines(string(body), "moat_connections"))
+	}
+}

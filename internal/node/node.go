@@ -77,6 +77,10 @@ type Config struct {
 	// open at once, in all and from one source address: 0 is the default
 	// (10,000 and 256), -1 no bound.
 	MaxConnections, MaxConnectionsPerSource int
+	// ConnectionRatePerSource bounds the new connections a second from one
+	// source address, in bursts of twice that: 0 is the default (100), -1
+	// no bound.
+	ConnectionRatePerSource float64
 	// BodyWait is how long a function's request body may take to arrive;
 	// 0 is 30s.
 	BodyWait time.Duration
@@ -137,6 +141,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	if cfg.MaxConnectionsPerSource == 0 {
 		cfg.MaxConnectionsPerSource = 256
+	}
+	if cfg.ConnectionRatePerSource == 0 {
+		cfg.ConnectionRatePerSource = 100
 	}
 	if cfg.Prices == (usage.Prices{}) {
 		cfg.Prices = usage.Prices{PerMillionInvocations: 0.20, PerGBSecond: 0.0000166667}
@@ -313,7 +320,9 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	// Bounded before TLS: a connection past a bound costs no handshake.
 	connLog := logcap.New(time.Second, 4096)
-	bounded := connlimit.New(ln, max(cfg.MaxConnections, 0), max(cfg.MaxConnectionsPerSource, 0), func(src, reason string) {
+	bounded := connlimit.New(ln, connlimit.Bounds{
+		Max: max(cfg.MaxConnections, 0), PerSource: max(cfg.MaxConnectionsPerSource, 0), Rate: max(cfg.ConnectionRatePerSource, 0),
+	}, func(src, reason string) {
 		n.metrics.ConnectionRefused(reason)
 		connLog.Log(context.Background(), log, slog.LevelWarn, src, "connection refused", slog.String("reason", reason), slog.String("source", src))
 	})
