@@ -3,7 +3,6 @@ package node
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,14 +68,7 @@ func TestAdmission(t *testing.T) {
 	if got := call(t, n.URL()+"/metrics", "GET", a); got != 403 {
 		t.Errorf("/metrics as invoker = %d", got)
 	}
-	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, n, http.DefaultClient)
 	for _, want := range []string{
 		`moat_refusals_total{fn="limited",reason="rate"} ` + strconv.Itoa(refused),
 		`moat_refusals_total{fn="percaller",reason="caller_rate"} 2`,
@@ -92,40 +84,15 @@ func TestAdmission(t *testing.T) {
 
 // BenchmarkGatewayRefusal is the node's cost of refusing a request over
 // its function's rate: the whole handler, without the network.
+func BenchmarkGatewayRefusal(b *testing.B) {
+	benchHandler(b, "name: limited\nmodule: fn.wasm\nlimits: {memory: 1MiB, rate: 1/h}\nhttp: {auth: public}\n",
+		"/fn/limited", http.StatusTooManyRequests)
+}
+
 // BenchmarkGatewayAuthRefusal is a stranger's request without a token at
 // a function that needs a key: refused, audited into a count, and logged
 // once a second.
 func BenchmarkGatewayAuthRefusal(b *testing.B) {
-	n := startNode(b, b.TempDir())
-	deploy(b, n, "name: guarded\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: key}\n", testwasm.MinimalCGI())
-	h := n.server.Handler
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest("GET", "/fn/guarded", nil))
-			if w.Code != http.StatusUnauthorized {
-				b.Fatalf("status %d", w.Code)
-			}
-		}
-	})
-}
-
-func BenchmarkGatewayRefusal(b *testing.B) {
-	n := startNode(b, b.TempDir())
-	deploy(b, n, "name: limited\nmodule: fn.wasm\nlimits: {memory: 1MiB, rate: 1/h}\nhttp: {auth: public}\n", testwasm.MinimalCGI())
-	h := n.server.Handler
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/fn/limited", nil))
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest("GET", "/fn/limited", nil))
-			if w.Code != http.StatusTooManyRequests {
-				b.Fatalf("status %d", w.Code)
-			}
-		}
-	})
+	benchHandler(b, "name: guarded\nmodule: fn.wasm\nlimits: {memory: 1MiB}\nhttp: {auth: key}\n",
+		"/fn/guarded", http.StatusUnauthorized)
 }

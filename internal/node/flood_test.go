@@ -351,17 +351,27 @@ func TestConnectionBounds(t *testing.T) {
 		}
 	}
 
-	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
-	resp, err := from("127.0.0.3").Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, n, from("127.0.0.3"))
 	if !regexp.MustCompile(`(?m)^moat_connections_refused_total\{reason="source"\} [1-9]`).Match(body) {
 		t.Errorf("/metrics does not count the refused connections:\n%s", grepLines(string(body), "moat_connections"))
 	}
+}
+
+// metricsText reads /metrics through c with an auditor's key.
+func metricsText(t *testing.T, n *testNode, c *http.Client) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return body
 }
 
 func grepLines(s, sub string) string {
@@ -393,14 +403,7 @@ func TestConnectionRate(t *testing.T) {
 	if ok < 4 || ok > 8 {
 		t.Errorf("%d of 20 new connections served at 2 a second (bursts of 4)", ok)
 	}
-	req, _ := http.NewRequest("GET", n.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor}).Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, n, http.DefaultClient)
 	if !regexp.MustCompile(`(?m)^moat_connections_refused_total\{reason="rate"\} [1-9]`).Match(body) {
 		t.Errorf("/metrics does not count the connections refused for their rate:\n%s", grepLines(string(body), "moat_connections"))
 	}
