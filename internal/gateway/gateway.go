@@ -200,9 +200,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body must come within BodyWait: a client trickling it would
 	// otherwise hold its connection for the server's read timeout, which
-	// is minutes for the sake of deploys.
-	http.NewResponseController(w).SetReadDeadline(g.now().Add(g.cfg.BodyWait))
+	// is minutes for the sake of deploys. Once the body is in, the
+	// deadline goes: net/http watches the connection for the client
+	// leaving, and a deadline left in place would end the request's
+	// context when that read times out (TestBodyWaitEndsWithBody). A body
+	// that did not come leaves it, so that the connection closes rather
+	// than wait for the rest.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(g.now().Add(g.cfg.BodyWait))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
+	if err == nil {
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		g.refusal(r, id, name, user, "body")

@@ -408,3 +408,24 @@ func TestConnectionRate(t *testing.T) {
 		t.Errorf("/metrics does not count the connections refused for their rate:\n%s", grepLines(string(body), "moat_connections"))
 	}
 }
+
+// TestBodyWaitEndsWithBody: the body wait bounds the body only. A function
+// that runs longer than it, after its body came, is not cut off (a read
+// deadline left in place would end the request's context when net/http's
+// background read of the connection times out).
+func TestBodyWaitEndsWithBody(t *testing.T) {
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), BodyWait: 300 * time.Millisecond})
+	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
+	for _, body := range []io.Reader{nil, strings.NewReader("{}")} {
+		req, _ := http.NewRequest("GET", n.URL()+"/fn/kitchen/sleep?d=1200ms", body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != "slept" {
+			t.Errorf("a function that runs past the body wait (body %v): %d %q", body != nil, resp.StatusCode, got)
+		}
+	}
+}
