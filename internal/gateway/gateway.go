@@ -206,10 +206,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// context when that read times out (TestBodyWaitEndsWithBody). A body
 	// that did not come leaves it, so that the connection closes rather
 	// than wait for the rest.
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(g.now().Add(g.cfg.BodyWait))
+	// A request without a body (net/http's NoBody) waits for nothing.
+	var rc *http.ResponseController
+	if r.Body != http.NoBody {
+		rc = http.NewResponseController(w)
+		rc.SetReadDeadline(g.now().Add(g.cfg.BodyWait))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.Limits.Body)))
-	if err == nil {
+	if rc != nil && err == nil {
 		rc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/api"
-	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/client"
 	"github.com/moatfn/moat/internal/testwasm"
@@ -210,13 +209,7 @@ func TestMalformedTokensAndFailureLimit(t *testing.T) {
 	// (Read from the store: this source may not use the API for a while.)
 	var failed, blocked, apiBlocked int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err := n.audit.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		recs, err := audit.Read(context.Background(), n.store.JS, n.audit.Node())
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := storedAudit(t, n)
 		failed, blocked, apiBlocked = 0, 0, 0
 		for _, r := range recs {
 			switch {

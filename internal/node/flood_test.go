@@ -223,13 +223,7 @@ func TestStrangerFlood(t *testing.T) {
 	seconds := int(took/time.Second) + 2 // windows the flood touched, at most
 	var gwRecs, gwCount, apiRecs, apiCount int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err := n.audit.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		recs, err := audit.Read(context.Background(), n.store.JS, n.audit.Node())
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := storedAudit(t, n)
 		gwRecs, gwCount, apiRecs, apiCount = 0, 0, 0, 0
 		for _, r := range recs {
 			switch {
@@ -355,6 +349,20 @@ func TestConnectionBounds(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^moat_connections_refused_total\{reason="source"\} [1-9]`).Match(body) {
 		t.Errorf("/metrics does not count the refused connections:\n%s", grepLines(string(body), "moat_connections"))
 	}
+}
+
+// storedAudit flushes the node's audit batch and reads its records from
+// the store (not the API, which a blocked source may not use).
+func storedAudit(t *testing.T, n *testNode) []audit.Record {
+	t.Helper()
+	if err := n.audit.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := audit.Read(context.Background(), n.store.JS, n.audit.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 // metricsText reads /metrics through c with an auditor's key.
