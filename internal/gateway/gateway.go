@@ -300,7 +300,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200), InvocationID: id, Status: status,
 		TookMS: float64(took.Microseconds()) / 1000, Memory: m.Limits.Memory.String(),
 	}, false)
-	if len(res.Log) > 0 || runErr != nil {
+	// An invocation whose log went over the caps leaves an entry saying
+	// how much was dropped, even when nothing else was kept.
+	if len(res.Log) > 0 || res.Dropped > 0 || runErr != nil {
 		e := &fnlog.Entry{
 			Time: start.UTC(), Function: name, Version: fn.Version, InvocationID: id,
 			Status: status, TookMS: float64(took.Microseconds()) / 1000, Lines: res.Log, Dropped: res.Dropped,

@@ -508,16 +508,20 @@ func (m *Module) Run(ctx context.Context, req *Request) (*Result, error) {
 	}
 	logw.flush()
 	res := &Result{Stdout: out.buf.Bytes(), Log: logw.lines, Dropped: logw.dropped, Took: time.Since(start)}
-	if err == nil {
-		return res, nil
-	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		res.ExitCode = exit.ExitCode()
 	}
-	switch {
-	case context.Cause(outCtx) == errOutputCap:
+	// A write past the cap fails the run whatever the guest did next:
+	// one that stops on the write error and exits 0 would otherwise be
+	// answered with its output cut short.
+	if out.over {
 		return res, &LimitError{Limit: "response", Cap: formatBytes(int64(req.MaxOut))}
+	}
+	if err == nil {
+		return res, nil
+	}
+	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (exit == nil || exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
 		return res, &LimitError{Limit: "timeout", Cap: req.Timeout.String()}
 	case ctx.Err() != nil:
@@ -599,15 +603,18 @@ func formatBytes(n int64) string {
 
 var errOutputCap = errors.New("output cap")
 
-// capWriter keeps up to max bytes and stops the guest when it writes more.
+// capWriter keeps up to max bytes and stops the guest when it writes more;
+// over records that it did, for the run to fail however the guest ends.
 type capWriter struct {
 	buf  bytes.Buffer
 	max  int
+	over bool
 	stop context.CancelCauseFunc
 }
 
 func (w *capWriter) Write(p []byte) (int, error) {
-	if w.buf.Len()+len(p) > w.max {
+	if w.over || w.buf.Len()+len(p) > w.max {
+		w.over = true
 		w.stop(errOutputCap)
 		return 0, errOutputCap
 	}

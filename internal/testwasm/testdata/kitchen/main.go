@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +27,17 @@ func main() {
 
 func handle(w http.ResponseWriter, r *http.Request) {
 	counter++
+	if r.URL.Path == "/request" || strings.HasPrefix(r.URL.Path, "/request/") {
+		// What the function was handed, for the tests of the request's
+		// form: the CGI variables and what net/http/cgi made of them.
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{
+			"path": r.URL.Path, "raw_path": r.URL.RawPath, "query": r.URL.RawQuery,
+			"request_uri": os.Getenv("REQUEST_URI"), "path_info": os.Getenv("PATH_INFO"),
+			"query_string": os.Getenv("QUERY_STRING"), "remote_user": os.Getenv("REMOTE_USER"), "host": r.Host,
+		})
+		return
+	}
 	switch strings.TrimPrefix(r.URL.Path, "/") {
 	case "", "hello":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -82,6 +94,28 @@ func handle(w http.ResponseWriter, r *http.Request) {
 		for {
 			os.Stderr.WriteString(line)
 		}
+	case "spewexit":
+		// Writes past any cap straight to stdout, stops on the first
+		// failed write and exits 0 as if all were well.
+		os.Stdout.WriteString("Content-Type: text/plain\n\n")
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := os.Stdout.Write(buf); err != nil {
+				os.Exit(0)
+			}
+		}
+	case "spewlog":
+		// Logs past the caps, then answers normally.
+		line := strings.Repeat("y", 1000) + "\n"
+		for range 300 {
+			os.Stderr.WriteString(line)
+		}
+		fmt.Fprint(w, "logged a lot")
+	case "raw":
+		// Writes the request body as its whole CGI response: the tests'
+		// way to send any response a hostile guest could.
+		io.Copy(os.Stdout, r.Body)
+		os.Exit(0)
 	default:
 		http.NotFound(w, r)
 	}

@@ -149,11 +149,35 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	case "exit":
 		os.Exit(3)
 	case "flood":
+		os.Stdout.WriteString("Content-Type: text/plain\n\n")
 		chunk := strings.Repeat("x", 1<<16)
 		for {
 			io.WriteString(w, chunk)
 			os.Stdout.WriteString(chunk)
 		}
+	case "spewexit":
+		// Writes past any cap straight to stdout and returns as if all
+		// were well once a write fails.
+		os.Stdout.WriteString("Content-Type: text/plain\n\n")
+		chunk := strings.Repeat("x", 1<<16)
+		for {
+			if _, err := os.Stdout.WriteString(chunk); err != nil {
+				return
+			}
+		}
+	case "spewlog":
+		line := strings.Repeat("y", 1000) + "\n"
+		for range 300 {
+			os.Stderr.WriteString(line)
+		}
+		fmt.Fprintln(w, `"logged a lot"`)
+	case "raw":
+		io.Copy(os.Stdout, r.Body)
+	case "request":
+		json.NewEncoder(w).Encode(map[string]any{
+			"path": r.URL.Path, "raw_path": r.URL.RawPath, "query": r.URL.RawQuery,
+			"request_uri": os.Getenv("REQUEST_URI"), "remote_user": os.Getenv("REMOTE_USER"),
+		})
 	default:
 		http.NotFound(w, r)
 	}

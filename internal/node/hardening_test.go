@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/testwasm"
+)
+
+// The findings of the outside review (issue 16), each as a class, against
+// one node shared by the cases.
+
+const hardReactorManifest = `name: hreactor
+module: fn.wasm
+limits: {memory: 64MiB, timeout: 20s, response: 1MiB, body: 1MiB}
+http: {auth: public, methods: [GET, POST]}
+`
+
+// hardNode starts the node the hardening cases share, with the kitchen
+// (a command) and a reactor deployed under generous timeouts, so that a slow
+// machine reaches a cap before the clock.
+func hardNode(t *testing.T) *testNode {
+	t.Helper()
+	n := startNode(t, t.TempDir())
+	deploy(t, n, strings.Replace(kitchenManifest, "timeout: 2s", "timeout: 20s", 1), testwasm.Bytes(t, "kitchen"))
+	deploy(t, n, hardReactorManifest, testwasm.Bytes(t, "reactor"))
+	return n
+}
+
+// entryFor waits for the log entry of invocation id of fn.
+func entryFor(t *testing.T, n *testNode, fn, id string) *fnlog.Entry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		var found *fnlog.Entry
+		err := n.client.Logs(ctx, fn, 100, false, func(e *fnlog.Entry) {
+			if e.InvocationID == id {
+				found = e
+			}
+		})
+		if err != nil {
+			t.Fatalf("logs of %s: %v", fn, err)
+		}
+		if found != nil {
+			return found
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no log entry for invocation %s of %s", id, fn)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestHardening(t *testing.T) {
+	n := hardNode(t)
+	t.Run("OutputCaps", func(t *testing.T) { testOutputCaps(t, n) })
+}
+
+// testOutputCaps: past the response cap the answer is the documented 502
+// naming the cap whatever the guest does after the failed write (here: it
+// exits 0, or returns, as if all were well), and the function's log says
+// so; a log over its caps leaves an entry counting what was dropped.
+func testOutputCaps(t *testing.T, n *testNode) {
+	for _, fn := range []string{"kitchen", "hreactor"} {
+		resp, body := invoke(t, n, "GET", fn, "/spewexit", nil)
+		if resp.StatusCode != 502 || !strings.Contains(body, "response limit of 1MiB") {
+			t.Errorf("%s /spewexit = %d %.200s, want 502 naming the response limit", fn, resp.StatusCode, body)
+		}
+		e := entryFor(t, n, fn, resp.Header.Get("Moat-Invocation-Id"))
+		if e.Status != 502 || !strings.Contains(e.Error, "response limit 1MiB") {
+			t.Errorf("%s /spewexit log entry: status %d error %q", fn, e.Status, e.Error)
+		}
+
+		resp, body = invoke(t, n, "GET", fn, "/spewlog", nil)
+		if resp.StatusCode != 200 || !strings.Contains(body, "logged a lot") {
+			t.Errorf("%s /spewlog = %d %.200s", fn, resp.StatusCode, body)
+		}
+		e = entryFor(t, n, fn, resp.Header.Get("Moat-Invocation-Id"))
+		if e.Dropped == 0 {
+			t.Errorf("%s /spewlog: the log entry does not count what the caps dropped: %d lines kept", fn, len(e.Lines))
+		}
+	}
+}
