@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -22,7 +23,8 @@ import (
 // Request is what a function is told about one HTTP request.
 type Request struct {
 	Method      string
-	PathInfo    string // the path after /fn/NAME, "" or starting with "/"
+	PathInfo    string // the path after /fn/NAME, decoded: "" or starting with "/"
+	RawPath     string // the same path as the client sent it, still escaped; "" means PathInfo escaped
 	RawQuery    string
 	Proto       string // e.g. "HTTP/1.1"
 	Host        string // the Host header; SERVER_NAME and SERVER_PORT come from it
@@ -98,10 +100,22 @@ var cgiNames = map[string]bool{
 	"REMOTE_USER": true, "CONTENT_LENGTH": true, "CONTENT_TYPE": true,
 }
 
+// requestURI is REQUEST_URI: the request target as the client sent it (below
+// the function's prefix), never built from the decoded PATH_INFO, in which
+// an escaped "?", "#" or "%" would change what the function parses. One
+// spelling is changed: a path starting "//" would be read as "//host/path"
+// by URL parsers, so its second slash is sent as "%2F", which decodes to the
+// same path.
 func requestURI(req *Request) string {
-	u := req.PathInfo
+	u := req.RawPath
+	if u == "" {
+		u = (&url.URL{Path: req.PathInfo}).EscapedPath()
+	}
 	if u == "" {
 		u = "/"
+	}
+	if strings.HasPrefix(u, "//") {
+		u = "/%2F" + u[2:]
 	}
 	if req.RawQuery != "" {
 		u += "?" + req.RawQuery

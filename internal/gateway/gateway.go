@@ -17,6 +17,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
 	id := newInvocationID()
 	w.Header().Set("Moat-Invocation-Id", id)
-	name, pathInfo := split(strings.TrimPrefix(r.URL.Path, Prefix))
+	name, pathInfo, rawPath, ok := Target(r)
 
 	fn, err := g.fns.Acquire(r.Context(), name)
 	if err != nil {
@@ -170,6 +171,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer fn.Release()
 	m := fn.Manifest
+	if !ok {
+		g.refusal(r, id, name, "", "target")
+		problem.Write(w, http.StatusBadRequest, "malformed request", "the request target cannot be handed to "+name+" as sent", id)
+		return
+	}
 	if fn.Disabled != "" {
 		g.refusal(r, id, name, "", "disabled")
 		problem.Write(w, http.StatusServiceUnavailable, "function disabled", name+" is disabled: "+fn.Disabled, id)
@@ -242,7 +248,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	env := cgi.Env(m.Env, &cgi.Request{
-		Method: r.Method, PathInfo: pathInfo, RawQuery: r.URL.RawQuery, Proto: r.Proto,
+		Method: r.Method, PathInfo: pathInfo, RawPath: rawPath, RawQuery: r.URL.RawQuery, Proto: r.Proto,
 		Host: r.Host, RemoteAddr: r.RemoteAddr, RemoteUser: user, ContentLen: len(body), Header: r.Header,
 	})
 	// The host side of the invocation, for a module that makes host calls
@@ -493,12 +499,28 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, id, name string, 
 }
 
 // split separates the function name from the path after it.
-func split(p string) (name, pathInfo string) {
-	name, rest, found := strings.Cut(p, "/")
-	if found {
-		pathInfo = "/" + rest
+// Target splits r's path below Prefix into the function's name, PATH_INFO
+// (decoded, as CGI has it) and the same path as the client sent it (for
+// REQUEST_URI). It reports false for a request a function could not be
+// handed as sent: a "#" in the target (RFC 9112 has no fragment there, and
+// a CGI child would cut the query at it).
+func Target(r *http.Request) (name, pathInfo, rawPath string, ok bool) {
+	escaped := strings.TrimPrefix(r.URL.EscapedPath(), Prefix)
+	seg, rest, found := strings.Cut(escaped, "/")
+	name, err := url.PathUnescape(seg)
+	if err != nil {
+		return seg, "", "", false
 	}
-	return name, pathInfo
+	if found {
+		rawPath = "/" + rest
+		if pathInfo, err = url.PathUnescape(rawPath); err != nil {
+			return name, "", "", false
+		}
+	}
+	if strings.ContainsRune(r.RequestURI, '#') || strings.ContainsRune(r.URL.RawQuery, '#') {
+		return name, "", "", false
+	}
+	return name, pathInfo, rawPath, true
 }
 
 func newInvocationID() string {

@@ -1,7 +1,13 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +64,66 @@ func entryFor(t *testing.T, n *testNode, fn, id string) *fnlog.Entry {
 func TestHardening(t *testing.T) {
 	n := hardNode(t)
 	t.Run("OutputCaps", func(t *testing.T) { testOutputCaps(t, n) })
+	t.Run("RequestTarget", func(t *testing.T) { testRequestTarget(t, n) })
+}
+
+// raw writes req to the node over a bare TCP connection and returns
+// everything the node sends back until it closes the connection or goes
+// quiet for a second.
+func raw(t *testing.T, n *testNode, req string) string {
+	t.Helper()
+	u, _ := url.Parse(n.URL())
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		k, err := c.Read(buf)
+		out = append(out, buf[:k]...)
+		if err != nil {
+			return string(out)
+		}
+	}
+}
+
+// testRequestTarget: the function is handed the request target as the
+// client sent it: an escaped "?" stays in the path, an escaped "%" is a
+// percent sign, and a raw "#" is refused (400) rather than hidden from the
+// function. (The node's mux redirects "//" to "/" before the gateway; the
+// gateway's own tests hand it "//".)
+func testRequestTarget(t *testing.T, n *testNode) {
+	for _, tt := range []struct{ fn, target, path, query, uri string }{
+		{"kitchen", "/request/x%3Frole%3Dadmin?role=user", "/request/x?role=admin", "role=user", "/request/x%3Frole%3Dadmin?role=user"},
+		{"kitchen", "/request/100%25", "/request/100%", "", "/request/100%25"},
+		{"hreactor", "/request?a=%25", "/request", "a=%25", "/request?a=%25"},
+	} {
+		resp, body := invoke(t, n, "GET", tt.fn, tt.target, nil)
+		var got struct {
+			Path       string `json:"path"`
+			Query      string `json:"query"`
+			RequestURI string `json:"request_uri"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
+			t.Errorf("%s %s = %d %.200s", tt.fn, tt.target, resp.StatusCode, body)
+			continue
+		}
+		if got.Path != tt.path || got.Query != tt.query || got.RequestURI != tt.uri {
+			t.Errorf("%s %s reached the function as path %q query %q REQUEST_URI %q, want %q %q %q",
+				tt.fn, tt.target, got.Path, got.Query, got.RequestURI, tt.path, tt.query, tt.uri)
+		}
+	}
+	out := raw(t, n, "GET /fn/kitchen/request#x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("a raw # in the target: %.300q, want 400", out)
+	}
 }
 
 // testOutputCaps: past the response cap the answer is the documented 502
