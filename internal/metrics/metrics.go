@@ -72,7 +72,7 @@ func New(running func() float64) *Metrics {
 			Name: "moat_capability_denials_total", Help: "Host calls refused for want of a grant, by function and capability.",
 		}, []string{"fn", "capability"}),
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_connections_refused_total", Help: "Connections closed as accepted, past the node's bound (total) or a source's (source).",
+			Name: "moat_connections_refused_total", Help: "Connections closed as accepted, past the node's bound (total) or a source's (source), or refused for ambiguous request framing (framing).",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials, m.connections,

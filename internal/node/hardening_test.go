@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -65,6 +66,7 @@ func TestHardening(t *testing.T) {
 	n := hardNode(t)
 	t.Run("OutputCaps", func(t *testing.T) { testOutputCaps(t, n) })
 	t.Run("RequestTarget", func(t *testing.T) { testRequestTarget(t, n) })
+	t.Run("Framing", func(t *testing.T) { testFraming(t, n) })
 }
 
 // raw writes req to the node over a bare TCP connection and returns
@@ -148,6 +150,41 @@ func testOutputCaps(t *testing.T, n *testNode) {
 		e = entryFor(t, n, fn, resp.Header.Get("Moat-Invocation-Id"))
 		if e.Dropped == 0 {
 			t.Errorf("%s /spewlog: the log entry does not count what the caps dropped: %d lines kept", fn, len(e.Lines))
+		}
+	}
+}
+
+// testFraming: a request another parser could frame differently never
+// smuggles a second one through the node, on the function door or the
+// control API: CL beside TE is refused, a chunked request is answered and
+// the connection closed, and keep-alive still serves honest pipelines.
+func testFraming(t *testing.T, n *testNode) {
+	answers := func(out string) []int {
+		var codes []int
+		br := bufio.NewReader(strings.NewReader(out))
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return codes
+			}
+			io.Copy(io.Discard, resp.Body)
+			codes = append(codes, resp.StatusCode)
+		}
+	}
+	smuggled := "GET /fn/kitchen/status HTTP/1.1\r\nHost: h\r\n\r\n"
+	for _, tt := range []struct {
+		stream string
+		want   string
+	}{
+		{"POST /fn/kitchen/echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n" + smuggled, "[400]"},
+		{"POST /api/v1/functions HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, "[400]"},
+		{"POST /fn/kitchen/echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n" + smuggled, "[200]"},
+		{"POST /fn/kitchen/echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled, "[400]"},
+		{"GET /fn/kitchen/hello HTTP/1.1\nHost: h\n\n" + smuggled, "[400]"},
+		{"POST /fn/kitchen/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi" + smuggled, "[200 418]"},
+	} {
+		if got := fmt.Sprint(answers(raw(t, n, tt.stream))); got != tt.want {
+			t.Errorf("%q answered %s, want %s", tt.stream, got, tt.want)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/connlimit"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/framing"
 	"github.com/moatfn/moat/internal/gateway"
 	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/logcap"
@@ -301,6 +302,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if tlsConfig != nil {
 		handler = hsts(mux)
 	}
+	handler = framing.CloseAmbiguous(handler)
 	n.server = &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
@@ -332,6 +334,15 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 		scheme = "https"
+	} else {
+		// Plaintext is how a proxy in front reaches the node: a request it
+		// could frame differently from net/http is refused (TLS ends at the
+		// node, so no second parser reads those bytes).
+		ln = framing.Guard(ln, func(remote, reason string) {
+			src, _, _ := net.SplitHostPort(remote)
+			n.metrics.ConnectionRefused("framing")
+			connLog.Log(context.Background(), log, slog.LevelWarn, src, "request refused for ambiguous framing", slog.String("reason", reason), slog.String("source", src))
+		})
 	}
 	n.listener = ln
 	n.url = scheme + "://" + ln.Addr().String()
