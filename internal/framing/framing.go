@@ -55,9 +55,9 @@ type conn struct {
 	out     []byte // checked, not yet read by the server
 	head    []byte // read from the connection, not yet checked
 	buf     []byte
-	body    int64  // bytes of the current request's body still to pass
-	through bool   // the rest of the connection passes unchecked
-	done    bool   // refused: after out, the connection ends
+	body    int64 // bytes of the current request's body still to pass
+	through bool  // the rest of the connection passes unchecked
+	done    bool  // refused: after out, the connection ends
 }
 
 // NetConn is the wrapped connection (connlimit finds its own through it).
