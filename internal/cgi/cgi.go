@@ -138,19 +138,34 @@ const (
 	maxHeaders     = 100
 )
 
-// reserved response headers a function may not set: the node computes them
-// or they belong to the platform.
+// reserved response headers a function may not set: hop-by-hop and framing
+// headers the node computes, and headers that speak for the whole origin,
+// which every function on the node shares (Alt-Svc would move all of its
+// traffic, Clear-Site-Data wipe every function's cookies and storage,
+// Strict-Transport-Security is the node's).
 var reserved = map[string]bool{
 	"Connection": true, "Content-Length": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Status": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Http2-Settings": true,
+	"Alt-Svc": true, "Clear-Site-Data": true, "Strict-Transport-Security": true,
+}
+
+// Reserved reports whether a function may not set the response header
+// name, in any spelling: case, and "_" for "-" (which some proxies and CGI
+// libraries treat as the same) do not matter.
+func Reserved(name string) bool {
+	n := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	return reserved[n] || strings.HasPrefix(n, "Moat-")
 }
 
 // ParseResponse parses out, the bytes a function wrote to stdout: header
 // lines, an empty line, the body. Lines may end in LF or CRLF. A missing
 // Status means 200, or 302 with a Location. It fails with ErrMalformed on a
 // header block over 64KiB, more than 100 headers, a line without a colon, an
-// invalid header name or value, or a bad Status. Headers reserved to the
-// platform (hop-by-hop, Content-Length, Moat-*) are dropped.
+// invalid header name or value, or a Status outside 200-599 (an interim 1xx
+// or a 101 would make the node speak protocol the client did not ask for).
+// Headers reserved to the platform (hop-by-hop, framing, origin-wide,
+// Moat-*), in any spelling, are dropped.
 func ParseResponse(out []byte) (*Response, error) {
 	resp := &Response{Header: make(http.Header)}
 	rest := out
@@ -185,8 +200,7 @@ func ParseResponse(out []byte) (*Response, error) {
 		if !validValue(value) {
 			return nil, fmt.Errorf("%w: header %s: invalid value", ErrMalformed, name)
 		}
-		name = textproto.CanonicalMIMEHeaderKey(name)
-		if name == "Status" {
+		if strings.EqualFold(name, "Status") {
 			code, err := parseStatus(value)
 			if err != nil {
 				return nil, err
@@ -194,10 +208,10 @@ func ParseResponse(out []byte) (*Response, error) {
 			resp.Status = code
 			continue
 		}
-		if reserved[name] || strings.HasPrefix(name, "Moat-") {
+		if Reserved(name) {
 			continue
 		}
-		resp.Header.Add(name, value)
+		resp.Header.Add(textproto.CanonicalMIMEHeaderKey(name), value)
 	}
 	resp.Body = rest
 	if resp.Status == 0 {
@@ -212,7 +226,7 @@ func ParseResponse(out []byte) (*Response, error) {
 func parseStatus(v string) (int, error) {
 	code, _, _ := strings.Cut(v, " ")
 	c, err := strconv.Atoi(code)
-	if err != nil || len(code) != 3 || c < 100 || c > 599 {
+	if err != nil || len(code) != 3 || c < 200 || c > 599 {
 		return 0, fmt.Errorf("%w: bad Status %q", ErrMalformed, v)
 	}
 	return c, nil

@@ -14,6 +14,8 @@ func TestParseResponse(t *testing.T) {
 		wantHeader map[string]string
 		wantBody   string
 		wantErr    string
+		// onlyHeaders, if not 0, is how many headers may pass.
+		onlyHeaders int
 	}{
 		{name: "plain", out: "Content-Type: text/plain\n\nhi", wantStatus: 200, wantHeader: map[string]string{"Content-Type": "text/plain"}, wantBody: "hi"},
 		{name: "crlf", out: "Status: 201 Created\r\nX-A: b\r\n\r\nbody\r\n", wantStatus: 201, wantHeader: map[string]string{"X-A": "b"}, wantBody: "body\r\n"},
@@ -28,6 +30,13 @@ func TestParseResponse(t *testing.T) {
 		{name: "bad status word", out: "Status: ok\n\n", wantErr: "bad Status"},
 		{name: "status out of range", out: "Status: 999\n\n", wantErr: "bad Status"},
 		{name: "status two digits", out: "Status: 20\n\n", wantErr: "bad Status"},
+		{name: "switching protocols", out: "Status: 101 Switching Protocols\nUpgrade: websocket\n\n", wantErr: "bad Status"},
+		{name: "interim", out: "Status: 100\n\n", wantErr: "bad Status"},
+		{name: "early hints", out: "Status: 103\nLink: </x>\n\n", wantErr: "bad Status"},
+		{name: "status with sign", out: "Status: +200\n\n", wantErr: "bad Status"},
+		{name: "status lower case", out: "status: 201\n\n", wantStatus: 201},
+		{name: "reserved in any spelling", out: "Moat_Invocation_Id: forged\nmoat-caller: x\ntransfer_encoding: chunked\nCONNECTION: close\nContent_Length: 1\nkeep_alive: 1\nUPGRADE: h2c\nProxy_Authenticate: Basic\nalt-svc: h2=\"evil:443\"\nClear-Site-Data: \"*\"\nStrict_Transport_Security: max-age=0\nX_Custom: kept\n\n",
+			wantStatus: 200, wantHeader: map[string]string{"Moat-Invocation-Id": "", "Moat_invocation_id": "", "X_custom": "kept"}, onlyHeaders: 1},
 		{name: "too many headers", out: strings.Repeat("X-A: b\n", 101) + "\n", wantErr: "more than 100 headers"},
 		{name: "huge header", out: "X-A: " + strings.Repeat("a", 70<<10) + "\n\n", wantErr: "over 65536 bytes"},
 		{name: "response splitting", out: "X-A: a\rSet-Cookie: x\n\n", wantErr: "invalid value"},
@@ -51,6 +60,9 @@ func TestParseResponse(t *testing.T) {
 				if got := resp.Header.Get(k); got != v {
 					t.Errorf("header %s = %q, want %q", k, got, v)
 				}
+			}
+			if tt.onlyHeaders != 0 && len(resp.Header) != tt.onlyHeaders {
+				t.Errorf("headers passed: %v, want %d", resp.Header, tt.onlyHeaders)
 			}
 			if string(resp.Body) != tt.wantBody {
 				t.Errorf("body = %q, want %q", resp.Body, tt.wantBody)
@@ -107,11 +119,11 @@ func FuzzParseResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if resp.Status < 100 || resp.Status > 599 {
+		if resp.Status < 200 || resp.Status > 599 {
 			t.Fatalf("status %d accepted", resp.Status)
 		}
 		for k, vs := range resp.Header {
-			if !validName(k) || reserved[k] {
+			if !validName(k) || Reserved(k) || k != http.CanonicalHeaderKey(k) {
 				t.Fatalf("header name %q accepted", k)
 			}
 			for _, v := range vs {

@@ -67,6 +67,7 @@ func TestHardening(t *testing.T) {
 	t.Run("OutputCaps", func(t *testing.T) { testOutputCaps(t, n) })
 	t.Run("RequestTarget", func(t *testing.T) { testRequestTarget(t, n) })
 	t.Run("Framing", func(t *testing.T) { testFraming(t, n) })
+	t.Run("GuestProtocol", func(t *testing.T) { testGuestProtocol(t, n) })
 }
 
 // raw writes req to the node over a bare TCP connection and returns
@@ -185,6 +186,43 @@ func testFraming(t *testing.T, n *testNode) {
 	} {
 		if got := fmt.Sprint(answers(raw(t, n, tt.stream))); got != tt.want {
 			t.Errorf("%q answered %s, want %s", tt.stream, got, tt.want)
+		}
+	}
+}
+
+// testGuestProtocol: a function answers 200-599 only, and no spelling of a
+// hop-by-hop, framing, origin-wide or Moat-* header reaches the client.
+func testGuestProtocol(t *testing.T, n *testNode) {
+	for _, fn := range []string{"kitchen", "hreactor"} {
+		for _, status := range []string{"101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade", "100 Continue", "103", "199", "600", "0"} {
+			resp, body := invoke(t, n, "POST", fn, "/raw", []byte("Status: "+status+"\r\n\r\nhi"))
+			if resp.StatusCode != 502 || resp.Header.Get("Upgrade") != "" {
+				t.Errorf("%s answering Status %q: %d %v %.200s, want 502", fn, status, resp.StatusCode, resp.Header, body)
+				continue
+			}
+			if e := entryFor(t, n, fn, resp.Header.Get("Moat-Invocation-Id")); !strings.Contains(e.Error, "bad Status") {
+				t.Errorf("%s answering Status %q: log entry error %q", fn, status, e.Error)
+			}
+		}
+		forged := "Moat_Invocation_Id: forged\r\nmoat-caller: key:admin\r\ntransfer_encoding: chunked\r\nCONNECTION: close\r\n" +
+			"Content_Length: 1\r\nkeep_alive: timeout=999\r\nUPGRADE: h2c\r\nProxy_Authenticate: Basic\r\nAlt_Svc: h2=\"evil.example:443\"\r\n" +
+			"clear-site-data: \"*\"\r\nTrailer: X\r\nTE: trailers\r\nX-Kept: yes\r\n\r\nbody"
+		resp, body := invoke(t, n, "POST", fn, "/raw", []byte(forged))
+		// (The reactor's SDK appends its own empty answer to the body.)
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, "body") || resp.Header.Get("X-Kept") != "yes" {
+			t.Errorf("%s forged headers: %d %q %v", fn, resp.StatusCode, body, resp.Header)
+			continue
+		}
+		id := resp.Header.Get("Moat-Invocation-Id")
+		for k := range resp.Header {
+			switch k {
+			case "X-Kept", "Date", "Content-Type", "Content-Length", "Moat-Invocation-Id":
+			default:
+				t.Errorf("%s: header %s: %q reached the client", fn, k, resp.Header[k])
+			}
+		}
+		if len(resp.Header["Moat-Invocation-Id"]) != 1 || len(id) != 24 || resp.Close || resp.ContentLength != int64(len(body)) {
+			t.Errorf("%s: Moat-Invocation-Id %q, close %v, length %d", fn, resp.Header["Moat-Invocation-Id"], resp.Close, resp.ContentLength)
 		}
 	}
 }
