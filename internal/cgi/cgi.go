@@ -155,7 +155,7 @@ var reserved = map[string]bool{
 // libraries treat as the same) do not matter.
 func Reserved(name string) bool {
 	n := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
-	return reserved[n] || strings.HasPrefix(n, "Moat-")
+	return reserved[n] || strings.HasPrefix(n, "Moat-") || strings.HasPrefix(n, "Proxy-")
 }
 
 // ParseResponse parses out, the bytes a function wrote to stdout: header
