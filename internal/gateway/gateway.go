@@ -427,7 +427,7 @@ func (g *Gateway) authenticateJWT(w http.ResponseWriter, r *http.Request, invoca
 		problem.Write(w, http.StatusUnauthorized, "unauthorized", "the JWT was refused", invocation)
 		return "", ReasonAuth
 	}
-	return "jwt:" + claims.Subject, ""
+	return auth.JWTUser(claims.Subject), ""
 }
 
 // refuseAdmission answers a request that admission refused.

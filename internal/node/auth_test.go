@@ -275,6 +275,36 @@ func TestJWTAuth(t *testing.T) {
 	if code, body := get(good); code != 200 || !strings.Contains(body, "REMOTE_USER=jwt:carole\n") || strings.Contains(body, good) {
 		t.Fatalf("valid JWT = %d\n%s", code, body)
 	}
+	// A subject holding the chain's separators cannot forge a chain: it is
+	// escaped, and the SDK's parser reads it back as one subject.
+	deploy(t, n, strings.NewReplacer("name: hreactor", "name: jreactor", "auth: public", "auth: jwt").Replace(hardReactorManifest), testwasm.Bytes(t, "reactor"))
+	for sub, want := range map[string]string{
+		"mallory;key:admin": "jwt:mallory%3Bkey%3Aadmin",
+		"fn:x;admin":        "jwt:fn%3Ax%3Badmin",
+		"auth0|42 ,=%\"":    "jwt:auth0%7C42%20%2C%3D%25%22",
+		"évé@idp.example":   "jwt:%C3%A9v%C3%A9@idp.example",
+	} {
+		tok := sign("EdDSA", claims("sub", sub))
+		if code, body := get(tok); code != 200 || !strings.Contains(body, "REMOTE_USER="+want+"\n") {
+			t.Errorf("sub %q: %d, want REMOTE_USER=%s in\n%s", sub, code, want, body)
+		}
+		req, _ := http.NewRequest("GET", n.URL()+"/fn/jreactor/request", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen struct {
+			RemoteUser string `json:"remote_user"`
+			Caller     []struct{ Kind, ID string }
+			Error      string `json:"caller_error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&seen)
+		resp.Body.Close()
+		if seen.RemoteUser != want || len(seen.Caller) != 1 || seen.Caller[0].Kind != "jwt" || seen.Caller[0].ID != sub || seen.Error != "" {
+			t.Errorf("sub %q: the reactor saw %+v", sub, seen)
+		}
+	}
 	for name, tok := range map[string]string{
 		"none":           sign("none", claims("", nil)),
 		"wrong audience": sign("EdDSA", claims("aud", "billing")),

@@ -174,9 +174,15 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	case "raw":
 		io.Copy(os.Stdout, r.Body)
 	case "request":
+		caller, err := fn.Caller()
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"path": r.URL.Path, "raw_path": r.URL.RawPath, "query": r.URL.RawQuery,
 			"request_uri": os.Getenv("REQUEST_URI"), "remote_user": os.Getenv("REMOTE_USER"),
+			"caller": caller, "caller_error": errText,
 		})
 	default:
 		http.NotFound(w, r)
