@@ -299,6 +299,11 @@ func (h *Host) kv(ctx context.Context, inv *Invocation, op uint32, d *decoder) (
 		} else {
 			rev, err = h.cfg.KV.Create(ctx, bucket, key, value, ttl)
 		}
+		if access == "write" {
+			// A revision is the bucket's sequence: from it a write-only
+			// function would learn how many writes others made.
+			rev = 0
+		}
 		e.uint(rev)
 	case opKVUpdate:
 		var rev uint64

@@ -106,6 +106,25 @@ func TestKVGrants(t *testing.T) {
 	wantCode(t, "writer keys", kv("writer", "keys"), codeDenied)
 	wantCode(t, "writer create", kv("writer", "create", "k", "x", "v", "1"), codeDenied)
 	wantCode(t, "writer update", kv("writer", "update", "k", "x", "v", "1", "rev", "1"), codeDenied)
+	// write learns nothing of what else is stored: no revision (which would
+	// count the others' writes in between), no existence (a put or delete
+	// of a key that holds something answers as one that holds nothing).
+	for i, r := range []capsResult{
+		kv("writer", "put", "k", "carole@example.com", "v", "big blue"),
+		kv("owner", "put", "k", "other", "v", "1"),
+		kv("owner", "put", "k", "other", "v", "2"),
+		kv("writer", "put", "k", "carole@example.com", "v", "big blue"),
+		kv("writer", "put", "k", "never-seen", "v", "x", "ttl", "60s"),
+		kv("writer", "delete", "k", "never-there"),
+		kv("writer", "delete", "k", "never-seen"),
+		kv("writer", "delete", "k", "never-seen"),
+	} {
+		wantCode(t, fmt.Sprint("write-only step ", i), r, 0)
+		if fn := []string{"writer", "owner", "owner"}; (i >= len(fn) || fn[i] == "writer") && (r.Rev != 0 || r.Value != "") {
+			t.Errorf("write-only step %d learned %+v", i, r)
+		}
+	}
+	wantCode(t, "writer put again", kv("writer", "put", "k", "carole@example.com", "v", "big blue"), 0)
 
 	// read: get and keys, nothing that writes.
 	got := kv("reader", "get", "k", "carole@example.com")
