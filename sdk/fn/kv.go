@@ -31,12 +31,14 @@ func (b *Bucket) Get(key string) (value []byte, revision uint64, err error) {
 	return value, revision, nil
 }
 
-// Put sets key to value, with no expiry, and returns the new revision.
+// Put sets key to value, with no expiry, and returns the new revision (0
+// under a write-only grant, which learns nothing of what else is stored).
 func (b *Bucket) Put(key string, value []byte) (revision uint64, err error) {
 	return b.PutTTL(key, value, 0)
 }
 
-// PutTTL sets key to value and returns the new revision. The key expires
+// PutTTL sets key to value and returns the new revision (0 under a
+// write-only grant). The key expires
 // after ttl, rounded up to a whole millisecond; a ttl of 0 means no expiry,
 // and a negative one fails with ErrInvalid.
 func (b *Bucket) PutTTL(key string, value []byte, ttl time.Duration) (revision uint64, err error) {
