@@ -38,9 +38,9 @@ func (b *Bucket) Put(key string, value []byte) (revision uint64, err error) {
 }
 
 // PutTTL sets key to value and returns the new revision (0 under a
-// write-only grant). The key expires
-// after ttl, rounded up to a whole millisecond; a ttl of 0 means no expiry,
-// and a negative one fails with ErrInvalid.
+// write-only grant). The key expires after ttl, rounded up to a whole
+// millisecond; a ttl of 0 means no expiry, and a negative one fails with
+// ErrInvalid.
 func (b *Bucket) PutTTL(key string, value []byte, ttl time.Duration) (revision uint64, err error) {
 	return b.write(opKVPut, key, value, ttl)
 }
