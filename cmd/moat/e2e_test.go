@@ -604,9 +604,34 @@ func TestSupplyChainCommands(t *testing.T) {
 		t.Fatalf("scan with --block none: %v", err)
 	}
 
+	// Without --db and nothing imported: a clear error, not a clean bill.
+	if _, _, err := s.moat(t, "scan", vulnerable); err == nil || !strings.Contains(err.Error(), "no advisories imported") {
+		t.Fatalf("scan against a node with no database: %v", err)
+	}
+
 	// The node: import a folder, deploy, list, SBOM.
 	if out := s.mustMoat(t, "vulndb", "import", osv+"/Go"); !strings.Contains(out, "Go 43") {
 		t.Fatalf("vulndb import:\n%s", out)
+	}
+
+	// Without --db: against the node's database, by an auditor, saying which.
+	var auditor struct{ Token string }
+	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "auditor", "-o", "json")), &auditor)
+	out, _, err = s.moat(t, "scan", vulnerable, "--token", auditor.Token)
+	if err == nil || !strings.Contains(out, "GO-2021-0113") || !strings.Contains(out, "database: the node's, imported "+time.Now().UTC().Format("2006-01-02")) ||
+		!strings.Contains(out, "(43 advisories)") || !strings.Contains(err.Error(), "move to v0.3.7") {
+		t.Fatalf("scan against the node: %v\n%s", err, out)
+	}
+	if out, _, err := s.moat(t, "scan", fixed, "--token", auditor.Token); err != nil || strings.Contains(out, "golang.org/x/text") {
+		t.Fatalf("scan of the fixed folder against the node: %v\n%s", err, out)
+	}
+	if _, _, err := s.moat(t, "scan", vulnerable, "--token", auditor.Token, "--block", "none"); err != nil {
+		t.Fatalf("scan against the node with --block none: %v", err)
+	}
+	var invoker struct{ Token string }
+	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "invoker", "-o", "json")), &invoker)
+	if _, _, err := s.moat(t, "scan", vulnerable, "--token", invoker.Token); err == nil || !strings.Contains(err.Error(), "403") && !strings.Contains(strings.ToLower(err.Error()), "forbidden") {
+		t.Fatalf("scan by an invoker key: %v", err)
 	}
 	if out := s.mustMoat(t, "vulndb", "status"); !strings.Contains(out, "43 advisories") {
 		t.Fatalf("vulndb status:\n%s", out)

@@ -274,25 +274,17 @@ func newScanCmd(e *env) *cobra.Command {
 	var dbs []string
 	var pol supply.Policy
 	cmd := &cobra.Command{
-		Use:   "scan PATH --db OSV...",
-		Short: "Check a function folder or module offline against OSV advisories, as a deploy would",
+		Use:   "scan PATH [--db OSV...]",
+		Short: "Check a function folder or module against OSV advisories, as a deploy would",
 		Long: "Read what a function folder (moat.yaml and the files it names) or a bare\n" +
-			"module is made of, match it against OSV advisories read from --db (osv.dev\n" +
-			"all.zip files, folders of OSV JSON, or files; repeatable), and apply the\n" +
-			"same policy as a node. Exits non-zero when a deploy would be blocked.",
+			"module is made of and match it against OSV advisories. With --db (osv.dev\n" +
+			"all.zip files, folders of OSV JSON, or files; repeatable) the scan is\n" +
+			"offline; without it, against the database imported into the node (an\n" +
+			"admin, deployer or auditor key may), under the node's policy and its\n" +
+			"exceptions for the function. Only the list of dependencies leaves the\n" +
+			"machine. Exits non-zero when a deploy would be blocked.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(dbs) == 0 {
-				return errors.New("--db is required: an osv.dev all.zip or a folder of OSV JSON")
-			}
-			db := &vulndb.DB{}
-			for _, p := range dbs {
-				d, err := vulndb.Import(p)
-				if err != nil {
-					return err
-				}
-				db = db.Merge(d)
-			}
 			m, files, err := scanTarget(args[0])
 			if err != nil {
 				return err
@@ -301,9 +293,53 @@ func newScanCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			findings := supply.Evaluate(db, inv.Components, m, pol, nil, time.Now())
+			var findings []supply.Finding
+			var source string
+			threshold := pol.Block
+			if len(dbs) > 0 {
+				db := &vulndb.DB{}
+				for _, p := range dbs {
+					d, err := vulndb.Import(p)
+					if err != nil {
+						return err
+					}
+					db = db.Merge(d)
+				}
+				findings = supply.Evaluate(db, inv.Components, m, pol, nil, time.Now())
+				source = fmt.Sprintf("database: %s (%d advisories)", strings.Join(dbs, ", "), db.Len())
+			} else {
+				c, err := e.client()
+				if err != nil {
+					return err
+				}
+				req := api.ScanRequest{Components: inv.Components, ManifestBlock: m.Vulnerabilities.Block}
+				if manifest.ValidName(m.Name) {
+					req.Function = m.Name
+				}
+				if cmd.Flags().Changed("block") {
+					req.Block = pol.Block
+				}
+				if cmd.Flags().Changed("unknown") {
+					req.Unknown = pol.Unknown
+				}
+				res, err := c.ScanVulns(cmd.Context(), req)
+				if err != nil {
+					return fmt.Errorf("scan against the node (or give --db for an offline scan): %w", err)
+				}
+				if res.Database.ImportedAt.IsZero() {
+					return errors.New("the node has no advisories imported: moat vulndb import FILE first, or give --db for an offline scan")
+				}
+				findings, threshold = res.Findings, res.Threshold
+				source = fmt.Sprintf("database: the node's, imported %s (%d advisories); %d exceptions in force",
+					res.Database.ImportedAt.UTC().Format(time.RFC3339), res.Database.Total, res.Exceptions)
+			}
 			rep := supply.Report{GoVersion: inv.GoVersion, Main: inv.Main, Components: inv.Components, Findings: findings, ScannedAt: time.Now().UTC()}
-			err = e.print(rep, func(w io.Writer) {
+			out := struct {
+				supply.Report
+				Source string `json:"source"`
+			}{rep, source}
+			err = e.print(out, func(w io.Writer) {
+				fmt.Fprintln(w, source)
 				fmt.Fprintf(w, "%s: %d dependencies", m.Name, len(inv.Components))
 				if inv.GoVersion != "" {
 					fmt.Fprintf(w, " (Go %s)", inv.GoVersion)
@@ -326,13 +362,13 @@ func newScanCmd(e *env) *cobra.Command {
 				return err
 			}
 			if b := rep.Blocking(); len(b) > 0 {
-				return &supply.BlockedError{Function: m.Name, Threshold: pol.Block, Findings: b}
+				return &supply.BlockedError{Function: m.Name, Threshold: threshold, Findings: b}
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&dbs, "db", nil, "OSV advisories: an all.zip, a folder or a file (repeatable)")
+	f.StringArrayVar(&dbs, "db", nil, "OSV advisories: an all.zip, a folder or a file (repeatable); without it, the node's database")
 	f.StringVar(&pol.Block, "block", "high", "lowest severity of an advisory with a fix that blocks: low, medium, high, critical or none")
 	f.StringVar(&pol.Unknown, "unknown", "high", "severity assumed for advisories that give none")
 	return cmd

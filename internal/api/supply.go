@@ -6,10 +6,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/inventory"
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/supply"
+	"github.com/moatfn/moat/internal/vulndb"
 )
 
 // outcome is the audit record of a control action and its error.
@@ -34,6 +41,7 @@ type SupplyChain[I, S, F any] interface {
 	Exceptions(ctx context.Context) ([]supply.Exception, error)
 	RemoveException(ctx context.Context, fn, id string) error
 	SBOM(ctx context.Context, fn string) ([]byte, error)
+	Scan(ctx context.Context, req ScanRequest) (*ScanResult, error)
 }
 
 // supplyRoutes adapts a SupplyChain of any result types to the handlers.
@@ -45,6 +53,7 @@ type supplyRoutes struct {
 	exceptions func(ctx context.Context) ([]supply.Exception, error)
 	remove     func(ctx context.Context, fn, id string) error
 	sbom       func(ctx context.Context, fn string) ([]byte, error)
+	scan       func(ctx context.Context, req ScanRequest) (*ScanResult, error)
 }
 
 // Supply wraps a node's supply chain for Services.
@@ -53,7 +62,7 @@ func Supply[I, S, F any](s SupplyChain[I, S, F]) *supplyRoutes {
 		importDB: func(ctx context.Context, r io.Reader, actor string) (any, error) { return s.Import(ctx, r, actor) },
 		status:   func() any { return s.Status() },
 		findings: func(ctx context.Context) (any, error) { return s.Findings(ctx) },
-		allow:    s.Allow, exceptions: s.Exceptions, remove: s.RemoveException, sbom: s.SBOM,
+		allow:    s.Allow, exceptions: s.Exceptions, remove: s.RemoveException, sbom: s.SBOM, scan: s.Scan,
 	}
 }
 
@@ -74,6 +83,75 @@ func (a *API) importVulnDB(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) vulnDBStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.supply.status())
+}
+
+// ScanRequest is the body of POST /api/v1/vulns/scan: what a function is
+// made of, as moat scan read it from its folder, to match against the
+// node's database. Block and Unknown override the node's policy when set;
+// ManifestBlock is the manifest's vulnerabilities.block.
+type ScanRequest struct {
+	Function      string                `json:"function"`
+	Components    []inventory.Component `json:"components"`
+	Block         string                `json:"block,omitempty"`
+	Unknown       string                `json:"unknown,omitempty"`
+	ManifestBlock string                `json:"manifest_block,omitempty"`
+}
+
+// ScanResult is a scan's findings and the database they came from.
+type ScanResult struct {
+	Database   vulndb.Status    `json:"database"`
+	Findings   []supply.Finding `json:"findings"`
+	Threshold  string           `json:"threshold"`
+	Exceptions int              `json:"exceptions"` // the node's exceptions in force for Function
+}
+
+// MaxScanComponents bounds a scan request.
+const MaxScanComponents = 10000
+
+// Check refuses a scan request no scan could come from.
+func (q *ScanRequest) Check() error {
+	if q.Function != "" && !manifest.ValidName(q.Function) {
+		return fmt.Errorf("function: not a function name")
+	}
+	if len(q.Components) > MaxScanComponents {
+		return fmt.Errorf("components: more than %d", MaxScanComponents)
+	}
+	for i, c := range q.Components {
+		for _, f := range []string{c.Ecosystem, c.Name, c.Version, c.Source} {
+			if len(f) > 512 || !utf8.ValidString(f) || strings.ContainsFunc(f, unicode.IsControl) {
+				return fmt.Errorf("components[%d]: a field is over 512 bytes or not plain text", i)
+			}
+		}
+	}
+	for field, v := range map[string]string{"block": q.Block, "manifest_block": q.ManifestBlock} {
+		if v != "" && v != "none" && !slices.Contains(manifest.Severities, v) {
+			return fmt.Errorf("%s: %q is not low, medium, high, critical or none", field, truncate(v, 20))
+		}
+	}
+	if q.Unknown != "" && !slices.Contains(manifest.Severities, q.Unknown) {
+		return fmt.Errorf("unknown: %q is not low, medium, high or critical", truncate(q.Unknown, 20))
+	}
+	return nil
+}
+
+// scanVulns answers POST /api/v1/vulns/scan: a read of the database, which
+// changes nothing and so is not audited.
+func (a *API) scanVulns(w http.ResponseWriter, r *http.Request) {
+	var req ScanRequest
+	if err := decodeJSON(r, &req); err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", `the body must be {"function","components":[{"Ecosystem","Name","Version"}],...} under 1MiB`)
+		return
+	}
+	if err := req.Check(); err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	res, err := a.supply.scan(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (a *API) vulnFindings(w http.ResponseWriter, r *http.Request) {

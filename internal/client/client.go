@@ -281,6 +281,13 @@ func (c *Client) Vulns(ctx context.Context, out any) error {
 	return c.do(ctx, http.MethodGet, "/api/v1/vulns", "", nil, out)
 }
 
+// ScanVulns matches components against the node's imported database.
+func (c *Client) ScanVulns(ctx context.Context, req api.ScanRequest) (*api.ScanResult, error) {
+	b, _ := json.Marshal(req)
+	var out api.ScanResult
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/vulns/scan", "application/json", bytes.NewReader(b), &out)
+}
+
 // AllowVuln records an exception.
 func (c *Client) AllowVuln(ctx context.Context, req api.ExceptionRequest) (*supply.Exception, error) {
 	b, _ := json.Marshal(req)

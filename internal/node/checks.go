@@ -339,3 +339,30 @@ func (s *supplyChain) SBOM(ctx context.Context, fn string) ([]byte, error) {
 	}
 	return inventory.CycloneDX(fn, v.ID, &inventory.Inventory{GoVersion: rep.GoVersion, Main: rep.Main, Components: rep.Components})
 }
+
+// Scan matches a function's components, read by moat scan from its folder,
+// against the node's database, under the node's policy (or the request's)
+// and its exceptions for the function: what a deploy would decide.
+func (s *supplyChain) Scan(ctx context.Context, req api.ScanRequest) (*api.ScanResult, error) {
+	pol := s.cfg.VulnPolicy
+	if req.Block != "" {
+		pol.Block = req.Block
+	}
+	if req.Unknown != "" {
+		pol.Unknown = req.Unknown
+	}
+	m := &manifest.Manifest{Name: req.Function}
+	m.Vulnerabilities.Block = req.ManifestBlock
+	var exc []supply.Exception
+	if req.Function != "" {
+		var err error
+		if exc, err = s.exceptions.For(ctx, req.Function); err != nil {
+			return nil, err
+		}
+	}
+	findings := supply.Evaluate(s.db.Current(), req.Components, m, pol, exc, s.now())
+	if findings == nil {
+		findings = []supply.Finding{}
+	}
+	return &api.ScanResult{Database: s.db.Status(), Findings: findings, Threshold: threshold(pol, m), Exceptions: len(exc)}, nil
+}

@@ -525,6 +525,13 @@ func TestControlAPIHostileInput(t *testing.T) {
 		{"an exception for a bad function name", "POST", "/api/v1/vulns/exceptions", "application/json", strings.NewReader(`{"id":"GO-1","function":"../f","until":"` + time.Now().AddDate(0, 1, 0).Format(time.DateOnly) + `","reason":"r"}`), 400, "not a function name"},
 		{"advisories that are not a zip", "POST", "/api/v1/vulndb", "application/zip", strings.NewReader("PK\x03\x04garbage"), 400, "nothing was changed"},
 		{"an advisory that is not OSV", "POST", "/api/v1/vulndb", "application/json", strings.NewReader(`{"id":1}`), 400, "nothing was changed"},
+		{"a scan that is not JSON", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`[`), 400, "the body must be"},
+		{"a scan with unknown fields", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`{"components":[],"db":"/etc"}`), 400, "the body must be"},
+		{"a scan for a bad function name", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`{"function":"../x","components":[]}`), 400, "not a function name"},
+		{"a scan with a bad policy", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`{"components":[],"block":"severe"}`), 400, "is not low"},
+		{"a scan with control characters", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`{"components":[{"Ecosystem":"Go","Name":"a\u0000b","Version":"v1"}]}`), 400, "not plain text"},
+		{"a scan too large", "POST", "/api/v1/vulns/scan", "application/json", io.MultiReader(strings.NewReader(`{"components":[`), strings.NewReader(strings.Repeat(`{"Name":"x"},`, 200000))), 400, "the body must be"},
+		{"a scan of nothing", "POST", "/api/v1/vulns/scan", "application/json", strings.NewReader(`{"components":[]}`), 200, `"findings": []`},
 	}
 	for i := range tests {
 		tt := &tests[i]
