@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/moatfn/moat/internal/egress"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,6 +25,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var cfg node.Config
 	var logLevel, jwksFile, hsFile string
 	var trustedKeys []string
+	var egressAllow []string
 	var nodeInvocations, nodeGBSeconds string
 	var jwt auth.JWTConfig
 	cmd := &cobra.Command{
@@ -62,6 +64,13 @@ func newServeCmd(e *env) *cobra.Command {
 					return fmt.Errorf("--node-budget-gb-seconds: %w", err)
 				}
 				cfg.NodeBudget.GBSeconds = b
+			}
+			for _, v := range egressAllow {
+				p, err := egress.ParseAllow(v)
+				if err != nil {
+					return fmt.Errorf("--egress-allow: %w", err)
+				}
+				cfg.EgressAllow = append(cfg.EgressAllow, p)
 			}
 			if len(trustedKeys) > 0 {
 				keys, err := sign.LoadPublicKeys(trustedKeys)
@@ -143,6 +152,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.VulnPolicy.Disable, "vuln-disable", false, "disable a deployed function when a new import finds a blocking advisory in it, until it is redeployed or excepted")
 	f.BoolVar(&cfg.RequireSignature, "require-signature", false, "deploy only functions signed (moat sign) by a --trusted-key")
 	f.StringArrayVar(&trustedKeys, "trusted-key", nil, "public key file (moat keygen) whose signatures deploys may carry (repeatable)")
+	f.StringArrayVar(&egressAllow, "egress-allow", nil, "a loopback, private or link-local range (CIDR or one address) that functions' egress grants may name (repeatable); none by default")
 	f.StringVar(&cfg.EgressCAFile, "egress-ca-file", "", "PEM bundle of CAs that functions' HTTPS calls trust besides the system roots")
 	f.Float64Var(&cfg.Prices.PerMillionInvocations, "price-per-million-invocations", 0.20, "for moat usage cost estimates")
 	f.Float64Var(&cfg.Prices.PerGBSecond, "price-per-gb-second", 0.0000166667, "for moat usage cost estimates")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -187,8 +188,10 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		r := refusal(ip)
 		switch {
 		case r == "":
+		case literal && named.contains(ap) && Allowed(ip, c.allow):
+			// A grant names this very address, in a range the operator allows.
 		case literal && named.contains(ap):
-			// A grant names this very address: the deployer chose it.
+			return nil, &DeniedError{Reason: ip.String() + " is " + r + " and the node allows no egress there (moat serve --egress-allow)"}
 		case literal:
 			return nil, &DeniedError{Reason: ip.String() + " is " + r + " and no grant names it"}
 		default:
@@ -217,4 +220,64 @@ func controlDial(ctx context.Context, _, address string, _ syscall.RawConn) erro
 		return &DeniedError{Reason: "connect to " + address + ": not the address that was checked"}
 	}
 	return nil
+}
+
+// Allowed reports whether ip falls in one of the ranges allow.
+func Allowed(ip netip.Addr, allow []netip.Prefix) bool {
+	ip = ip.Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckGrant refuses, at deploy, an egress grant no call under it could
+// make or that reaches where only the operator may send functions: an
+// address that is not public (loopback, private, link-local, cloud
+// metadata, ...) outside the ranges allow, or a name that is loopback or a
+// metadata service's by definition.
+func CheckGrant(raw string, allow []netip.Prefix) error {
+	p, err := ParsePrefix(raw)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(p.Host); err == nil {
+		if r := refusal(ip); r != "" && !Allowed(ip, allow) {
+			return fmt.Errorf("egress %q: %s is %s; the node's operator allows no egress there (moat serve --egress-allow %s)", truncateText(raw, 200), ip, r, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+		}
+		return nil
+	}
+	switch h := p.Host; {
+	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
+		return fmt.Errorf("egress %q: %s is a loopback name; grant the address the operator allows instead", truncateText(raw, 200), h)
+	case h == "metadata" || h == "metadata.google.internal" || strings.HasSuffix(h, ".metadata.google.internal"):
+		return fmt.Errorf("egress %q: %s is a cloud metadata service", truncateText(raw, 200), h)
+	}
+	return nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// ParseAllow reads an operator's allowed range: a CIDR ("10.1.0.0/16") or
+// one address ("127.0.0.1").
+func ParseAllow(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%q: host bits set (did you mean %s?)", s, p.Masked())
+		}
+		return p, nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q: not a CIDR or an IP address", truncateText(s, 60))
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }

@@ -145,7 +145,7 @@ func TestDialRefusesBeforeConnecting(t *testing.T) {
 // non-public address by its literal lets dial go on to connect to exactly
 // that address (the test's control stops it there).
 func TestDialLetsGrantedLiteralThrough(t *testing.T) {
-	c := New(Config{})
+	c := New(Config{Allow: []netip.Prefix{netip.MustParsePrefix("169.254.169.254/32")}})
 	var got string
 	c.dialer.ControlContext = func(ctx context.Context, network, address string, rc syscall.RawConn) error {
 		if err := controlDial(ctx, network, address, rc); err != nil {
@@ -182,5 +182,53 @@ func TestControlDialRefusesUncheckedAddress(t *testing.T) {
 	}
 	if err := controlDial(context.Background(), "tcp4", "127.0.0.1:443", nil); err == nil {
 		t.Error("controlDial without a checked address = nil, want an error")
+	}
+}
+
+// TestDialRefusesLiteralTheOperatorAllowsNot: a grant naming a non-public
+// address is not enough; the operator must allow its range too.
+func TestDialRefusesLiteralTheOperatorAllowsNot(t *testing.T) {
+	for _, allow := range [][]netip.Prefix{nil, {netip.MustParsePrefix("10.0.0.0/8")}} {
+		c := New(Config{Allow: allow})
+		c.dialer.ControlContext = func(context.Context, string, string, syscall.RawConn) error {
+			t.Fatal("a connection was attempted")
+			return nil
+		}
+		ctx := context.WithValue(context.Background(), namedKey{}, namedBy([]Prefix{mustPrefix(t, "http://169.254.169.254/")}))
+		_, err := c.dial(ctx, "tcp", "169.254.169.254:80")
+		var d *DeniedError
+		if !errors.As(err, &d) || !strings.Contains(d.Reason, "allows no egress there") {
+			t.Fatalf("allow %v: dial = %v, want a denial naming the operator's ranges", allow, err)
+		}
+	}
+}
+
+func TestCheckGrant(t *testing.T) {
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.1.0.0/16")}
+	for _, tt := range []struct {
+		grant string
+		want  string // "" means allowed
+	}{
+		{"https://api.example.net/v3/", ""},
+		{"https://8.8.8.8/", ""},
+		{"https://127.0.0.1:8443/v3/", ""},
+		{"https://10.1.2.3/", ""},
+		{"https://127.0.0.2/", "loopback"},
+		{"http://169.254.169.254/latest/", "metadata"},
+		{"http://[fd00:ec2::254]/", "metadata"},
+		{"http://[::ffff:169.254.169.254]/", "IPv4-mapped"},
+		{"http://[::1]/", "loopback"},
+		{"https://10.2.0.1/", "private"},
+		{"https://192.168.1.1/", "private"},
+		{"http://100.100.100.200/", "metadata"},
+		{"http://0.0.0.0/", "this-network"},
+		{"https://localhost:8443/", "loopback name"},
+		{"https://db.localhost/", "loopback name"},
+		{"http://metadata.google.internal/", "metadata"},
+	} {
+		err := CheckGrant(tt.grant, allow)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckGrant(%q) = %v, want %q", tt.grant, err, tt.want)
+		}
 	}
 }

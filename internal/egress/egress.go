@@ -20,8 +20,9 @@
 //
 // Choices a reader may not expect:
 //
-//   - A grant naming an address literally ("http://169.254.169.254/")
-//     reaches it, metadata services included: the deployer asked for it.
+//   - A grant naming a non-public address literally ("http://10.0.0.5/")
+//     reaches it only if the node's operator allows a range holding it
+//     (Config.Allow): the deployer cannot draw that boundary alone.
 //   - Paths with non-ASCII characters, an encoded percent sign, or dots
 //     followed by ";params" are refused even under a granted prefix,
 //     because some servers normalise or decode them into "/" or "..".
@@ -95,6 +96,10 @@ type Config struct {
 	MaxResponse  int64          // response body bytes; zero or less means DefaultMaxResponse
 	Timeout      time.Duration  // a whole call, redirects included; zero or less means DefaultTimeout
 	MaxRedirects int            // zero means DefaultMaxRedirects; negative means return a 3xx as it is
+	// Allow are the non-public ranges the node's operator lets grants
+	// reach (moat serve --egress-allow); a grant naming an address in none
+	// of them is refused at deploy (CheckGrant) and at the call.
+	Allow []netip.Prefix
 }
 
 // Client makes egress calls. It holds one http.Transport, so connections
@@ -105,6 +110,7 @@ type Client struct {
 	maxResponse  int64
 	timeout      time.Duration
 	maxRedirects int
+	allow        []netip.Prefix
 
 	transport *http.Transport
 	dialer    *net.Dialer
@@ -120,6 +126,7 @@ func New(cfg Config) *Client {
 		maxResponse:  cfg.MaxResponse,
 		timeout:      cfg.Timeout,
 		maxRedirects: cfg.MaxRedirects,
+		allow:        cfg.Allow,
 	}
 	if c.maxRequest <= 0 {
 		c.maxRequest = DefaultMaxRequest

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"net/netip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -227,12 +228,16 @@ type fixture struct {
 	port string
 }
 
+// allowLoopback is what the tests' operator allows: the upstreams' range.
+var allowLoopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
 func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	ca := newTestCA(t, "moat test CA")
 	up := newUpstream()
 	srv := startTLS(t, ca.goodCert(t), nil, up)
 	cfg.RootCAs = ca.pool
+	cfg.Allow = append(cfg.Allow, allowLoopback...) // the upstreams listen on 127.0.0.1
 	return &fixture{c: New(cfg), ca: ca, up: up, srv: srv, base: srv.URL, port: port(t, srv)}
 }
 
@@ -310,7 +315,7 @@ func TestDoRefusesUngranted(t *testing.T) {
 }
 
 func TestDoHTTPNeedsHTTPGrant(t *testing.T) {
-	c := New(Config{})
+	c := New(Config{Allow: allowLoopback})
 	up := newUpstream()
 	srv := startHTTP(t, up)
 	p := port(t, srv)
@@ -474,7 +479,7 @@ func TestDoRedirects(t *testing.T) {
 		}
 	})
 	t.Run("not followed", func(t *testing.T) {
-		c := New(Config{RootCAs: f.ca.pool, MaxRedirects: -1})
+		c := New(Config{RootCAs: f.ca.pool, MaxRedirects: -1, Allow: allowLoopback})
 		resp, err := c.Do(t.Context(), httpsOnly, "GET", redirect("https://evil.example/"), nil, nil)
 		if err != nil || resp.Status != http.StatusFound || resp.Header.Get("Location") != "https://evil.example/" {
 			t.Fatalf("Do = %v, %v, want the 302 itself", resp, err)
@@ -543,7 +548,7 @@ func TestDoRefusesBadCertificates(t *testing.T) {
 			return strings.Contains(err.Error(), "protocol version")
 		}},
 	}
-	c := New(Config{RootCAs: ca.pool})
+	c := New(Config{RootCAs: ca.pool, Allow: allowLoopback})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := newUpstream()
@@ -611,7 +616,7 @@ func TestDoTimeout(t *testing.T) {
 	}
 
 	t.Run("context deadline", func(t *testing.T) {
-		c := New(Config{RootCAs: f.ca.pool})
+		c := New(Config{RootCAs: f.ca.pool, Allow: allowLoopback})
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
 		_, err := c.Do(ctx, grants, "GET", f.base+"/v3/slow", nil, nil)
@@ -620,7 +625,7 @@ func TestDoTimeout(t *testing.T) {
 		}
 	})
 	t.Run("context cancelled", func(t *testing.T) {
-		c := New(Config{RootCAs: f.ca.pool})
+		c := New(Config{RootCAs: f.ca.pool, Allow: allowLoopback})
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(200*time.Millisecond, cancel)
 		_, err := c.Do(ctx, grants, "GET", f.base+"/v3/slow", nil, nil)

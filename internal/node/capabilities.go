@@ -65,7 +65,7 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 	if err != nil {
 		return nil, err
 	}
-	ecfg := egress.Config{}
+	ecfg := egress.Config{Allow: n.cfg.EgressAllow}
 	if n.cfg.EgressCAFile != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/inventory"
+	"github.com/moatfn/moat/internal/egress"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sign"
@@ -102,6 +103,11 @@ func threshold(p supply.Policy, m *manifest.Manifest) string {
 // KV buckets the grants need.
 func (n *Node) deployChecks(caps *capabilities) func(ctx context.Context, m *manifest.Manifest, up *registry.Upload) (json.RawMessage, error) {
 	return func(ctx context.Context, m *manifest.Manifest, up *registry.Upload) (json.RawMessage, error) {
+		for _, g := range m.Permissions.Egress {
+			if err := egress.CheckGrant(g, n.cfg.EgressAllow); err != nil {
+				return nil, fmt.Errorf("%w: permissions.%w", registry.ErrBadDeploy, err)
+			}
+		}
 		rep, err := n.supply.check(ctx, m, up)
 		if err != nil {
 			return nil, err

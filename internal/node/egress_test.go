@@ -10,13 +10,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/moatfn/moat/internal/bundle"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,12 +89,28 @@ func TestEgressGrants(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: caFile})
+	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: caFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	wasm := testwasm.Bytes(t, "caps")
 	apiURL, _ := url.Parse(api.URL)
 	rogueURL, _ := url.Parse(rogue.URL)
 	deploy(t, n, capsManifest("mail", fmt.Sprintf("permissions: {egress: [\"%s/ok/\", \"%s/ok/\"]}\n", api.URL, rogue.URL)), wasm)
-	deploy(t, n, capsManifest("byname", fmt.Sprintf("permissions: {egress: [\"https://localhost:%s/ok/\"]}\n", apiURL.Port())), wasm)
+	// The operator draws the boundary: a grant reaching where the node does
+	// not allow is refused at deploy, naming the flag that would allow it.
+	for grant, want := range map[string]string{
+		"https://localhost:" + apiURL.Port() + "/ok/": "loopback name",
+		"http://169.254.169.254/latest/":              "cloud metadata address",
+		"https://127.0.0.2:" + apiURL.Port() + "/ok/": "--egress-allow 127.0.0.2/32",
+		"https://10.0.0.1/":                           "private address",
+		"http://[::1]/":                               "loopback address",
+	} {
+		b, err := bundle.Read(functionDir(t, capsManifest("bad-egress", fmt.Sprintf("permissions: {egress: [%q]}\n", grant)), wasm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.client.Deploy(context.Background(), b); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("deploy granting %s: %v, want a refusal naming %q", grant, err, want)
+		}
+	}
 	deploy(t, n, capsManifest("nogrant", ""), wasm)
 	get := func(fn, u string) capsResult { return caps(t, n, fn, "/http", url.Values{"url": {u}}) }
 
@@ -116,7 +135,7 @@ func TestEgressGrants(t *testing.T) {
 		{"cloud metadata", "mail", "http://169.254.169.254/latest/meta-data/"},
 		{"redirect to metadata", "mail", api.URL + "/ok/out"},
 		{"no grant", "nogrant", api.URL + "/ok/hello"},
-		{"a name that resolves to loopback", "byname", "https://localhost:" + apiURL.Port() + "/ok/hello"},
+		{"an allowed address on a name that resolves to it", "mail", "https://localhost:" + apiURL.Port() + "/ok/hello"},
 	} {
 		if r := get(c.fn, c.url); r.Code != codeDenied {
 			t.Errorf("%s: %+v, want denied", c.name, r)

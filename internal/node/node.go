@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,9 @@ type Config struct {
 	// EgressCAFile, if set, is a PEM bundle trusted for functions' HTTPS
 	// calls besides the system roots.
 	EgressCAFile string
+	// EgressAllow are the non-public ranges (loopback, private,
+	// link-local, metadata) egress grants may name; none by default.
+	EgressAllow []netip.Prefix
 	// RequireSignature refuses deploys not signed by one of TrustedKeys.
 	RequireSignature bool
 	TrustedKeys      []sign.PublicKey

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -115,7 +116,7 @@ func startWidgets(t *testing.T) *widgets {
 	w.relaxed = func(y string) string {
 		return strings.Replace(w.toMailer(y), "rate_per_caller: 2/s", "rate_per_caller: 1000/s", 1)
 	}
-	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: mail.CAFile})
+	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: mail.CAFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	w.n = n
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "Go/all.zip"), nil); err != nil {
 		t.Fatal(err)
