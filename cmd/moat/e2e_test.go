@@ -490,7 +490,7 @@ func (s *server) moatIn(t *testing.T, stdin string, args ...string) (string, str
 func TestSecretAndKVCommands(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	const value = "sk-e2e-5d1f0c9a"
-	if _, _, err := s.moatIn(t, value+"\n", "secret", "set", "MAILER_KEY"); err != nil {
+	if _, _, err := s.moatIn(t, value+"\n", "secret", "set", "MAILER_KEY", "--functions", "form"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.moatIn(t, "", "secret", "set", "EMPTY"); err == nil {

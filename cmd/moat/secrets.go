@@ -15,12 +15,16 @@ import (
 
 func newSecretCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Set, list and remove secrets; values are never shown"}
+	var functions []string
 	set := &cobra.Command{
-		Use:   "set NAME",
+		Use:   "set NAME [--functions a,b]",
 		Short: "Set a secret from stdin (one trailing newline is dropped)",
 		Long: "Set a secret: its value is read from stdin, so that it never appears in a\n" +
-			"command line or a shell history. Only functions whose manifest lists NAME\n" +
-			"under permissions.secrets can read it.",
+			"command line or a shell history. A function can read it only if its\n" +
+			"manifest lists NAME under permissions.secrets and the secret's list of\n" +
+			"functions names it: --functions sets that list (admin only; audited), and\n" +
+			"a deploy granting the secret to any other function is refused. A secret\n" +
+			"nobody listed functions for may be granted to none.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			value, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10+2))
@@ -42,9 +46,37 @@ func newSecretCmd(e *env) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "secret %s set\n", args[0])
+			if cmd.Flags().Changed("functions") {
+				if err := c.SetSecretFunctions(cmd.Context(), args[0], functions); err != nil {
+					return fmt.Errorf("the value is set, its functions are not: %w", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "secret %s may be granted to: %s\n", args[0], orNone(functions))
+			}
 			return nil
 		},
 	}
+	set.Flags().StringSliceVar(&functions, "functions", nil, "the functions that may be granted the secret (admin only); replaces the list")
+	var allowed []string
+	allow := &cobra.Command{
+		Use:   "allow NAME --functions a,b",
+		Short: "Set the functions a secret may be granted to, keeping its value (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("functions") {
+				return errors.New("--functions is required (an empty list allows none)")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.SetSecretFunctions(cmd.Context(), args[0], allowed); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "secret %s may be granted to: %s\n", args[0], orNone(allowed))
+			return nil
+		},
+	}
+	allow.Flags().StringSliceVar(&allowed, "functions", nil, "the functions that may be granted the secret; replaces the list")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List secrets by name and date (never values)",
@@ -60,9 +92,9 @@ func newSecretCmd(e *env) *cobra.Command {
 			}
 			return e.print(list, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED\tBY")
+				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED\tBY\tFUNCTIONS")
 				for _, s := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Created.Format(time.RFC3339), s.Updated.Format(time.RFC3339), s.UpdatedBy)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Created.Format(time.RFC3339), s.Updated.Format(time.RFC3339), s.UpdatedBy, orNone(s.Functions))
 				}
 				tw.Flush()
 			})
@@ -98,8 +130,15 @@ func newSecretCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(set, ls, rm, rotate)
+	cmd.AddCommand(set, allow, ls, rm, rotate)
 	return cmd
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "(none)"
+	}
+	return strings.Join(list, ",")
 }
 
 func newKVCmd(e *env) *cobra.Command {

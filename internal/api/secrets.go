@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/moatfn/moat/internal/manifest"
@@ -17,6 +18,7 @@ type secretStore interface {
 	Set(ctx context.Context, name string, value []byte, actor string) error
 	List(ctx context.Context) ([]secrets.Meta, error)
 	Delete(ctx context.Context, name string) error
+	SetFunctions(ctx context.Context, name string, functions []string, actor string) error
 }
 
 type bucketLister interface {
@@ -54,6 +56,44 @@ func (a *API) setSecret(w http.ResponseWriter, r *http.Request) {
 		a.log.InfoContext(r.Context(), "secret set", slog.String("name", name), slog.String("remote_addr", r.RemoteAddr))
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// SecretFunctions is the body of PUT /api/v1/secrets/{name}/functions.
+type SecretFunctions struct {
+	Functions []string `json:"functions"`
+}
+
+// setSecretFunctions sets the functions allowed to be granted a secret:
+// the operator's boundary, so an admin's alone, and audited with the list.
+func (a *API) setSecretFunctions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := manifest.CheckSecretName(name); err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+		return
+	}
+	var req SecretFunctions
+	if err := decodeJSON(r, &req); err != nil {
+		Problem(w, http.StatusBadRequest, "bad request", `the body must be {"functions":["name",...]}`)
+		return
+	}
+	err := a.secrets.SetFunctions(r.Context(), name, req.Functions, identity(r).User())
+	rec := outcome("secret.functions", name, err)
+	rec.Resource = truncate(strings.Join(req.Functions, ","), 300)
+	if err != nil {
+		rec.Reason = truncate(err.Error(), 300)
+	}
+	aerr := a.record(r, rec, true)
+	switch {
+	case errors.Is(err, secrets.ErrNotFound):
+		Problem(w, http.StatusNotFound, "not found", err.Error())
+	case err != nil:
+		Problem(w, http.StatusBadRequest, "bad request", err.Error())
+	case aerr != nil:
+		Problem(w, http.StatusInternalServerError, "not recorded", "the list was stored but its audit record was not; see the node's log")
+	default:
+		a.log.InfoContext(r.Context(), "secret functions set", slog.String("name", name), slog.String("remote_addr", r.RemoteAddr))
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) {

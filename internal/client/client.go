@@ -243,6 +243,12 @@ func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error
 	return c.do(ctx, http.MethodPut, "/api/v1/secrets/"+url.PathEscape(name), "application/octet-stream", bytes.NewReader(value), nil)
 }
 
+// SetSecretFunctions sets the functions allowed to be granted a secret.
+func (c *Client) SetSecretFunctions(ctx context.Context, name string, functions []string) error {
+	b, _ := json.Marshal(api.SecretFunctions{Functions: functions})
+	return c.do(ctx, http.MethodPut, "/api/v1/secrets/"+url.PathEscape(name)+"/functions", "application/json", bytes.NewReader(b), nil)
+}
+
 // ListSecrets lists secrets' names and dates, never their values.
 func (c *Client) ListSecrets(ctx context.Context) ([]secrets.Meta, error) {
 	var out []secrets.Meta

@@ -49,6 +49,7 @@ func benchHandler(b *testing.B, manifest, path string, want int) {
 func BenchmarkHostCall(b *testing.B) {
 	n := startNodeConfig(b, Config{DataDir: b.TempDir(), NoSync: true})
 	ctx := context.Background()
+	setSecret(b, n, "API_KEY", "key-0123456789abcdef", "caps")
 	deploy(b, n, capsManifest("caps", "permissions: {kv: {data: read-write}, secrets: [API_KEY]}\n"), testwasm.Bytes(b, "caps"))
 	value := strings.Repeat("v", 100)
 	h := n.server.Handler
@@ -60,9 +61,6 @@ func BenchmarkHostCall(b *testing.B) {
 		}
 	}
 	call("/kv/put?b=data&k=item&v=" + value)
-	if err := n.client.SetSecret(ctx, "API_KEY", []byte("key-0123456789abcdef")); err != nil {
-		b.Fatal(err)
-	}
 	const calls = 1000
 	perCall := func(b *testing.B, target string) {
 		// The invocation without calls, measured first: the median of 21.

@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/client"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -221,12 +225,10 @@ func TestSecretsGrantedOnly(t *testing.T) {
 	n := startNode(t, t.TempDir())
 	ctx := context.Background()
 	wasm := testwasm.Bytes(t, "caps")
+	const value = "mk-live-7f3a9c2e1b"
+	setSecret(t, n, "MAILER_KEY", value, "mailer")
 	deploy(t, n, capsManifest("mailer", "env: {MODE: test}\npermissions: {secrets: [MAILER_KEY]}\n"), wasm)
 	deploy(t, n, capsManifest("other", ""), wasm)
-	const value = "mk-live-7f3a9c2e1b"
-	if err := n.client.SetSecret(ctx, "MAILER_KEY", []byte(value)); err != nil {
-		t.Fatal(err)
-	}
 	if err := n.client.SetSecret(ctx, "DB_PASSWORD", []byte("hunter2-db")); err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +376,7 @@ func TestFunctionCalls(t *testing.T) {
 
 func TestGrantUseReported(t *testing.T) {
 	n := startNode(t, t.TempDir())
+	setSecret(t, n, "NEVER_READ", "x", "partial")
 	deploy(t, n, capsManifest("partial", "permissions: {kv: {used: read-write, idle: read}, secrets: [NEVER_READ]}\n"), testwasm.Bytes(t, "caps"))
 	wantCode(t, "put", caps(t, n, "partial", "/kv/put", url.Values{"b": {"used"}, "k": {"k"}, "v": {"v"}}), 0)
 	list, err := n.client.List(context.Background())
@@ -399,11 +402,9 @@ func TestEncryptedAtRest(t *testing.T) {
 	data := t.TempDir()
 	n := startNode(t, data)
 	ctx := context.Background()
-	deploy(t, n, capsManifest("vault", "permissions: {kv: {notes: read-write}, secrets: [TOKEN]}\n"), testwasm.Bytes(t, "caps"))
 	const secret, value = "s3cr3t-TOKEN-zq81xw", "kv-plaintext-marker-94jd"
-	if err := n.client.SetSecret(ctx, "TOKEN", []byte(secret)); err != nil {
-		t.Fatal(err)
-	}
+	setSecret(t, n, "TOKEN", secret, "vault")
+	deploy(t, n, capsManifest("vault", "permissions: {kv: {notes: read-write}, secrets: [TOKEN]}\n"), testwasm.Bytes(t, "caps"))
 	wantCode(t, "put", caps(t, n, "vault", "/kv/put", url.Values{"b": {"notes"}, "k": {"n1"}, "v": {value}}), 0)
 	n.stop()
 	info, err := os.Stat(filepath.Join(data, "master.key"))
@@ -463,5 +464,90 @@ func scanFor(t *testing.T, dir string, needles ...string) {
 	}
 	if files < 5 {
 		t.Fatalf("only %d files under %s: the scan saw nothing", files, dir)
+	}
+}
+
+// TestSecretBoundary: the operator draws which functions may be granted a
+// secret, the deployer works inside it. A deployer key cannot deploy a
+// public function granted a secret outside its list (and so cannot echo
+// the secret), cannot change the list, and a function dropped from the list
+// after its deploy can no longer read the secret.
+func TestSecretBoundary(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	ctx := context.Background()
+	wasm := testwasm.Bytes(t, "caps")
+	const value = "sk-boundary-91cf3e"
+	setSecret(t, n, "STRIPE_KEY", value, "billing")
+
+	dep := createKey(t, n, api.KeyRequest{Role: auth.RoleDeployer})
+	deployer, err := client.New(n.URL(), dep.Token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tryDeploy := func(c *client.Client, name, perms string) error {
+		b, err := bundle.Read(functionDir(t, capsManifest(name, perms), wasm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Deploy(ctx, b)
+		return err
+	}
+	for name, tt := range map[string]struct{ perms, want string }{
+		"echo":    {"permissions: {secrets: [STRIPE_KEY]}\n", "STRIPE_KEY may not be granted to echo"},
+		"unset":   {"permissions: {secrets: [NOT_SET]}\n", "NOT_SET is not set"},
+		"several": {"permissions: {secrets: [STRIPE_KEY, NOT_SET]}\n", "not"},
+	} {
+		if err := tryDeploy(deployer, name, tt.perms); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("deploy of %s by a deployer: %v, want a refusal naming %q", name, err, tt.want)
+		}
+		if err := tryDeploy(n.client, name, tt.perms); err == nil {
+			t.Errorf("deploy of %s by the admin succeeded: the list binds admins' deploys too", name)
+		}
+	}
+	if _, err := n.client.Get(ctx, "echo"); err == nil {
+		t.Error("a refused deploy left a function behind")
+	}
+	// The deployer cannot widen the list, nor clear it; the admin's list stands.
+	for _, fns := range [][]string{{"billing", "echo"}, {}} {
+		if err := deployer.SetSecretFunctions(ctx, "STRIPE_KEY", fns); err == nil || !strings.Contains(err.Error(), "403") && !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("a deployer set the functions of a secret to %v: %v", fns, err)
+		}
+	}
+	// Inside the boundary: the deployer deploys billing, which reads the secret.
+	if err := tryDeploy(deployer, "billing", "permissions: {secrets: [STRIPE_KEY]}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r := caps(t, n, "billing", "/secret", url.Values{"name": {"STRIPE_KEY"}}); !r.OK || r.Value != value {
+		t.Fatalf("billing reads its secret: %+v", r)
+	}
+	// Setting the value again (a rotation, a deployer may) keeps the list.
+	if err := deployer.SetSecret(ctx, "STRIPE_KEY", []byte(value+"-2")); err != nil {
+		t.Fatal(err)
+	}
+	if r := caps(t, n, "billing", "/secret", url.Values{"name": {"STRIPE_KEY"}}); !r.OK || r.Value != value+"-2" {
+		t.Fatalf("after rotation: %+v", r)
+	}
+	// The operator takes billing off the list: the deployed version is denied.
+	if err := n.client.SetSecretFunctions(ctx, "STRIPE_KEY", []string{"payroll"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := caps(t, n, "billing", "/secret", url.Values{"name": {"STRIPE_KEY"}}); r.Code != codeDenied || strings.Contains(r.Err, value) {
+		t.Fatalf("billing after it left the list: %+v", r)
+	}
+	if recs := records(t, n, url.Values{"action": {"secret.functions"}}, 2); len(recs) < 2 || recs[0].Target != "STRIPE_KEY" {
+		t.Fatalf("secret.functions records: %+v", recs)
+	}
+	list, err := n.client.ListSecrets(ctx)
+	if err != nil || len(list) != 1 || fmt.Sprint(list[0].Functions) != "[payroll]" || strings.Contains(fmt.Sprint(list), value) {
+		t.Fatalf("secret ls: %+v %v", list, err)
+	}
+	// Hostile lists are refused, and the list stands.
+	for _, bad := range [][]string{{"../x"}, {"UPPER"}, {strings.Repeat("a", 70)}} {
+		if err := n.client.SetSecretFunctions(ctx, "STRIPE_KEY", bad); err == nil {
+			t.Errorf("functions %q accepted", bad)
+		}
+	}
+	if err := n.client.SetSecretFunctions(ctx, "NOT_SET", []string{"x"}); err == nil || !strings.Contains(err.Error(), "404") && !strings.Contains(err.Error(), "no such secret") {
+		t.Errorf("functions of a secret not set: %v", err)
 	}
 }

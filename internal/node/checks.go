@@ -22,6 +22,7 @@ import (
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sign"
+	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/vulndb"
 )
@@ -103,6 +104,16 @@ func threshold(p supply.Policy, m *manifest.Manifest) string {
 // KV buckets the grants need.
 func (n *Node) deployChecks(caps *capabilities) func(ctx context.Context, m *manifest.Manifest, up *registry.Upload) (json.RawMessage, error) {
 	return func(ctx context.Context, m *manifest.Manifest, up *registry.Upload) (json.RawMessage, error) {
+		for _, name := range m.Permissions.Secrets {
+			switch err := caps.secrets.MayGrant(ctx, name, m.Name); {
+			case errors.Is(err, secrets.ErrNotFound):
+				return nil, fmt.Errorf("%w: permissions.secrets: %s is not set; an admin sets it and the functions it may be granted to: moat secret set %s --functions %s", registry.ErrBadDeploy, name, name, m.Name)
+			case errors.Is(err, secrets.ErrNotAllowed):
+				return nil, fmt.Errorf("%w: permissions.secrets: %s may not be granted to %s; only an admin can allow it: moat secret allow %s --functions ...,%s", registry.ErrBadDeploy, name, m.Name, name, m.Name)
+			case err != nil:
+				return nil, err
+			}
+		}
 		for _, g := range m.Permissions.Egress {
 			if err := egress.CheckGrant(g, n.cfg.EgressAllow); err != nil {
 				return nil, fmt.Errorf("%w: permissions.%w", registry.ErrBadDeploy, err)

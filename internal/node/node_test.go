@@ -118,6 +118,18 @@ limits: {memory: 64MiB, timeout: 2s, response: 1MiB, body: 1MiB}
 http: {auth: public}
 `
 
+// setSecret sets a secret and, as an admin, the functions that may be
+// granted it.
+func setSecret(t testing.TB, n *testNode, name, value string, functions ...string) {
+	t.Helper()
+	if err := n.client.SetSecret(context.Background(), name, []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.client.SetSecretFunctions(context.Background(), name, functions); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func invoke(t *testing.T, n *testNode, method, fn, path string, body []byte) (*http.Response, string) {
 	t.Helper()
 	resp, b, err := n.client.Invoke(context.Background(), method, fn, path, nil, body)

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,9 +111,7 @@ http: {auth: public, methods: [GET, POST]}
 // its grants, exactly as a command does; a denial is audited.
 func TestReactorCapabilities(t *testing.T) {
 	n := startNode(t, t.TempDir())
-	if err := n.client.SetSecret(context.Background(), "TOKEN", []byte("s3cret-value")); err != nil {
-		t.Fatal(err)
-	}
+	setSecret(t, n, "TOKEN", "s3cret-value", "granted")
 	wasm := testwasm.Bytes(t, "reactor")
 	base := "module: fn.wasm\nlimits: {memory: 64MiB, timeout: 5s}\nhttp: {auth: public}\n"
 	deploy(t, n, "name: granted\n"+base+"permissions: {kv: {b: read-write}, secrets: [TOKEN]}\n", wasm)

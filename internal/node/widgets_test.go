@@ -121,14 +121,12 @@ func startWidgets(t *testing.T) *widgets {
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "Go/all.zip"), nil); err != nil {
 		t.Fatal(err)
 	}
+	setSecret(t, n, "MAILER_KEY", widgetsMailerKey, "contact")
 	for _, f := range []struct {
 		name string
 		edit func(string) string
 	}{{"page", nil}, {"catalog-pdf", nil}, {"inventory-admin", nil}, {"contact", w.relaxed}} {
 		deployDir(t, n, widgetFolder(t, f.name, widgetsDir(f.name), f.edit))
-	}
-	if err := n.client.SetSecret(ctx, "MAILER_KEY", []byte(widgetsMailerKey)); err != nil {
-		t.Fatal(err)
 	}
 	admin, _ := os.ReadFile(filepath.Join(data, "admin.token"))
 	for item, stock := range map[string]string{"blue/big": `{"stock":5,"price":"12.50 EUR"}`, "green/small": `{"stock":3,"price":"4.20 EUR"}`, "red/tiny": `{"stock":0,"price":"1.10 EUR"}`} {

@@ -32,12 +32,23 @@ const scope = "secrets"
 // ErrNotFound reports a secret that is not set.
 var ErrNotFound = errors.New("no such secret")
 
+// ErrNotAllowed reports a function the secret's list does not name.
+var ErrNotAllowed = errors.New("not among the functions allowed the secret")
+
+// MaxFunctions bounds a secret's list of functions.
+const MaxFunctions = 1000
+
 // Meta is what anyone with the right role may see of a secret.
 type Meta struct {
 	Name      string    `json:"name"`
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
 	UpdatedBy string    `json:"updated_by,omitempty"`
+	// Functions are the functions an admin allows to be granted the
+	// secret: a deploy granting it to any other is refused, and so is a
+	// read by one. None until an admin names them.
+	Functions   []string `json:"functions"`
+	FunctionsBy string   `json:"functions_by,omitempty"`
 }
 
 type entry struct {
@@ -137,6 +148,7 @@ func (s *Store) Set(ctx context.Context, name string, value []byte, actor string
 			var old entry
 			if json.Unmarshal(cur, &old) == nil && !old.Created.IsZero() {
 				e.Created = old.Created
+				e.Functions, e.FunctionsBy = old.Functions, old.FunctionsBy
 			}
 		}
 		e.Updated, e.UpdatedBy = now, actor
@@ -151,6 +163,63 @@ func (s *Store) Set(ctx context.Context, name string, value []byte, actor string
 		s.apply(kve)
 	}
 	return nil
+}
+
+// SetFunctions sets the functions allowed to be granted name, replacing the
+// list; an empty list allows none. The secret must be set.
+func (s *Store) SetFunctions(ctx context.Context, name string, functions []string, actor string) error {
+	if err := manifest.CheckSecretName(name); err != nil {
+		return err
+	}
+	if len(functions) > MaxFunctions {
+		return fmt.Errorf("more than %d functions", MaxFunctions)
+	}
+	list := slices.Clone(functions)
+	for _, f := range list {
+		if !manifest.ValidName(f) {
+			return fmt.Errorf("%q is not a function name", truncate(f, 70))
+		}
+	}
+	slices.Sort(list)
+	list = slices.Compact(list)
+	if list == nil {
+		list = []string{}
+	}
+	err := store.Modify(ctx, s.kv, name, 5, func(cur []byte) ([]byte, error) {
+		var e entry
+		if cur == nil || json.Unmarshal(cur, &e) != nil || e.Sealed == nil {
+			return nil, fmt.Errorf("%w: %s (set its value first)", ErrNotFound, name)
+		}
+		e.Functions, e.FunctionsBy = list, actor
+		return json.Marshal(e)
+	})
+	if err != nil {
+		return err
+	}
+	if kve, err := s.kv.Get(ctx, name); err == nil {
+		s.apply(kve)
+	}
+	return nil
+}
+
+// MayGrant tells whether fn may be granted name: nil, ErrNotFound, or
+// ErrNotAllowed.
+func (s *Store) MayGrant(ctx context.Context, name, fn string) error {
+	e, err := s.entry(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(e.Functions, fn) {
+		return ErrNotAllowed
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // Get returns name's value.

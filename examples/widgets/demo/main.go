@@ -86,6 +86,10 @@ func run() error {
 	if err := c.SetSecret(ctx, "MAILER_KEY", []byte(key)); err != nil {
 		return fmt.Errorf("set MAILER_KEY: %w", err)
 	}
+	// The operator's boundary: only contact may be granted the mail key.
+	if err := c.SetSecretFunctions(ctx, "MAILER_KEY", []string{"contact"}); err != nil {
+		return fmt.Errorf("allow MAILER_KEY to contact: %w", err)
+	}
 	if err := n.DeployDirs(ctx, []string{filepath.Join(*examples, "hello"), filepath.Join(*examples, "minimal")}); err != nil {
 		return err
 	}
