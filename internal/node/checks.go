@@ -17,12 +17,12 @@ import (
 
 	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
-	"github.com/moatfn/moat/internal/inventory"
 	"github.com/moatfn/moat/internal/egress"
+	"github.com/moatfn/moat/internal/inventory"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/registry"
-	"github.com/moatfn/moat/internal/sign"
 	"github.com/moatfn/moat/internal/secrets"
+	"github.com/moatfn/moat/internal/sign"
 	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/vulndb"
 )
