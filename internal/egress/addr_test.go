@@ -232,3 +232,16 @@ func TestCheckGrant(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAllow(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1/32", "10.1.0.0/16": "10.1.0.0/16", "::1": "::1/128", "::ffff:10.0.0.1": "10.0.0.1/32", "fd00::/8": "fd00::/8"} {
+		if p, err := ParseAllow(in); err != nil || p.String() != want {
+			t.Errorf("ParseAllow(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, in := range []string{"", "10.1.2.3/16", "localhost", "10.0.0.0/33", "fe80::1%eth0", "1.2.3.4/8x"} {
+		if p, err := ParseAllow(in); err == nil {
+			t.Errorf("ParseAllow(%q) = %v, want an error", in, p)
+		}
+	}
+}
