@@ -652,3 +652,78 @@ func TestSupplyChainCommands(t *testing.T) {
 		t.Fatalf("vuln ls:\n%s", out)
 	}
 }
+
+// TestVersionsAndInspect: no dead end between deploy and rollback. The
+// versions a rollback needs are listed, inspect shows a function whole, and
+// a module path given to deploy is read as its folder or refused saying why.
+func TestVersionsAndInspect(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../../examples/minimal/minimal.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "minimal.wasm"), wasm, 0o644)
+	manifest := "name: vers\nmodule: minimal.wasm\nhttp: {auth: public}\npermissions: {kv: {vers-data: read}}\n"
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644)
+
+	// The module path deploys its folder.
+	if out := s.mustMoat(t, "deploy", filepath.Join(dir, "minimal.wasm")); !strings.Contains(out, "deployed vers version") {
+		t.Fatalf("deploy of the module path:\n%s", out)
+	}
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest+"owner: team-a\n"), 0o644)
+	s.mustMoat(t, "deploy", dir)
+
+	var vs []struct {
+		ID           string `json:"id"`
+		Active       bool   `json:"active"`
+		DeployedBy   string `json:"deployed_by"`
+		ModuleSHA256 string `json:"module_sha256"`
+	}
+	if err := json.Unmarshal([]byte(s.mustMoat(t, "versions", "vers", "-o", "json")), &vs); err != nil || len(vs) != 2 {
+		t.Fatalf("versions -o json: %v %+v", err, vs)
+	}
+	if vs[0].Active || !vs[1].Active || vs[0].ModuleSHA256 == "" || vs[0].ModuleSHA256 != vs[1].ModuleSHA256 || vs[0].DeployedBy != "admin" {
+		t.Fatalf("versions: %+v", vs)
+	}
+	text := s.mustMoat(t, "versions", "vers")
+	if lines := strings.Split(strings.TrimSpace(text), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[1], vs[1].ID) || !strings.Contains(lines[1], "*") || strings.Contains(lines[2], "*") {
+		t.Fatalf("versions (newest first, the active one marked):\n%s", text)
+	}
+	// What versions lists is what rollback takes.
+	s.mustMoat(t, "rollback", "vers", vs[0].ID)
+	out := s.mustMoat(t, "inspect", "vers")
+	for _, want := range []string{"vers: serving, version " + vs[0].ID, "kv:vers-data:read", "last used never", "findings:", "auth public"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+	var in struct {
+		Active   string            `json:"active"`
+		Versions []json.RawMessage `json:"versions"`
+		Grants   []json.RawMessage `json:"grants"`
+		Findings []json.RawMessage `json:"findings"`
+		Manifest map[string]any    `json:"manifest"`
+	}
+	raw := s.mustMoat(t, "inspect", "vers", "-o", "json")
+	if err := json.Unmarshal([]byte(raw), &in); err != nil || in.Active != vs[0].ID || len(in.Versions) != 2 || len(in.Grants) != 1 || in.Findings == nil || in.Manifest["name"] != "vers" {
+		t.Fatalf("inspect -o json: %v\n%s", err, raw)
+	}
+	if _, _, err := s.moat(t, "inspect", "nonesuch"); err == nil {
+		t.Error("inspect of no function succeeded")
+	}
+
+	// A module whose folder's manifest names another module: refused, saying so.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "a.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(other, "b.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(other, "moat.yaml"), []byte("name: other\nmodule: b.wasm\n"), 0o644)
+	if _, _, err := s.moat(t, "deploy", filepath.Join(other, "a.wasm")); err == nil || !strings.Contains(err.Error(), "names module b.wasm, not a.wasm") {
+		t.Errorf("deploy of a module its manifest does not name: %v", err)
+	}
+	lone := t.TempDir()
+	os.WriteFile(filepath.Join(lone, "x.wasm"), wasm, 0o644)
+	if _, _, err := s.moat(t, "deploy", filepath.Join(lone, "x.wasm")); err == nil || !strings.Contains(err.Error(), "is a WebAssembly module, not a manifest") {
+		t.Errorf("deploy of a module with no manifest beside it: %v", err)
+	}
+}

@@ -57,6 +57,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newRmCmd(e),
 		newLogsCmd(e),
 		newRollbackCmd(e),
+		newVersionsCmd(e),
+		newInspectCmd(e),
 		newNewCmd(e),
 		newBuildCmd(e),
 		newKeyCmd(e),

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -30,9 +31,40 @@ type Bundle struct {
 	Signature []byte
 }
 
+// isModule reports whether path is a regular file holding a WebAssembly
+// module (by its magic number), and its base name.
+func isModule(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != "\x00asm" {
+		return "", false
+	}
+	return filepath.Base(path), true
+}
+
 // Read loads the manifest at path (a folder holding moat.yaml, or the file)
 // and every file it names.
 func Read(path string) (*Bundle, error) {
+	if mod, ok := isModule(path); ok {
+		// A module given where a manifest goes: its folder's manifest, if
+		// that is the manifest of this module.
+		dir := filepath.Dir(path)
+		m, _, err := manifest.Load(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s is a WebAssembly module, not a manifest, and its folder has no usable %s: %w", path, manifest.FileName, err)
+		}
+		if filepath.Clean(filepath.Join(dir, filepath.FromSlash(m.Module))) != filepath.Clean(path) {
+			return nil, fmt.Errorf("%s is a WebAssembly module, not a manifest; the %s beside it names module %s, not %s", path, manifest.FileName, m.Module, mod)
+		}
+		path = dir
+	}
 	m, dir, err := manifest.Load(path)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/supply"
+)
+
+// versionView is one deployed version as versions and inspect show it.
+type versionView struct {
+	ID           string    `json:"id"`
+	Active       bool      `json:"active"`
+	Deployed     time.Time `json:"deployed"`
+	DeployedBy   string    `json:"deployed_by"`
+	ModuleSHA256 string    `json:"module_sha256"`
+	ModuleSize   int64     `json:"module_size"`
+	SignedBy     string    `json:"signed_by,omitempty"`
+	Findings     int       `json:"findings"`
+}
+
+func viewVersions(f *registry.Function) []versionView {
+	out := make([]versionView, 0, len(f.Versions))
+	for _, v := range f.Versions {
+		vv := versionView{ID: v.ID, Active: v.ID == f.Active, Deployed: v.Deployed, DeployedBy: v.DeployedBy, ModuleSize: v.ModuleSize}
+		if v.Manifest != nil {
+			vv.ModuleSHA256 = v.Files[v.Manifest.Module]
+		}
+		var rep supply.Report
+		if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil {
+			vv.SignedBy, vv.Findings = rep.SignedBy, len(rep.Findings)
+		}
+		out = append(out, vv)
+	}
+	return out
+}
+
+func printVersions(w io.Writer, vs []versionView) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tACTIVE\tDEPLOYED\tBY\tMODULE SHA-256\tSIGNED BY\tFINDINGS")
+	for i := len(vs) - 1; i >= 0; i-- { // newest first
+		v := vs[i]
+		active := ""
+		if v.Active {
+			active = "*"
+		}
+		sum := v.ModuleSHA256
+		if len(sum) > 16 {
+			sum = sum[:16]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", v.ID, active, v.Deployed.UTC().Format(time.RFC3339), v.DeployedBy, sum, orDash(v.SignedBy), v.Findings)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newVersionsCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "versions NAME",
+		Short: "List a function's versions, newest first, with the one serving marked (for rollback)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			f, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			vs := viewVersions(f)
+			return e.print(vs, func(w io.Writer) { printVersions(w, vs) })
+		},
+	}
+}
+
+// inspection is what moat inspect shows of a function.
+type inspection struct {
+	Name     string            `json:"name"`
+	Active   string            `json:"active"`
+	Status   string            `json:"status"`
+	Versions []versionView     `json:"versions"`
+	Manifest any               `json:"manifest"`
+	Grants   []api.GrantUse    `json:"grants"`
+	Findings []supply.Finding  `json:"findings"`
+	Files    map[string]string `json:"files"`
+}
+
+func newInspectCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Show a function: its versions, the serving manifest, its grants and their last use, its findings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			f, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			in := inspection{Name: f.Name, Active: f.Active, Status: "serving", Versions: viewVersions(f), Grants: []api.GrantUse{}, Findings: []supply.Finding{}, Files: map[string]string{}}
+			if f.Disabled != "" {
+				in.Status = "disabled: " + f.Disabled
+			}
+			if v := f.ActiveVersion(); v != nil {
+				in.Manifest, in.Files = v.Manifest, v.Files
+				var rep supply.Report
+				if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil && rep.Findings != nil {
+					in.Findings = rep.Findings
+				}
+			}
+			// Grant use comes with the list (deployer, admin and auditor may read it).
+			if list, err := c.List(cmd.Context()); err == nil {
+				for _, s := range list {
+					if s.Name == f.Name && s.Grants != nil {
+						in.Grants = s.Grants
+					}
+				}
+			}
+			return e.print(in, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %s, version %s\n", in.Name, in.Status, in.Active)
+				if v := f.ActiveVersion(); v != nil && v.Manifest != nil {
+					m := v.Manifest
+					fmt.Fprintf(w, "auth %s, methods %s, memory %s, timeout %s\n", m.HTTP.Auth, orDash(strings.Join(m.HTTP.Methods, ",")), m.Limits.Memory, m.Limits.Timeout)
+				}
+				fmt.Fprintln(w, "\nversions:")
+				printVersions(w, in.Versions)
+				fmt.Fprintln(w, "\ngrants:")
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				if len(in.Grants) == 0 {
+					fmt.Fprintln(tw, "  (none)")
+				}
+				for _, g := range in.Grants {
+					used := "never"
+					if g.LastUsed != nil {
+						used = g.LastUsed.UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "  %s\tlast used %s\n", g.Grant, used)
+				}
+				tw.Flush()
+				fmt.Fprintln(w, "\nfindings:")
+				if len(in.Findings) == 0 {
+					fmt.Fprintln(w, "  (none)")
+				}
+				for _, fd := range in.Findings {
+					fmt.Fprintf(w, "  %s %s %s %s: %s\n", fd.ID, fd.Package, fd.Version, fd.Severity, fd.Decision)
+				}
+			})
+		},
+	}
+}
