@@ -721,6 +721,23 @@ func TestVersionsAndInspect(t *testing.T) {
 	if _, _, err := s.moat(t, "deploy", filepath.Join(other, "a.wasm")); err == nil || !strings.Contains(err.Error(), "names module b.wasm, not a.wasm") {
 		t.Errorf("deploy of a module its manifest does not name: %v", err)
 	}
+	// rm of a function with several versions asks on a terminal.
+	defer func(was func(io.Reader) bool) { isTerminal = was }(isTerminal)
+	isTerminal = func(io.Reader) bool { return true }
+	if _, errOut, err := s.moatIn(t, "n\n", "rm", "vers"); err == nil || !strings.Contains(errOut, "remove vers and its 2 versions") {
+		t.Fatalf("rm answered no: %v %q", err, errOut)
+	}
+	s.mustMoat(t, "versions", "vers") // still there
+	if out, _, err := s.moatIn(t, "y\n", "rm", "vers"); err != nil || !strings.Contains(out, "removed vers") {
+		t.Fatalf("rm answered yes: %v %q", err, out)
+	}
+	s.mustMoat(t, "deploy", dir)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644)
+	s.mustMoat(t, "deploy", dir)
+	if out, errOut, err := s.moatIn(t, "", "rm", "vers", "--yes"); err != nil || !strings.Contains(out, "removed vers") || errOut != "" {
+		t.Fatalf("rm --yes: %v %q %q", err, out, errOut)
+	}
+
 	lone := t.TempDir()
 	os.WriteFile(filepath.Join(lone, "x.wasm"), wasm, 0o644)
 	if _, _, err := s.moat(t, "deploy", filepath.Join(lone, "x.wasm")); err == nil || !strings.Contains(err.Error(), "is a WebAssembly module, not a manifest") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -143,14 +144,28 @@ func newLsCmd(e *env) *cobra.Command {
 }
 
 func newRmCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	cmd := &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Remove a function and all its versions",
+		Short: "Remove a function and all its versions (asks first on a terminal when there are several)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := e.client()
 			if err != nil {
 				return err
+			}
+			if in := cmd.InOrStdin(); !yes && isTerminal(in) {
+				f, err := c.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if len(f.Versions) > 1 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "remove %s and its %d versions (no rollback after this)? [y/N] ", args[0], len(f.Versions))
+					answer, _ := bufio.NewReader(in).ReadString('\n')
+					if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+						return errors.New("not removed")
+					}
+				}
 			}
 			if err := c.Remove(cmd.Context(), args[0]); err != nil {
 				return err
@@ -158,6 +173,19 @@ func newRmCmd(e *env) *cobra.Command {
 			return e.print(map[string]string{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed %s\n", args[0]) })
 		},
 	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	return cmd
+}
+
+// isTerminal reports whether r is an interactive terminal; the tests
+// replace it to play one.
+var isTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func newRollbackCmd(e *env) *cobra.Command {
