@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -742,5 +743,31 @@ func TestVersionsAndInspect(t *testing.T) {
 	os.WriteFile(filepath.Join(lone, "x.wasm"), wasm, 0o644)
 	if _, _, err := s.moat(t, "deploy", filepath.Join(lone, "x.wasm")); err == nil || !strings.Contains(err.Error(), "is a WebAssembly module, not a manifest") {
 		t.Errorf("deploy of a module with no manifest beside it: %v", err)
+	}
+}
+
+// TestClientErrorsSayWhy: a node that does not answer and a missing token
+// are explained, not left as a raw dial error or a bare 401.
+func TestClientErrorsSayWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	run := func(env map[string]string, args ...string) error {
+		var stdout, stderr bytes.Buffer
+		cmd := newRootCmd(&stdout, &stderr, func(k string) string { return env[k] })
+		cmd.SetArgs(args)
+		return cmd.ExecuteContext(context.Background())
+	}
+	if err := run(map[string]string{"MOAT_URL": down, "MOAT_TOKEN": "x"}, "ls"); err == nil || !strings.Contains(err.Error(), "no Moat node answers at "+down+" (is `moat serve` running?") {
+		t.Errorf("ls against no node: %v", err)
+	}
+	s := startServer(t, t.TempDir())
+	t.Chdir(t.TempDir()) // no .moat/admin.token here
+	err = run(map[string]string{"MOAT_URL": s.url}, "ls")
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "no token was sent") || !strings.Contains(err.Error(), "$MOAT_TOKEN") {
+		t.Errorf("ls with no token anywhere: %v", err)
 	}
 }

@@ -80,15 +80,21 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 func (e *env) client() (*client.Client, error) {
 	url := firstOf(e.url, e.getenv("MOAT_URL"), "http://127.0.0.1:8080")
 	token := firstOf(e.token, e.getenv("MOAT_TOKEN"))
+	var file string
 	if token == "" {
-		file := firstOf(e.getenv("MOAT_TOKEN_FILE"), filepath.Join(defaultData, auth.TokenFile))
+		file = firstOf(e.getenv("MOAT_TOKEN_FILE"), filepath.Join(defaultData, auth.TokenFile))
 		b, err := os.ReadFile(file)
 		if err != nil && e.getenv("MOAT_TOKEN_FILE") != "" {
 			return nil, fmt.Errorf("token file: %w", err)
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return client.New(url, token, firstOf(e.caFile, e.getenv("MOAT_CA_FILE")))
+	c, err := client.New(url, token, firstOf(e.caFile, e.getenv("MOAT_CA_FILE")))
+	if err == nil && token == "" {
+		abs, _ := filepath.Abs(file)
+		c.NoTokenHint(fmt.Sprintf("no token was sent: none in --token or $MOAT_TOKEN, and no file %s ($MOAT_TOKEN_FILE, default %s relative to the current folder)", abs, filepath.Join(defaultData, auth.TokenFile)))
+	}
+	return c, err
 }
 
 // print writes v as indented JSON with -o json, or calls text otherwise.

@@ -9,9 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +37,23 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// noToken, when the client has no token, says where one was looked
+	// for; a 401 carries it.
+	noToken string
+}
+
+// NoTokenHint sets what a 401 says when the client has no token: where
+// one was looked for.
+func (c *Client) NoTokenHint(hint string) { c.noToken = hint }
+
+// reach explains an error of sending a request: a node that does not
+// answer is named, with the likely cause.
+func (c *Client) reach(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Errorf("no Moat node answers at %s (is `moat serve` running? --url or $MOAT_URL names another): %w", c.base, err)
+	}
+	return err
 }
 
 // New returns a client of the node at base ("http://127.0.0.1:8080") using
@@ -86,11 +105,15 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return c.reach(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return readError(resp)
+		err := readError(resp)
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" && c.noToken != "" {
+			err.Detail = strings.TrimSuffix(err.Detail+"; "+c.noToken, "; ")
+		}
+		return err
 	}
 	if out == nil {
 		return nil
@@ -98,7 +121,7 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func readError(resp *http.Response) error {
+func readError(resp *http.Response) *Error {
 	e := &Error{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
 	var p struct{ Title, Detail string }
 	if b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); json.Unmarshal(b, &p) == nil && p.Title != "" {
@@ -172,7 +195,7 @@ func (c *Client) Logs(ctx context.Context, name string, n int, follow bool, fn f
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return c.reach(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -332,7 +355,7 @@ func (c *Client) Invoke(ctx context.Context, method, name, path string, header h
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, c.reach(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
