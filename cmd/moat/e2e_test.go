@@ -771,3 +771,21 @@ func TestClientErrorsSayWhy(t *testing.T) {
 		t.Errorf("ls with no token anywhere: %v", err)
 	}
 }
+
+// TestServeDurations: serve's retention flags take the one duration grammar.
+func TestServeDurations(t *testing.T) {
+	root := newRootCmd(io.Discard, io.Discard, func(string) string { return "" })
+	serve, _, err := root.Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.ParseFlags([]string{"--audit-retention", "90d", "--usage-retention", "2w"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, u := serve.Flags().Lookup("audit-retention").Value.String(), serve.Flags().Lookup("usage-retention").Value.String(); a != "90d" || u != "14d" {
+		t.Fatalf("retention flags read as %s and %s", a, u)
+	}
+	if err := serve.ParseFlags([]string{"--audit-retention", "90 days"}); err == nil || !strings.Contains(err.Error(), "like 90s, 15m, 12h, 30d or 2w") {
+		t.Fatalf("a bad retention: %v", err)
+	}
+}

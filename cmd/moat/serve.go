@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/moatfn/moat/internal/duration"
 	"github.com/moatfn/moat/internal/egress"
 	"log/slog"
 	"os"
@@ -142,11 +143,11 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&cfg.UnauditedRuns, "unaudited-invocations", false, "do not audit invocations: only for benchmarks that measure auditing")
 	f.MarkHidden("unaudited-invocations")
-	f.DurationVar(&cfg.AuditMaxAge, "audit-retention", 0, "drop audit records older than this (default: keep every record)")
+	f.Var(duration.Flag{D: &cfg.AuditMaxAge}, "audit-retention", "drop audit records older than this, like 90d (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
 	f.StringVar(&nodeInvocations, "node-budget-invocations", "", "cap on invocations of all functions together per window, like 1000000/day (default: none)")
 	f.StringVar(&nodeGBSeconds, "node-budget-gb-seconds", "", "cap on GB-seconds of all functions together per window, like 5000/month (default: none)")
-	f.DurationVar(&cfg.UsageRetention, "usage-retention", 0, "drop usage records older than this, like 2160h for 90 days (default: keep them)")
+	f.Var(duration.Flag{D: &cfg.UsageRetention}, "usage-retention", "drop usage records older than this, like 90d (default: keep them)")
 	f.StringVar(&cfg.VulnPolicy.Block, "vuln-block", "high", "refuse deploys with an advisory of this severity or above that has a fix: low, medium, high, critical or none")
 	f.StringVar(&cfg.VulnPolicy.Unknown, "vuln-unknown", "high", "severity assumed for advisories that give none (the Go database gives none)")
 	f.BoolVar(&cfg.VulnPolicy.Disable, "vuln-disable", false, "disable a deployed function when a new import finds a blocking advisory in it, until it is redeployed or excepted")

@@ -2,10 +2,9 @@ package api
 
 import (
 	"fmt"
+	"github.com/moatfn/moat/internal/duration"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/moatfn/moat/internal/auth"
@@ -76,18 +75,9 @@ func ParseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("expires %q: want a positive number of days like 30d, or a duration like 12h", s)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
-			return 0, fmt.Errorf("expires %q: want a positive number of days like 30d, or a duration like 12h", s)
-		}
+	d, err := duration.Parse(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive duration like 30d, 2w or 12h", truncate(s, 40))
 	}
 	if d > 10*365*24*time.Hour {
 		return 0, fmt.Errorf("expires %q: at most ten years", s)
