@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	durations "github.com/moatfn/moat/internal/duration"
 	"math"
 	"regexp"
 	"strconv"
@@ -93,9 +94,14 @@ func parseSize(str string) (Size, error) {
 	return Size(n) * unit, nil
 }
 
-// parseDuration reads a positive duration in time.ParseDuration syntax.
+// parseDuration reads a duration in the grammar every Moat duration
+// follows (internal/duration: 500ms, 5s, 1m, 12h, 30d, 2w).
 func parseDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
+	neg := strings.HasPrefix(s, "-") // read, so that the check of sign names it
+	d, err := durations.Parse(strings.TrimPrefix(s, "-"))
+	if neg {
+		d = -d
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a duration (like 500ms, 5s or 1m)", s)
 	}
