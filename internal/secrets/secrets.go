@@ -255,7 +255,11 @@ func (s *Store) List(ctx context.Context) ([]Meta, error) {
 	var out []Meta
 	for _, e := range s.cache {
 		if e.Sealed != nil {
-			out = append(out, e.Meta)
+			m := e.Meta
+			if m.Functions == nil {
+				m.Functions = []string{} // a secret from before lists: none
+			}
+			out = append(out, m)
 		}
 	}
 	s.mu.RUnlock()
