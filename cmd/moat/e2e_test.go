@@ -789,3 +789,14 @@ func TestServeDurations(t *testing.T) {
 		t.Fatalf("a bad retention: %v", err)
 	}
 }
+
+// TestKeyCreateWarnsOfUnknownFunctions: a key scoped to a function nobody
+// deployed is created, with a warning on stderr (a typo, most likely).
+func TestKeyCreateWarnsOfUnknownFunctions(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.mustMoat(t, "deploy", "../../examples/minimal")
+	_, errOut, err := s.moatIn(t, "", "key", "create", "--role", "invoker", "--functions", "minimal,minmal")
+	if err != nil || !strings.Contains(errOut, "no function minmal is deployed") || strings.Contains(errOut, "no function minimal ") {
+		t.Fatalf("key create: %v %q", err, errOut)
+	}
+}

@@ -32,6 +32,20 @@ func newKeyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A name not deployed (yet) is allowed, but likely a typo: say so.
+			if len(req.Functions) > 0 {
+				if list, err := c.List(cmd.Context()); err == nil {
+					deployed := map[string]bool{}
+					for _, f := range list {
+						deployed[f.Name] = true
+					}
+					for _, fn := range req.Functions {
+						if !deployed[fn] {
+							fmt.Fprintf(cmd.ErrOrStderr(), "warning: no function %s is deployed; the key may call it once one is\n", fn)
+						}
+					}
+				}
+			}
 			return e.print(k, func(w io.Writer) {
 				fmt.Fprintf(w, "key %s (%s) created; its token, shown only now:\n%s\n", k.ID, k.Role, k.Token)
 			})
