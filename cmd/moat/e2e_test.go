@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -798,5 +799,23 @@ func TestKeyCreateWarnsOfUnknownFunctions(t *testing.T) {
 	_, errOut, err := s.moatIn(t, "", "key", "create", "--role", "invoker", "--functions", "minimal,minmal")
 	if err != nil || !strings.Contains(errOut, "no function minmal is deployed") || strings.Contains(errOut, "no function minimal ") {
 		t.Fatalf("key create: %v %q", err, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out bytes.Buffer
+		root := newRootCmd(&out, io.Discard, func(string) string { return "" })
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil || !strings.HasPrefix(out.String(), "moat ") || !strings.Contains(out.String(), runtime.Version()) {
+			t.Errorf("moat %v: %v %q", args, err, out.String())
+		}
+	}
+	var out bytes.Buffer
+	root := newRootCmd(&out, io.Discard, func(string) string { return "" })
+	root.SetArgs([]string{"version", "-o", "json"})
+	var v struct{ Version, Go string }
+	if err := root.Execute(); err != nil || json.Unmarshal(out.Bytes(), &v) != nil || v.Version == "" || v.Go != runtime.Version() {
+		t.Errorf("moat version -o json: %v %q", err, out.String())
 	}
 }

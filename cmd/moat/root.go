@@ -36,6 +36,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = currentVersion().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
@@ -59,6 +61,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newRollbackCmd(e),
 		newVersionsCmd(e),
 		newInspectCmd(e),
+		newVersionCmd(e),
 		newNewCmd(e),
 		newBuildCmd(e),
 		newKeyCmd(e),
