@@ -219,9 +219,17 @@ func TestLogsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	id = resp.Header.Get("Moat-Invocation-Id")
+	// -o json is JSON Lines: each line one whole entry.
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), id) {
+		var e struct {
+			InvocationID string   `json:"invocation_id"`
+			Lines        []string `json:"lines"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("logs -o json line %q: %v", sc.Text(), err)
+		}
+		if e.InvocationID == id {
 			cancel()
 			go io.Copy(io.Discard, pr)
 			return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -212,7 +213,7 @@ func newLogsCmd(e *env) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
-		Short: "Show a function's log: what its invocations wrote to stderr, and failures",
+		Short: "Show a function's log: what its invocations wrote to stderr, and failures (-o json: JSON Lines)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := e.client()
@@ -220,11 +221,16 @@ func newLogsCmd(e *env) *cobra.Command {
 				return err
 			}
 			var werr error
+			lines := json.NewEncoder(e.stdout) // -o json: JSON Lines, one entry a line, as it comes
 			err = c.Logs(cmd.Context(), args[0], n, follow, func(le *fnlog.Entry) {
 				if werr != nil {
 					return
 				}
-				werr = e.print(le, func(w io.Writer) { printEntry(w, le) })
+				if e.output == "json" {
+					werr = lines.Encode(le)
+					return
+				}
+				printEntry(e.stdout, le)
 			})
 			return errors.Join(err, werr)
 		},
