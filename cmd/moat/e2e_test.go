@@ -572,8 +572,14 @@ func TestSignedDeploys(t *testing.T) {
 	if _, errOut, err := s.moat(t, "deploy", dir); err == nil || !strings.Contains(errOut+err.Error(), "untrusted key") {
 		t.Fatalf("deploy signed by an untrusted key: %v %s", err, errOut)
 	}
-	s.mustMoat(t, "sign", dir, "--key", filepath.Join(keys, "release.key"))
-	s.mustMoat(t, "deploy", dir)
+	var signed struct{ Function, Signature, Key string }
+	if err := json.Unmarshal([]byte(s.mustMoat(t, "sign", dir, "--key", filepath.Join(keys, "release.key"), "-o", "json")), &signed); err != nil ||
+		signed.Function == "" || len(signed.Key) != 16 || !strings.HasSuffix(signed.Signature, "moat.sig") {
+		t.Fatalf("sign -o json: %v %+v", err, signed)
+	}
+	if out := s.mustMoat(t, "deploy", dir); !strings.Contains(out, "signature checked: signed by "+signed.Key) {
+		t.Fatalf("a signed deploy does not say whose signature was checked:\n%s", out)
+	}
 	if resp, err := http.Get(s.url + "/fn/signed"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("invoke the signed function: %v %v", resp, err)
 	}
@@ -683,6 +689,9 @@ func TestVersionsAndInspect(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest+"owner: team-a\n"), 0o644)
 	s.mustMoat(t, "deploy", dir)
+	if out := s.mustMoat(t, "deploy", dir); !strings.Contains(out, "no change: vers version") {
+		t.Fatalf("a redeploy of identical content:\n%s", out)
+	}
 
 	var vs []struct {
 		ID           string `json:"id"`
@@ -721,6 +730,9 @@ func TestVersionsAndInspect(t *testing.T) {
 	}
 	if _, _, err := s.moat(t, "inspect", "nonesuch"); err == nil {
 		t.Error("inspect of no function succeeded")
+	}
+	if out := s.mustMoat(t, "deploy", dir); !strings.Contains(out, "re-activated vers version "+vs[1].ID) {
+		t.Fatalf("a deploy of content deployed before:\n%s", out)
 	}
 
 	// A module whose folder's manifest names another module: refused, saying so.

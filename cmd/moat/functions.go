@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/moatfn/moat/internal/registry"
+	"github.com/moatfn/moat/internal/supply"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -38,13 +41,29 @@ func newDeployCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// What served before, to say whether the deploy changed anything.
+			var before *registry.Function
+			if f, err := c.Get(cmd.Context(), b.Manifest.Name); err == nil {
+				before = f
+			}
 			v, err := c.Deploy(cmd.Context(), b)
 			if err != nil {
 				return fmt.Errorf("deploy %s: %w", args[0], err)
 			}
 			return e.print(v, func(w io.Writer) {
-				fmt.Fprintf(w, "deployed %s version %s (%d bytes, compiled in %s)\n",
-					v.Manifest.Name, v.ID, v.ModuleSize, v.CompileTook.Round(time.Millisecond))
+				switch {
+				case before != nil && before.Active == v.ID && before.Disabled == "":
+					fmt.Fprintf(w, "no change: %s version %s, identical, was already serving\n", v.Manifest.Name, v.ID)
+				case before != nil && slices.ContainsFunc(before.Versions, func(old registry.Version) bool { return old.ID == v.ID }):
+					fmt.Fprintf(w, "re-activated %s version %s (identical content was deployed before)\n", v.Manifest.Name, v.ID)
+				default:
+					fmt.Fprintf(w, "deployed %s version %s (%d bytes, compiled in %s)\n",
+						v.Manifest.Name, v.ID, v.ModuleSize, v.CompileTook.Round(time.Millisecond))
+				}
+				var rep supply.Report
+				if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil && rep.SignedBy != "" {
+					fmt.Fprintf(w, "signature checked: signed by %s\n", rep.SignedBy)
+				}
 			})
 		},
 	}

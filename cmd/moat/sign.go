@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +61,15 @@ func newSignCmd(e *env) *cobra.Command {
 			if err := os.WriteFile(out, sig, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "signed %s (%d files) into %s\n", b.Manifest.Name, len(b.Files)+1, out)
-			return nil
+			res := struct {
+				Function  string `json:"function"`
+				Files     int    `json:"files"`
+				Signature string `json:"signature"`
+				Key       string `json:"key"`
+			}{b.Manifest.Name, len(b.Files) + 1, out, sign.KeyID(priv.Public().(ed25519.PublicKey))}
+			return e.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "signed %s (%d files) with key %s into %s\n", res.Function, res.Files, res.Key, res.Signature)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key", "", "the private key file (moat keygen)")
