@@ -205,6 +205,42 @@ func TestLogsCommand(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// --since and --until bound the entries; -n keeps the newest of them.
+	time.Sleep(300 * time.Millisecond)
+	mid := time.Now().UTC()
+	time.Sleep(300 * time.Millisecond)
+	resp, err = http.Get(s.url + "/fn/kitchen/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := resp.Header.Get("Moat-Invocation-Id")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if out := s.mustMoat(t, "logs", "kitchen"); strings.Contains(out, later) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invocation %s never logged", later)
+		}
+	}
+	if out := s.mustMoat(t, "logs", "kitchen", "--since", mid.Format(time.RFC3339Nano)); !strings.Contains(out, later) || strings.Contains(out, id) {
+		t.Errorf("logs --since between the two:\n%s", out)
+	}
+	if out := s.mustMoat(t, "logs", "kitchen", "--until", mid.Format(time.RFC3339Nano)); strings.Contains(out, later) || !strings.Contains(out, id) {
+		t.Errorf("logs --until between the two:\n%s", out)
+	}
+	if out := s.mustMoat(t, "logs", "kitchen", "--since", "1h", "-n", "1"); !strings.Contains(out, later) || strings.Contains(out, id) {
+		t.Errorf("logs --since 1h -n 1 (the newest of the range):\n%s", out)
+	}
+	if out := s.mustMoat(t, "logs", "kitchen", "--since", "1h", "-n", "0"); !strings.Contains(out, later) || !strings.Contains(out, id) {
+		t.Errorf("logs --since 1h -n 0 (all of the range):\n%s", out)
+	}
+	if out := s.mustMoat(t, "logs", "kitchen", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); strings.TrimSpace(out) != "" {
+		t.Errorf("logs --since the future:\n%s", out)
+	}
+	if _, _, err := s.moat(t, "logs", "kitchen", "--since", "yesterday"); err == nil || !strings.Contains(err.Error(), "since") {
+		t.Errorf("logs --since yesterday: %v", err)
+	}
+
 	// --follow streams entries written after it started.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

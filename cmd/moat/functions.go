@@ -230,6 +230,7 @@ func newRollbackCmd(e *env) *cobra.Command {
 func newLogsCmd(e *env) *cobra.Command {
 	var n int
 	var follow bool
+	var since, until string
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
 		Short: "Show a function's log: what its invocations wrote to stderr, and failures (-o json: JSON Lines)",
@@ -241,7 +242,7 @@ func newLogsCmd(e *env) *cobra.Command {
 			}
 			var werr error
 			lines := json.NewEncoder(e.stdout) // -o json: JSON Lines, one entry a line, as it comes
-			err = c.Logs(cmd.Context(), args[0], n, follow, func(le *fnlog.Entry) {
+			err = c.LogsRange(cmd.Context(), args[0], n, since, until, follow, func(le *fnlog.Entry) {
 				if werr != nil {
 					return
 				}
@@ -256,6 +257,8 @@ func newLogsCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&n, "lines", "n", 100, "how many of the newest entries to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new entries")
+	cmd.Flags().StringVar(&since, "since", "", "only entries from then on: a duration back (2h, 7d) or an RFC 3339 time")
+	cmd.Flags().StringVar(&until, "until", "", "only entries up to then: a duration back or an RFC 3339 time")
 	return cmd
 }
 

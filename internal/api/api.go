@@ -44,7 +44,7 @@ type functions interface {
 }
 
 type logs interface {
-	Tail(ctx context.Context, function string, n int, follow bool, fn func(*fnlog.Entry) error) error
+	Range(ctx context.Context, function string, n int, since, until time.Time, follow bool, fn func(*fnlog.Entry) error) error
 }
 
 type identifier interface {
@@ -498,6 +498,7 @@ func (a *API) badBody(w http.ResponseWriter, err error) {
 }
 
 // tail streams log entries as JSON lines: ?n=100 newest (default 100),
+// &since= and &until= (RFC 3339 or a duration back) to bound them,
 // &follow=true to keep streaming.
 func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -515,6 +516,20 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		n = v
 	}
 	follow := r.URL.Query().Get("follow") == "true"
+	var since, until time.Time
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if s := r.URL.Query().Get(b.name); s != "" {
+			t, err := ParseSince(s, time.Now())
+			if err != nil {
+				Problem(w, http.StatusBadRequest, "bad request", b.name+": "+err.Error())
+				return
+			}
+			*b.t = t
+		}
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(a.stopping, cancel)()
@@ -522,7 +537,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	err := a.logs.Tail(ctx, name, n, follow, func(e *fnlog.Entry) error {
+	err := a.logs.Range(ctx, name, n, since, until, follow, func(e *fnlog.Entry) error {
 		if err := enc.Encode(e); err != nil {
 			return err
 		}

@@ -184,9 +184,21 @@ func (c *Client) Rollback(ctx context.Context, name, version string) (*registry.
 // Logs calls fn for each log entry of name: the newest n, then new ones
 // while follow holds and ctx lasts.
 func (c *Client) Logs(ctx context.Context, name string, n int, follow bool, fn func(*fnlog.Entry)) error {
+	return c.LogsRange(ctx, name, n, "", "", follow, fn)
+}
+
+// LogsRange is Logs bounded by since and until (RFC 3339 or a duration
+// back, like 2h; "" for no bound).
+func (c *Client) LogsRange(ctx context.Context, name string, n int, since, until string, follow bool, fn func(*fnlog.Entry)) error {
 	q := url.Values{"n": {strconv.Itoa(n)}}
 	if follow {
 		q.Set("follow", "true")
+	}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if until != "" {
+		q.Set("until", until)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/functions/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
 	if err != nil {

@@ -88,6 +88,58 @@ func (l *Log) Flush(ctx context.Context) error {
 	}
 }
 
+// Range calls fn for the entries of function written from since on and
+// not after until (zero: no bound), oldest first: the newest n of them
+// (n <= 0: all) or, if follow is set, all of them and then each new entry
+// until ctx ends. A zero since is Tail, with until applied.
+func (l *Log) Range(ctx context.Context, function string, n int, since, until time.Time, follow bool, fn func(*Entry) error) error {
+	inRange := func(e *Entry) error {
+		if !until.IsZero() && e.Time.After(until) {
+			return nil
+		}
+		return fn(e)
+	}
+	if since.IsZero() {
+		return l.Tail(ctx, function, n, follow, inRange)
+	}
+	subject := SubjectPrefix + function
+	last, err := l.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && last.Time.Before(since) {
+		if !follow {
+			return nil
+		}
+		return l.consume(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}, 0, 0, true, inRange)
+	}
+	if err != nil {
+		return fmt.Errorf("log range %s: %w", function, err)
+	}
+	start := since
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}
+	if follow || n <= 0 {
+		return l.consume(ctx, cfg, 0, last.Sequence, follow, inRange)
+	}
+	// The newest n of the range: keep the last n, then hand them on.
+	ring := make([]*Entry, n)
+	seen := 0
+	err = l.consume(ctx, cfg, 0, last.Sequence, false, func(e *Entry) error {
+		if !until.IsZero() && e.Time.After(until) {
+			return nil
+		}
+		ring[seen%n] = e
+		seen++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := max(0, seen-n); i < seen; i++ {
+		if err := fn(ring[i%n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Tail calls fn for the newest n entries of function, oldest first, then,
 // if follow is set, for each new entry until ctx ends.
 func (l *Log) Tail(ctx context.Context, function string, n int, follow bool, fn func(*Entry) error) error {
