@@ -875,3 +875,26 @@ func TestVersion(t *testing.T) {
 		t.Errorf("moat version -o json: %v %q", err, out.String())
 	}
 }
+
+// TestServeHasNoClientFlags: serve neither shows nor takes the flags of
+// commands that talk to a node; those still show them.
+func TestServeHasNoClientFlags(t *testing.T) {
+	help := func(args ...string) string {
+		var out bytes.Buffer
+		root := newRootCmd(&out, &out, func(string) string { return "" })
+		root.SetArgs(args)
+		root.Execute()
+		return out.String()
+	}
+	if h := help("serve", "--help"); strings.Contains(h, "--url") || strings.Contains(h, "--token") || strings.Contains(h, "--ca-file") || !strings.Contains(h, "--listen") {
+		t.Errorf("serve --help:\n%s", h)
+	}
+	if h := help("ls", "--help"); !strings.Contains(h, "--url") || !strings.Contains(h, "--token") {
+		t.Errorf("ls --help lost the client flags:\n%s", h)
+	}
+	root := newRootCmd(io.Discard, io.Discard, func(string) string { return "" })
+	root.SetArgs([]string{"serve", "--token", "x", "--data", t.TempDir()})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--token is a client flag") {
+		t.Errorf("serve --token: %v", err)
+	}
+}

@@ -28,6 +28,28 @@ type env struct {
 	caFile         string
 }
 
+// clientFlags are the global flags of commands that talk to a node; the
+// commands in serverSide neither take nor show them.
+var (
+	clientFlags = []string{"url", "token", "ca-file", "output"}
+	serverSide  = map[string]bool{"serve": true}
+)
+
+// hideClientFlags makes cmd's help leave out the client flags.
+func hideClientFlags(cmd *cobra.Command) {
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		pf := c.Root().PersistentFlags()
+		for _, name := range clientFlags {
+			pf.Lookup(name).Hidden = true
+		}
+		help(c, args)
+		for _, name := range clientFlags {
+			pf.Lookup(name).Hidden = false
+		}
+	})
+}
+
 func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
 	root := &cobra.Command{
@@ -49,10 +71,19 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		if e.output != "text" && e.output != "json" {
 			return fmt.Errorf("--output %q: want text or json", e.output)
 		}
+		if serverSide[cmd.Name()] {
+			for _, name := range clientFlags {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("--%s is a client flag: %s does not talk to a node (serve listens on --listen)", name, cmd.Name())
+				}
+			}
+		}
 		return nil
 	}
+	serve := newServeCmd(e)
+	hideClientFlags(serve)
 	root.AddCommand(
-		newServeCmd(e),
+		serve,
 		newDeployCmd(e),
 		newInvokeCmd(e),
 		newLsCmd(e),
