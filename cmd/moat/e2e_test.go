@@ -898,3 +898,15 @@ func TestServeHasNoClientFlags(t *testing.T) {
 		t.Errorf("serve --token: %v", err)
 	}
 }
+
+// TestEmptyListsAreEmpty: on a fresh node every listing's JSON is [], not
+// null.
+func TestEmptyListsAreEmpty(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	for _, args := range [][]string{{"ls"}, {"secret", "ls"}, {"key", "ls"}, {"vuln", "exceptions"}, {"vuln", "ls"}, {"kv", "ls"}} {
+		out := s.mustMoat(t, append(args, "-o", "json")...)
+		if strings.TrimSpace(out) != "[]" {
+			t.Errorf("moat %s -o json on a fresh node: %q, want []", strings.Join(args, " "), out)
+		}
+	}
+}

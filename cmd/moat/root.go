@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -134,6 +135,9 @@ func (e *env) client() (*client.Client, error) {
 // print writes v as indented JSON with -o json, or calls text otherwise.
 func (e *env) print(v any, text func(w io.Writer)) error {
 	if e.output == "json" {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+			v = []any{} // an empty list is [], never null
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
