@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/moatfn/moat/internal/registry"
-	"github.com/moatfn/moat/internal/supply"
 	"io"
 	"net/http"
 	"os"
@@ -60,9 +59,8 @@ func newDeployCmd(e *env) *cobra.Command {
 					fmt.Fprintf(w, "deployed %s version %s (%d bytes, compiled in %s)\n",
 						v.Manifest.Name, v.ID, v.ModuleSize, v.CompileTook.Round(time.Millisecond))
 				}
-				var rep supply.Report
-				if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil && rep.SignedBy != "" {
-					fmt.Fprintf(w, "signature checked: signed by %s\n", rep.SignedBy)
+				if by := checksOf(v).SignedBy; by != "" {
+					fmt.Fprintf(w, "signature checked: signed by %s\n", by)
 				}
 			})
 		},
@@ -150,10 +148,7 @@ func newLsCmd(e *env) *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED\tVULNS\tSTATUS")
 				for _, f := range fns {
-					status := "serving"
-					if f.Disabled != "" {
-						status = "disabled: " + f.Disabled
-					}
+					status := serving(f.Disabled)
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner,
 						f.Deployed.Format(time.RFC3339), vulnCounts(f.Vulnerabilities), status)
 				}

@@ -34,10 +34,8 @@ func viewVersions(f *registry.Function) []versionView {
 		if v.Manifest != nil {
 			vv.ModuleSHA256 = v.Files[v.Manifest.Module]
 		}
-		var rep supply.Report
-		if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil {
-			vv.SignedBy, vv.Findings = rep.SignedBy, len(rep.Findings)
-		}
+		rep := checksOf(&v)
+		vv.SignedBy, vv.Findings = rep.SignedBy, len(rep.Findings)
 		out = append(out, vv)
 	}
 	return out
@@ -61,6 +59,32 @@ func printVersions(w io.Writer, vs []versionView) {
 	tw.Flush()
 }
 
+// checksOf is what a version's deploy checks found; empty when none.
+func checksOf(v *registry.Version) supply.Report {
+	var rep supply.Report
+	if len(v.Checks) > 0 {
+		json.Unmarshal(v.Checks, &rep)
+	}
+	return rep
+}
+
+// getFunction is the record of the function named on the command line.
+func getFunction(cmd *cobra.Command, e *env, name string) (*registry.Function, error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Get(cmd.Context(), name)
+}
+
+// serving is a function's status as ls and inspect show it.
+func serving(disabled string) string {
+	if disabled != "" {
+		return "disabled: " + disabled
+	}
+	return "serving"
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -74,11 +98,7 @@ func newVersionsCmd(e *env) *cobra.Command {
 		Short: "List a function's versions, newest first, with the one serving marked (for rollback)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			f, err := c.Get(cmd.Context(), args[0])
+			f, err := getFunction(cmd, e, args[0])
 			if err != nil {
 				return err
 			}
@@ -114,14 +134,10 @@ func newInspectCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in := inspection{Name: f.Name, Active: f.Active, Status: "serving", Versions: viewVersions(f), Grants: []api.GrantUse{}, Findings: []supply.Finding{}, Files: map[string]string{}}
-			if f.Disabled != "" {
-				in.Status = "disabled: " + f.Disabled
-			}
+			in := inspection{Name: f.Name, Active: f.Active, Status: serving(f.Disabled), Versions: viewVersions(f), Grants: []api.GrantUse{}, Findings: []supply.Finding{}, Files: map[string]string{}}
 			if v := f.ActiveVersion(); v != nil {
 				in.Manifest, in.Files = v.Manifest, v.Files
-				var rep supply.Report
-				if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil && rep.Findings != nil {
+				if rep := checksOf(v); rep.Findings != nil {
 					in.Findings = rep.Findings
 				}
 			}

@@ -154,7 +154,15 @@ var reserved = map[string]bool{
 // name, in any spelling: case, and "_" for "-" (which some proxies and CGI
 // libraries treat as the same) do not matter.
 func Reserved(name string) bool {
-	n := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	return reservedCanonical(textproto.CanonicalMIMEHeaderKey(name))
+}
+
+// reservedCanonical is Reserved of a name already canonical: only a name
+// holding "_" is canonicalized again, in its "-" spelling.
+func reservedCanonical(n string) bool {
+	if strings.IndexByte(n, '_') >= 0 {
+		n = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(n, "_", "-"))
+	}
 	return reserved[n] || strings.HasPrefix(n, "Moat-") || strings.HasPrefix(n, "Proxy-")
 }
 
@@ -208,10 +216,11 @@ func ParseResponse(out []byte) (*Response, error) {
 			resp.Status = code
 			continue
 		}
-		if Reserved(name) {
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		if reservedCanonical(name) {
 			continue
 		}
-		resp.Header.Add(textproto.CanonicalMIMEHeaderKey(name), value)
+		resp.Header.Add(name, value)
 	}
 	resp.Body = rest
 	if resp.Status == 0 {

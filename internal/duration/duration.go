@@ -97,9 +97,8 @@ func Format(d time.Duration) string {
 		return strconv.FormatInt(int64(d/Day), 10) + "d"
 	}
 	s := d.String()
-	s = strings.TrimSuffix(s, "m0s")
-	if strings.HasSuffix(d.String(), "m0s") {
-		s += "m"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
 	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")

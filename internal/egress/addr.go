@@ -245,24 +245,17 @@ func CheckGrant(raw string, allow []netip.Prefix) error {
 	}
 	if ip, err := netip.ParseAddr(p.Host); err == nil {
 		if r := refusal(ip); r != "" && !Allowed(ip, allow) {
-			return fmt.Errorf("egress %q: %s is %s; the node's operator allows no egress there (moat serve --egress-allow %s)", truncateText(raw, 200), ip, r, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			return fmt.Errorf("egress %q: %s is %s; the node's operator allows no egress there (moat serve --egress-allow %s)", truncate(raw), ip, r, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
 		}
 		return nil
 	}
 	switch h := p.Host; {
 	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
-		return fmt.Errorf("egress %q: %s is a loopback name; grant the address the operator allows instead", truncateText(raw, 200), h)
+		return fmt.Errorf("egress %q: %s is a loopback name; grant the address the operator allows instead", truncate(raw), h)
 	case h == "metadata" || h == "metadata.google.internal" || strings.HasSuffix(h, ".metadata.google.internal"):
-		return fmt.Errorf("egress %q: %s is a cloud metadata service", truncateText(raw, 200), h)
+		return fmt.Errorf("egress %q: %s is a cloud metadata service", truncate(raw), h)
 	}
 	return nil
-}
-
-func truncateText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // ParseAllow reads an operator's allowed range: a CIDR ("10.1.0.0/16") or
@@ -276,7 +269,7 @@ func ParseAllow(s string) (netip.Prefix, error) {
 	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil || ip.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q: not a CIDR or an IP address", truncateText(s, 60))
+		return netip.Prefix{}, fmt.Errorf("%q: not a CIDR or an IP address", truncate(s))
 	}
 	ip = ip.Unmap()
 	return netip.PrefixFrom(ip, ip.BitLen()), nil

@@ -93,12 +93,16 @@ func (l *Log) Flush(ctx context.Context) error {
 // (n <= 0: all) or, if follow is set, all of them and then each new entry
 // until ctx ends. A zero since is Tail, with until applied.
 func (l *Log) Range(ctx context.Context, function string, n int, since, until time.Time, follow bool, fn func(*Entry) error) error {
-	inRange := func(e *Entry) error {
-		if !until.IsZero() && e.Time.After(until) {
-			return nil
+	// within hands to to the entries not after until.
+	within := func(to func(*Entry) error) func(*Entry) error {
+		return func(e *Entry) error {
+			if !until.IsZero() && e.Time.After(until) {
+				return nil
+			}
+			return to(e)
 		}
-		return fn(e)
 	}
+	inRange := within(fn)
 	if since.IsZero() {
 		return l.Tail(ctx, function, n, follow, inRange)
 	}
@@ -121,14 +125,11 @@ func (l *Log) Range(ctx context.Context, function string, n int, since, until ti
 	// The newest n of the range: keep the last n, then hand them on.
 	ring := make([]*Entry, n)
 	seen := 0
-	err = l.consume(ctx, cfg, 0, last.Sequence, false, func(e *Entry) error {
-		if !until.IsZero() && e.Time.After(until) {
-			return nil
-		}
+	err = l.consume(ctx, cfg, 0, last.Sequence, false, within(func(e *Entry) error {
 		ring[seen%n] = e
 		seen++
 		return nil
-	})
+	}))
 	if err != nil {
 		return err
 	}

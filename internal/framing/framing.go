@@ -19,9 +19,11 @@ import (
 	"strconv"
 )
 
-// maxHead is how much of a header section is checked; past it the server's
-// own MaxHeaderBytes answers.
-const maxHead = 1 << 20
+// maxHead is how much of a header section the guard holds and checks per
+// connection. It is past the node's MaxHeaderBytes (64KiB) plus the 4KiB
+// net/http reads beyond it, so a longer section is one the server refuses
+// itself (431): the guard hands it on unchecked.
+const maxHead = 68<<10 + 1
 
 // refusal replaces a refused request in the stream: the server answers it
 // with 400 Bad Request and closes the connection.
@@ -123,7 +125,8 @@ func (c *conn) step() bool {
 	switch {
 	case reason != "":
 	case end < 0 && len(c.head) > maxHead:
-		reason = "header section too large"
+		c.through = true
+		return true
 	case end < 0:
 		return false
 	default:

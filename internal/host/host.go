@@ -363,13 +363,13 @@ func (h *Host) secret(ctx context.Context, inv *Invocation, d *decoder) ([]byte,
 	if h.cfg.Secrets == nil {
 		return nil, statusErr(sandbox.StatusUnavailable, "secrets are not available on this node")
 	}
-	if err := h.cfg.Secrets.MayGrant(ctx, name, inv.Function); errors.Is(err, secrets.ErrNotAllowed) {
+	v, err := h.cfg.Secrets.GetFor(ctx, name, inv.Function)
+	if errors.Is(err, secrets.ErrNotAllowed) {
 		// The manifest grants it, but the operator's list (which may have
 		// changed since the deploy) does not name this function.
 		return nil, h.deny(ctx, inv, "secret.get", name, "the secret's list of functions does not name "+inv.Function)
 	}
 	h.used(inv, "secret:"+name)
-	v, err := h.cfg.Secrets.Get(ctx, name)
 	if err != nil {
 		return nil, storeErr(ctx, "secret.get", err)
 	}

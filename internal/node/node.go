@@ -313,7 +313,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute, // a deploy of a large module on a slow link
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    64 << 10, // framing.Guard hands on unchecked only what is past this
 		// net/http's own lines (a bad TLS handshake, a malformed request)
 		// come at a stranger's will: one a second, with a count.
 		ErrorLog:    slog.NewLogLogger(logcap.New(time.Second, 1).Handler(log.Handler(), "http server"), slog.LevelWarn),

@@ -222,12 +222,20 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Get returns name's value.
-func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+// GetFor returns name's value for function fn: ErrNotAllowed when the
+// secret's list of functions does not name fn.
+func (s *Store) GetFor(ctx context.Context, name, fn string) ([]byte, error) {
 	e, err := s.entry(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	if !slices.Contains(e.Functions, fn) {
+		return nil, ErrNotAllowed
+	}
+	return s.open(ctx, name, e)
+}
+
+func (s *Store) open(ctx context.Context, name string, e *entry) ([]byte, error) {
 	sl, err := s.keys.Sealer(ctx, scope)
 	if err != nil {
 		return nil, err
