@@ -33,6 +33,10 @@ type Request struct {
 	ContentLen  int
 	Header      http.Header
 	PassHeaders []string // credential headers the manifest lets through, e.g. "Authorization"
+	// Trigger, if set, is what brought the invocation, as MOAT_TRIGGER:
+	// http, fn, queue, schedule or replay. A function can tell an event
+	// Moat delivered from an HTTP request that carries ce-* headers.
+	Trigger string
 }
 
 // credentialHeaders never reach a function unless its manifest names them.
@@ -47,7 +51,7 @@ var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true, "
 func Env(declared map[string]string, req *Request) []string {
 	env := make([]string, 0, len(declared)+len(req.Header)+16)
 	for k, v := range declared {
-		if cgiNames[k] || strings.HasPrefix(k, "HTTP_") {
+		if cgiNames[k] || strings.HasPrefix(k, "HTTP_") || strings.HasPrefix(k, "MOAT_") {
 			continue
 		}
 		env = append(env, k+"="+v)
@@ -85,6 +89,9 @@ func Env(declared map[string]string, req *Request) []string {
 		"REMOTE_HOST="+remote,
 		"REMOTE_USER="+req.RemoteUser,
 	)
+	if req.Trigger != "" {
+		env = append(env, "MOAT_TRIGGER="+req.Trigger)
+	}
 	if ct := req.Header.Get("Content-Type"); req.ContentLen > 0 || ct != "" {
 		env = append(env, "CONTENT_LENGTH="+strconv.Itoa(req.ContentLen), "CONTENT_TYPE="+ct)
 	}

@@ -7,27 +7,12 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/host"
+	"github.com/moatfn/moat/internal/pipeline"
 )
 
-// Function-to-function calls go through ServeHTTP like any request, so the
-// callee's callers list, method, body cap, input schema, rates, budget and
-// concurrency apply to them as to a call from outside.
-
-type callerKey struct{}
-
-// callerFrom returns the calling function's invocation of a request made by
-// Invoke, or nil for a request from outside.
-func callerFrom(ctx context.Context) *host.Invocation {
-	inv, _ := ctx.Value(callerKey{}).(*host.Invocation)
-	return inv
-}
-
-func trigger(from *host.Invocation) string {
-	if from != nil {
-		return "fn"
-	}
-	return "http"
-}
+// Function-to-function calls go through the pipeline like any request, so
+// the callee's callers list, method, body cap, input schema, rates, budget
+// and concurrency apply to them as to a call from outside.
 
 // headersNotPassed are request headers a calling function cannot set: the
 // callee's identity comes from the call chain, never from a credential.
@@ -42,7 +27,7 @@ func (g *Gateway) Invoke(ctx context.Context, from *host.Invocation, function, m
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
 	}
-	cctx, cancel := context.WithDeadline(context.WithValue(context.Background(), callerKey{}, from), deadline)
+	cctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
@@ -59,15 +44,21 @@ func (g *Gateway) Invoke(ctx context.Context, from *host.Invocation, function, m
 	}
 	r.RemoteAddr = from.Source
 	r.Header.Set("User-Agent", "moat-fn/"+from.Function)
-	w := &callResponse{header: http.Header{}}
-	g.ServeHTTP(w, r)
+	id := pipeline.NewID()
+	inv := g.invocation(nil, r, id, from)
+	if len(body) == 0 {
+		inv.Body = nil
+	}
+	res := g.pipe.Run(cctx, inv)
+	w := &callResponse{header: http.Header{"Moat-Invocation-Id": {id}}}
+	writeResult(w, method, id, res)
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.status = res.Status // 499: the caller is gone
 	}
 	return w.status, w.header, w.body.Bytes(), nil
 }
 
-// recorder  is the http.ResponseWriter of a function-to-function call.
+// callResponse is the http.ResponseWriter of a function-to-function call.
 type callResponse struct {
 	header http.Header
 	status int

@@ -84,7 +84,7 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 		KV: kv, Secrets: sec, Egress: egress.New(ecfg), Invoker: gw, Audit: n.audit,
 		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
-	gw.SetHost(h)
+	n.pipeline.SetHost(h)
 	return &capabilities{kv: kv, secrets: sec}, nil
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/metrics"
+	"github.com/moatfn/moat/internal/pipeline"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
@@ -99,6 +100,7 @@ type Node struct {
 	sandbox  *sandbox.Runtime
 	early    *registry.Early
 	registry *registry.Registry
+	pipeline *pipeline.Pipeline
 	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -274,9 +276,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n.usage = usage.New(log, usageKV)
-	gw := gateway.New(log, n.registry, keys, verifier, failures, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, gateway.Config{
-		MaxLog: 64 << 10, MaxLogLines: 1000, BodyWait: cfg.BodyWait,
+	n.pipeline = pipeline.New(log, n.registry, adm, n.budgets, recorders{n.metrics, n.usage}, gatewayAudit, n.logs, pipeline.Config{
+		MaxLog: 64 << 10, MaxLogLines: 1000,
 	})
+	gw := gateway.New(log, n.pipeline, keys, verifier, failures, gateway.Config{BodyWait: cfg.BodyWait})
 	caps, err := n.capabilities(ctx, gw)
 	if err != nil {
 		return nil, err
