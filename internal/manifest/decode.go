@@ -211,7 +211,9 @@ func (d *decoder) manifest(root *yaml.Node, m *Manifest) error {
 			"secrets": list(&p.Secrets, checkSecret),
 			"egress":  list(&p.Egress, checkEgress),
 			"invoke":  list(&p.Invoke, checkName),
+			"publish": list(&p.Publish, CheckSubjectPattern),
 		}),
+		"triggers":  d.triggers(&m.Triggers),
 		"sbom":      scalar(&m.SBOM, "a path", checked(checkRelPath)),
 		"lockfiles": list(&m.LockFiles, checkLockFile),
 		"vulnerabilities": d.fields(map[string]handler{
@@ -226,7 +228,26 @@ func (d *decoder) manifest(root *yaml.Node, m *Manifest) error {
 			return &Error{Line: root.Line, Field: r.field, Err: errRequired}
 		}
 	}
+	if e := m.checkTriggers(); e != nil {
+		e.Line = d.lineOf(e.Field)
+		return e
+	}
 	return nil
+}
+
+// lineOf is the line of field, or of the nearest enclosing field present.
+func (d *decoder) lineOf(field string) int {
+	for f := field; f != ""; {
+		if l, ok := d.lines[f]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return 0
 }
 
 // fields returns a handler that decodes a mapping with the given fields.

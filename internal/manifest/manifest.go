@@ -81,6 +81,8 @@ type Manifest struct {
 	// Vulnerabilities tightens the node's vulnerability policy for this
 	// function. The zero value keeps the node's.
 	Vulnerabilities VulnPolicy `json:"vulnerabilities,omitzero"`
+	// Triggers are the function's event sources besides HTTP; nil is none.
+	Triggers []Trigger `json:"triggers,omitempty"`
 }
 
 // VulnPolicy is a function's own vulnerability policy; it can only tighten
@@ -161,6 +163,9 @@ type Permissions struct {
 	Egress []string `json:"egress,omitempty"`
 	// Invoke lists the functions this one may call, by name.
 	Invoke []string `json:"invoke,omitempty"`
+	// Publish lists the event subjects (or patterns) the function may
+	// publish on.
+	Publish []string `json:"publish,omitempty"`
 }
 
 // defaults returns a Manifest holding the safe defaults for every field
@@ -327,6 +332,7 @@ func (m *Manifest) validate() *Error {
 		{"permissions.secrets", p.Secrets, checkSecret},
 		{"permissions.egress", p.Egress, checkEgress},
 		{"permissions.invoke", p.Invoke, checkName},
+		{"permissions.publish", p.Publish, CheckSubjectPattern},
 	} {
 		if e := validateList(l.field, l.items, l.check); e != nil {
 			return e
@@ -339,6 +345,12 @@ func (m *Manifest) validate() *Error {
 		}
 	}
 	if e := validateList("lockfiles", m.LockFiles, checkLockFile); e != nil {
+		return e
+	}
+	if len(m.Triggers) > MaxTriggers {
+		return bad("triggers", fmt.Errorf("%d triggers: at most %d", len(m.Triggers), MaxTriggers))
+	}
+	if e := m.checkTriggers(); e != nil {
 		return e
 	}
 	if m.Vulnerabilities.Block != "" {

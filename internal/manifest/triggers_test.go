@@ -1,0 +1,106 @@
+package manifest
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const triggerBase = "name: orders\nmodule: orders.wasm\n"
+
+func TestQueueTrigger(t *testing.T) {
+	m, err := Parse([]byte(triggerBase + `limits: {concurrency: 8}
+permissions: {publish: ["catalog.requested", "orders.>"]}
+triggers:
+  - queue: {subject: orders.created, max_deliver: 3, backoff: [2s, 1m], concurrency: 4}
+  - queue: {subject: "audit.*"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Trigger{
+		{Queue: &QueueTrigger{Subject: "orders.created", MaxDeliver: 3, Backoff: []Duration{Duration(2 * time.Second), Duration(time.Minute)}, Concurrency: 4}},
+		{Queue: &QueueTrigger{Subject: "audit.*", MaxDeliver: DefaultMaxDeliver, Concurrency: 1}},
+	}
+	if !reflect.DeepEqual(m.Triggers, want) {
+		t.Fatalf("triggers %+v", m.Triggers)
+	}
+	if !m.Permissions.MayPublish("orders.x.y") || !m.Permissions.MayPublish("catalog.requested") || m.Permissions.MayPublish("catalog.other") || m.Permissions.MayPublish("orders") {
+		t.Fatal("MayPublish")
+	}
+	q := m.Triggers[0].Queue
+	for n, d := range map[int]time.Duration{1: 2 * time.Second, 2: time.Minute, 9: time.Minute} {
+		if got := q.RetryDelay(n); got != d {
+			t.Errorf("RetryDelay(%d) = %s, want %s", n, got, d)
+		}
+	}
+	if got := m.Triggers[1].Queue.RetryDelay(2); got != 10*time.Second {
+		t.Errorf("default RetryDelay(2) = %s", got)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"backoff":["2s","1m"]`) {
+		t.Fatalf("json %s", b)
+	}
+	var back Manifest
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back.Triggers, m.Triggers) {
+		t.Fatalf("round trip %v %+v", err, back.Triggers)
+	}
+}
+
+func TestQueueTriggerErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"triggers: {queue: {subject: a}}":                                    `line 3: triggers: want a list, found a mapping`,
+		"triggers:\n  - queue: {}":                                           `line 4: triggers[0].queue.subject: required field is missing`,
+		"triggers:\n  - queue: {subject: \"orders..created\"}":               `line 4: triggers[0].queue.subject: "orders..created" is not a subject pattern (an empty token)`,
+		"triggers:\n  - queue: {subject: \"orders.>.x\"}":                    `line 4: triggers[0].queue.subject: "orders.>.x" is not a subject pattern`,
+		"triggers:\n  - queue: {subject: \"$JS.API\"}":                       `line 4: triggers[0].queue.subject: "$JS.API" is not a subject pattern`,
+		"triggers:\n  - queue: {subject: a, max_deliver: 0}":                 `line 4: triggers[0].queue.max_deliver: 0 is out of range (1 to 100)`,
+		"triggers:\n  - queue: {subject: a, backoff: [10ms]}":                `line 4: triggers[0].queue.backoff[0]: 10ms is out of range (1s to 24h)`,
+		"triggers:\n  - queue: {subject: a, backoff: [soon]}":                `line 4: triggers[0].queue.backoff[0]: "soon" is not a duration`,
+		"triggers:\n  - queue: {subject: a, backoff: 1s}":                    `line 4: triggers[0].queue.backoff: want a list of durations`,
+		"triggers:\n  - queue: {subject: a, concurrency: 11}":                `line 4: triggers[0].queue.concurrency: 11 is out of range (1 to limits.concurrency, 10)`,
+		"triggers:\n  - queue: {subject: a}\n  - queue: {subject: a}":        `line 5: triggers[1].queue.subject: duplicate "a" (also triggers[0])`,
+		"triggers:\n  - queue: {subject: a, subjet: b}":                      `line 4: triggers[0].queue: unknown field "subjet" (did you mean "subject"?)`,
+		"triggers:\n  - qeue: {subject: a}":                                  `line 4: triggers[0]: unknown field "qeue" (did you mean "queue"?)`,
+		"triggers:\n  - queue: {subject: a}\n    schedule: {cron: x}":        `line 4: triggers[0]: want a mapping of one trigger kind`,
+		"permissions: {publish: [\"orders created\"]}":                       `permissions.publish[0]: "orders created" is not a subject pattern`,
+		"triggers:\n  - queue: {subject: " + strings.Repeat("a.", 20) + "a}": `is not a subject pattern (at most 16 tokens)`,
+	} {
+		_, err := Parse([]byte(triggerBase + src + "\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s:\n got %v\nwant %s", src, err, want)
+		}
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	for _, s := range []string{"a", "orders.created", "A_b-9.x"} {
+		if err := CheckSubject(s); err != nil {
+			t.Errorf("CheckSubject(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "a.", ".a", "a b", "a.*", "a.>", "é", "a\nb", strings.Repeat("a", 201)} {
+		if CheckSubject(s) == nil {
+			t.Errorf("CheckSubject(%q) accepted", s)
+		}
+	}
+	for _, c := range []struct {
+		pattern, subject string
+		match            bool
+	}{
+		{"a.b", "a.b", true}, {"a.*", "a.b", true}, {"a.*", "a.b.c", false}, {"a.>", "a.b.c", true},
+		{"a.>", "a", false}, {"*", "a", true}, {"*", "a.b", false}, {">", "a.b", true}, {"a.b", "a.c", false},
+	} {
+		if got := SubjectMatches(c.pattern, c.subject); got != c.match {
+			t.Errorf("SubjectMatches(%q, %q) = %v", c.pattern, c.subject, got)
+		}
+	}
+}
