@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/cloudevent"
 	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/pipeline"
@@ -29,6 +30,7 @@ import (
 const (
 	ReasonAuth        = "auth"         // no, a wrong or a refused credential
 	ReasonAuthBlocked = "auth_blocked" // a source that kept failing authentication, answered 429
+	ReasonEvent       = "event"        // ce-* headers that are no valid CloudEvent
 )
 
 // Prefix is the path under which functions are served.
@@ -108,6 +110,8 @@ func (g *Gateway) invocation(w http.ResponseWriter, r *http.Request, id string, 
 	if !ok {
 		inv.Invalid = &pipeline.Problem{Status: http.StatusBadRequest, Reason: "target", Title: "malformed request",
 			Detail: "the request target cannot be handed to " + name + " as sent"}
+	} else if cloudevent.IsEvent(r.Header) {
+		inv.Header, inv.Invalid = eventHeader(r.Header)
 	}
 	inv.Identify = func(ctx context.Context, fn *registry.Loaded) (string, *pipeline.Problem) {
 		return g.authenticate(r, id, fn, from)
@@ -116,6 +120,28 @@ func (g *Gateway) invocation(w http.ResponseWriter, r *http.Request, id string, 
 		inv.Body = func(limit int64) ([]byte, error) { return g.readBody(w, r, limit) }
 	}
 	return inv
+}
+
+// eventHeader checks the CloudEvent a request with ce-* headers claims to
+// be, and returns its header with the attributes percent-decoded, as the
+// function is to see them.
+func eventHeader(h http.Header) (http.Header, *pipeline.Problem) {
+	ev, err := cloudevent.FromHeader(h, nil)
+	if err != nil {
+		return h, &pipeline.Problem{Status: http.StatusBadRequest, Reason: ReasonEvent, Title: "malformed CloudEvent", Detail: err.Error()}
+	}
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		if !strings.HasPrefix(http.CanonicalHeaderKey(k), "Ce-") {
+			out[k] = vs
+		}
+	}
+	for k, vs := range ev.Header() {
+		if k != "Content-Type" {
+			out[k] = vs
+		}
+	}
+	return out, nil
 }
 
 // readBody reads r's body within limit. The body must come within

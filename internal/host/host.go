@@ -57,10 +57,18 @@ type Config struct {
 	Grants      *Grants
 }
 
+// Publisher keeps events for the functions whose triggers take them. It
+// returns the event's id, or an error: a *sandbox.HostError is the guest's
+// answer as it stands (no listener, a full store, an invalid event).
+type Publisher interface {
+	Publish(ctx context.Context, subject, typ, contentType string, data []byte, source, publisher string) (id string, err error)
+}
+
 // Host serves host calls. It is safe for concurrent use.
 type Host struct {
-	log *slog.Logger
-	cfg Config
+	log    *slog.Logger
+	cfg    Config
+	events Publisher // nil: publishing is unavailable
 
 	mu     sync.Mutex
 	egress map[string][]egress.Prefix // parsed grants by function/version
@@ -76,6 +84,10 @@ func New(log *slog.Logger, cfg Config) *Host {
 	}
 	return &Host{log: log.With("component", "host"), cfg: cfg, egress: map[string][]egress.Prefix{}}
 }
+
+// SetEvents makes p take the events functions publish. Call it before
+// serving.
+func (h *Host) SetEvents(p Publisher) { h.events = p }
 
 // Invocation is the side of one invocation that host calls see.
 type Invocation struct {
@@ -168,6 +180,8 @@ func (h *Host) call(ctx context.Context, inv *Invocation, op uint32, req []byte)
 		return h.http(ctx, inv, d)
 	case opInvoke:
 		return h.invoke(ctx, inv, d)
+	case opPublish:
+		return h.publish(ctx, inv, d)
 	}
 	return nil, statusErr(sandbox.StatusInvalid, "unknown host call %d", op)
 }
@@ -494,6 +508,46 @@ func (h *Host) invoke(ctx context.Context, inv *Invocation, d *decoder) ([]byte,
 	e.uint(uint64(status))
 	e.headers(rh)
 	e.bytes(rb)
+	return e, nil
+}
+
+// publish keeps an event on a subject the function's publish grant names.
+// The event's source is the function, its publisher the invocation's
+// chain of callers with the function first, as REMOTE_USER shows it to the
+// functions that take it.
+func (h *Host) publish(ctx context.Context, inv *Invocation, d *decoder) ([]byte, error) {
+	subject, typ, contentType, data := d.string(), d.string(), d.string(), d.bytes()
+	if err := d.done(); err != nil {
+		return nil, invalid(err)
+	}
+	if err := manifest.CheckSubject(subject); err != nil {
+		return nil, invalid(err)
+	}
+	if !inv.Perms.MayPublish(subject) {
+		return nil, h.deny(ctx, inv, "publish", subject, "subject not in the publish grant")
+	}
+	if h.events == nil {
+		return nil, statusErr(sandbox.StatusUnavailable, "publishing events is not available on this node")
+	}
+	h.used(inv, "publish:"+subject)
+	publisher := "fn:" + inv.Function
+	if inv.User != "" {
+		publisher += ";" + inv.User
+	}
+	id, err := h.events.Publish(ctx, subject, typ, contentType, data, "/fn/"+inv.Function, publisher)
+	var he *sandbox.HostError
+	switch {
+	case errors.As(err, &he):
+		return nil, he
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil, statusErr(sandbox.StatusTimeout, "publish %s: out of time", subject)
+		}
+		h.log.ErrorContext(ctx, "publish", slog.String("fn", inv.Function), slog.String("subject", subject), slog.Any("err", err))
+		return nil, statusErr(sandbox.StatusUnavailable, "publish %s failed", subject)
+	}
+	var e encoder
+	e.string(id)
 	return e, nil
 }
 

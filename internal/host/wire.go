@@ -21,6 +21,7 @@ const (
 	opSecretGet = 20
 	opHTTP      = 30
 	opInvoke    = 40
+	opPublish   = 50
 )
 
 var errMalformed = errors.New("malformed host call request")

@@ -20,6 +20,7 @@ type Metrics struct {
 	refusals    *prometheus.CounterVec
 	denials     *prometheus.CounterVec
 	connections *prometheus.CounterVec
+	events      *prometheus.CounterVec
 }
 
 // Budget is one budget window's remainder, for the budget gauge.
@@ -74,8 +75,11 @@ func New(running func() float64) *Metrics {
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moat_connections_refused_total", Help: "Connections closed as accepted, past the node's bound (total) or a source's (source), or refused for ambiguous request framing (framing).",
 		}, []string{"reason"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moat_events_total", Help: "Deliveries of events to functions, by function and outcome (delivered, retried, dead_lettered, waited).",
+		}, []string{"fn", "outcome"}),
 	}
-	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials, m.connections,
+	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials, m.connections, m.events,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moat_instances_running", Help: "Function instances running now."}, running),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -101,6 +105,48 @@ func (m *Metrics) Denied(fn, capability string) {
 // ConnectionRefused records a connection closed past a bound.
 func (m *Metrics) ConnectionRefused(reason string) {
 	m.connections.WithLabelValues(reason).Inc()
+}
+
+// Event records what became of one delivery of an event.
+func (m *Metrics) Event(fn, outcome string) {
+	m.events.WithLabelValues(fn, outcome).Inc()
+}
+
+// Lag is what one trigger has waiting, for the lag gauges.
+type Lag struct {
+	Function, Subject string
+	Pending, InFlight float64
+	DeadLetters       float64
+}
+
+type lagCollector struct {
+	pending, inFlight, dead *prometheus.Desc
+	list                    func() []Lag
+}
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending; ch <- c.inFlight; ch <- c.dead }
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]bool{}
+	for _, l := range c.list() {
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, l.Pending, l.Function, l.Subject)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, l.InFlight, l.Function, l.Subject)
+		if !seen[l.Function] {
+			seen[l.Function] = true
+			ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, l.DeadLetters, l.Function)
+		}
+	}
+}
+
+// SetLag makes /metrics report each trigger's lag and each function's dead
+// letters from list, read on scrape.
+func (m *Metrics) SetLag(list func() []Lag) {
+	m.reg.MustRegister(lagCollector{
+		pending:  prometheus.NewDesc("moat_trigger_pending", "Events published on a trigger's subject and not yet delivered.", []string{"fn", "subject"}, nil),
+		inFlight: prometheus.NewDesc("moat_trigger_in_flight", "Events delivered to a trigger and not yet acknowledged (running, waiting or to be retried).", []string{"fn", "subject"}, nil),
+		dead:     prometheus.NewDesc("moat_dead_letters", "Dead letters kept for a function.", []string{"fn"}, nil),
+		list:     list,
+	})
 }
 
 // Handler serves the metrics in the Prometheus text format.

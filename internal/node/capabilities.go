@@ -10,11 +10,14 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/moatfn/moat/internal/cloudevent"
 	"github.com/moatfn/moat/internal/egress"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/gateway"
 	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/kvstore"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/secrets"
 )
@@ -25,6 +28,7 @@ const DataKeysBucket = "moat_datakeys"
 type capabilities struct {
 	kv      *kvstore.Store
 	secrets *secrets.Store
+	host    *host.Host
 }
 
 // ensureBuckets makes the KV buckets m grants: a bucket comes into being
@@ -85,7 +89,7 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
 	n.pipeline.SetHost(h)
-	return &capabilities{kv: kv, secrets: sec}, nil
+	return &capabilities{kv: kv, secrets: sec, host: h}, nil
 }
 
 var rotating sync.Mutex
@@ -113,4 +117,24 @@ func (n *Node) rotateMaster(ctx context.Context) (int, string, error) {
 	n.keyring = next
 	n.log.Info("master key rotated", slog.Int("data_keys", count))
 	return count, next.ID(), nil
+}
+
+// hostEvents is the events bus as host calls reach it: its refusals become
+// the guest's statuses.
+type hostEvents struct{ bus *events.Bus }
+
+func (h hostEvents) Publish(ctx context.Context, subject, typ, contentType string, data []byte, source, publisher string) (string, error) {
+	ev := events.NewEvent(source, typ, subject, contentType, data)
+	pub, err := h.bus.Publish(ctx, subject, ev, publisher)
+	switch {
+	case errors.Is(err, events.ErrNoListener):
+		return "", &sandbox.HostError{Status: sandbox.StatusNotFound, Message: "publish " + subject + ": no function's trigger takes it"}
+	case errors.Is(err, events.ErrFull):
+		return "", &sandbox.HostError{Status: sandbox.StatusUnavailable, Message: "publish " + subject + ": the event store is full"}
+	case errors.Is(err, cloudevent.ErrInvalid), errors.Is(err, events.ErrTooLarge):
+		return "", &sandbox.HostError{Status: sandbox.StatusInvalid, Message: "publish " + subject + ": " + err.Error()}
+	case err != nil:
+		return "", err
+	}
+	return pub.ID, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/connlimit"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/framing"
 	"github.com/moatfn/moat/internal/gateway"
@@ -90,6 +91,9 @@ type Config struct {
 	// BodyWait is how long a function's request body may take to arrive;
 	// 0 is 30s.
 	BodyWait time.Duration
+	// EventAckWait is how long an event delivered to a node may go without
+	// word from it before it is delivered again; 0 is 30s.
+	EventAckWait time.Duration
 }
 
 // Node is a running node.
@@ -101,6 +105,7 @@ type Node struct {
 	early    *registry.Early
 	registry *registry.Registry
 	pipeline *pipeline.Pipeline
+	events   *events.Bus
 	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -284,6 +289,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	n.events, err = events.Open(ctx, log, n.store.JS, n.dataKeys, n.pipeline, n.metrics, events.Config{Functions: kv, AckWait: cfg.EventAckWait})
+	if err != nil {
+		return nil, err
+	}
+	caps.host.SetEvents(hostEvents{n.events})
+	n.metrics.SetLag(n.eventLag)
 	if n.supply, err = openSupplyChain(ctx, n); err != nil {
 		return nil, err
 	}
@@ -393,6 +404,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		defer close(refused)
 		n.refusals.Run(refusalsCtx)
 	}()
+	eventsCtx, stopEvents := context.WithCancel(context.Background())
+	defer stopEvents()
+	if err := n.events.Start(eventsCtx); err != nil {
+		n.log.Error("event triggers", slog.Any("err", err))
+	}
 	preloadCtx, stopPreload := context.WithCancel(ctx)
 	preloaded := make(chan struct{})
 	go func() {
@@ -415,6 +431,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	n.events.Stop(n.cfg.DrainTimeout) // lets running events finish
+	stopEvents()
 	stopPreload()
 	<-preloaded
 	stopMeter() // flushes what the drained requests metered
@@ -426,6 +444,23 @@ func (n *Node) Serve(ctx context.Context) error {
 	n.close()
 	n.log.Info("node stopped")
 	return err
+}
+
+// eventLag reads what each trigger has waiting, for /metrics.
+func (n *Node) eventLag() []metrics.Lag {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []metrics.Lag
+	for _, fn := range n.events.Functions() {
+		states, err := n.events.Triggers(ctx, fn)
+		if err != nil {
+			continue
+		}
+		for _, s := range states {
+			out = append(out, metrics.Lag{Function: fn, Subject: s.Subject, Pending: float64(s.Pending), InFlight: float64(s.InFlight), DeadLetters: float64(s.DeadLetters)})
+		}
+	}
+	return out
 }
 
 // expandApps replaces a folder that holds no moat.yaml but has function

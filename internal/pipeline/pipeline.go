@@ -416,9 +416,13 @@ func admissionProblem(name string, no *admit.Refusal) *Problem {
 // execute runs the admitted invocation in a fresh instance.
 func (p *Pipeline) execute(ctx context.Context, r *run) *Result {
 	inv, fn, m := r.inv, r.fn, r.fn.Manifest
+	remote := "" // an event comes from no address
+	if inv.viaHTTP() {
+		remote = inv.Source
+	}
 	env := cgi.Env(m.Env, &cgi.Request{
 		Method: inv.Method, PathInfo: inv.PathInfo, RawPath: inv.RawPath, RawQuery: inv.RawQuery, Proto: inv.Proto,
-		Host: inv.Host, RemoteAddr: inv.Source, RemoteUser: r.user, ContentLen: len(r.body), Header: inv.Header,
+		Host: inv.Host, RemoteAddr: remote, RemoteUser: r.user, ContentLen: len(r.body), Header: inv.Header,
 		Trigger: inv.Trigger,
 	})
 	// The host side of the invocation, for a module that makes host calls
