@@ -124,7 +124,11 @@ type lagCollector struct {
 	list                    func() []Lag
 }
 
-func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending; ch <- c.inFlight; ch <- c.dead }
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.inFlight
+	ch <- c.dead
+}
 
 func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 	seen := map[string]bool{}
