@@ -92,6 +92,7 @@ type API struct {
 	grants   grantReader
 	rotate   Rotation
 	supply   *supplyRoutes
+	events   eventBus
 	quiet    *logcap.Limiter
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
@@ -144,6 +145,12 @@ func Routes() []Route {
 		{"GET /api/v1/vulns/exceptions", readers},
 		{"DELETE /api/v1/vulns/exceptions/{function}/{id}", adminOnly},
 		{"GET /api/v1/functions/{name}/sbom", readers},
+		{"POST /api/v1/events/{subject}", deployers},
+		{"GET /api/v1/functions/{name}/triggers", readers},
+		{"GET /api/v1/functions/{name}/dlq", deployers},
+		{"GET /api/v1/functions/{name}/dlq/{id}", deployers},
+		{"POST /api/v1/functions/{name}/dlq/replay", deployers},
+		{"DELETE /api/v1/functions/{name}/dlq", deployers},
 	}
 }
 
@@ -163,13 +170,14 @@ type Services struct {
 	Grants    grantReader // nil: grant use is not reported
 	Rotate    Rotation
 	Supply    *supplyRoutes
+	Events    eventBus // nil: the event routes answer 503
 }
 
 // New returns the API handler. Log streams end when stopping does.
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
-		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply,
+		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply, events: s.Events,
 		quiet: logcap.New(time.Second, 4096)} // one line a second per source and message
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                           a.list,
@@ -198,6 +206,12 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"GET /api/v1/vulns/exceptions":                    a.listExceptions,
 		"DELETE /api/v1/vulns/exceptions/{function}/{id}": a.removeException,
 		"GET /api/v1/functions/{name}/sbom":               a.sbom,
+		"POST /api/v1/events/{subject}":                   a.needEvents(a.publish),
+		"GET /api/v1/functions/{name}/triggers":           a.needEvents(a.triggers),
+		"GET /api/v1/functions/{name}/dlq":                a.needEvents(a.listLetters),
+		"GET /api/v1/functions/{name}/dlq/{id}":           a.needEvents(a.showLetter),
+		"POST /api/v1/functions/{name}/dlq/replay":        a.needEvents(a.replay),
+		"DELETE /api/v1/functions/{name}/dlq":             a.needEvents(a.purgeLetters),
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern], a.refusedRole))

@@ -25,6 +25,7 @@ import (
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/secrets"
@@ -93,12 +94,21 @@ func (e *Error) Error() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, out any) error {
+	h := http.Header{}
+	if ctype != "" {
+		h.Set("Content-Type", ctype)
+	}
+	return c.doHeader(ctx, method, path, h, body, out)
+}
+
+// doHeader is do with the request headers h.
+func (c *Client) doHeader(ctx context.Context, method, path string, h http.Header, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	for k, vs := range h {
+		req.Header[k] = vs
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -372,4 +382,45 @@ func (c *Client) Invoke(ctx context.Context, method, name, path string, header h
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp, b, err
+}
+
+// Publish publishes an event on subject: data is its data, h may carry
+// Content-Type and ce-* attributes (percent-encoded as the CloudEvents HTTP
+// binding says).
+func (c *Client) Publish(ctx context.Context, subject string, h http.Header, data []byte) (*events.Published, error) {
+	var out events.Published
+	return &out, c.doHeader(ctx, http.MethodPost, "/api/v1/events/"+url.PathEscape(subject), h, bytes.NewReader(data), &out)
+}
+
+// Triggers returns the state of a function's event triggers.
+func (c *Client) Triggers(ctx context.Context, fn string) ([]events.TriggerState, error) {
+	var out []events.TriggerState
+	return out, c.do(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(fn)+"/triggers", "", nil, &out)
+}
+
+// Letters lists a function's dead letters, without their data.
+func (c *Client) Letters(ctx context.Context, fn string) (*api.Letters, error) {
+	var out api.Letters
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(fn)+"/dlq", "", nil, &out)
+}
+
+// Letter returns one dead letter, with its data.
+func (c *Client) Letter(ctx context.Context, fn string, id uint64) (*events.Letter, error) {
+	var out events.Letter
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/functions/"+url.PathEscape(fn)+"/dlq/"+strconv.FormatUint(id, 10), "", nil, &out)
+}
+
+// Replay sends dead letters again: ids, or all of them.
+func (c *Client) Replay(ctx context.Context, fn string, ids []uint64, all bool) (*api.Replayed, error) {
+	b, _ := json.Marshal(api.Replay{IDs: ids, All: all})
+	var out api.Replayed
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(fn)+"/dlq/replay", "application/json", bytes.NewReader(b), &out)
+}
+
+// Purge deletes a function's dead letters and returns how many there were.
+func (c *Client) Purge(ctx context.Context, fn string) (int, error) {
+	var out struct {
+		Purged int `json:"purged"`
+	}
+	return out.Purged, c.do(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(fn)+"/dlq", "", nil, &out)
 }

@@ -311,7 +311,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.refusals, Trail: trail,
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
-		Supply: api.Supply(n.supply),
+		Supply: api.Supply(n.supply), Events: n.events,
 	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")

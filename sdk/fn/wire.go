@@ -25,6 +25,7 @@ const (
 	opSecretGet uint32 = 20
 	opHTTPDo    uint32 = 30
 	opFnInvoke  uint32 = 40
+	opPublish   uint32 = 50
 )
 
 // opName returns the name docs/hostcalls.md gives op, such as "kv.get".
@@ -52,6 +53,8 @@ func opName(op uint32) string {
 		return "http.do"
 	case opFnInvoke:
 		return "fn.invoke"
+	case opPublish:
+		return "event.publish"
 	}
 	return "op " + strconv.FormatUint(uint64(op), 10)
 }

@@ -45,7 +45,81 @@ func rawCall(op, ptr, size uint32) uint64
 //go:wasmimport moat take
 func rawTake(ptr, size uint32) int32
 
+// seen is what the guest records of each delivery of an event, in the KV
+// bucket "seen" under the event's id.
+type seen struct {
+	Count   int               `json:"count"`
+	User    string            `json:"user"`
+	Trigger string            `json:"trigger"`
+	Remote  string            `json:"remote"`
+	Method  string            `json:"method"`
+	Type    string            `json:"type"`
+	Source  string            `json:"source"`
+	Subject string            `json:"subject"`
+	CT      string            `json:"ct"`
+	Data    string            `json:"data"`
+	Ext     map[string]string `json:"ext,omitempty"`
+}
+
+// event handles a delivered event as its data says: {"mode": "ok"},
+// "fail" (500), "reject" (422), "failonce" (500 on the first delivery),
+// "sleep" (ms milliseconds, then 200).
+func event(w http.ResponseWriter, r *http.Request) {
+	ev, ok := fn.ReadEvent(r)
+	if !ok {
+		http.Error(w, "no event", http.StatusBadRequest)
+		return
+	}
+	data, _ := io.ReadAll(r.Body)
+	var cmd struct {
+		Mode string `json:"mode"`
+		MS   int    `json:"ms"`
+	}
+	json.Unmarshal(data, &cmd)
+	b := fn.KV("seen")
+	var rec seen
+	for range 20 {
+		v, rev, err := b.Get(ev.ID)
+		rec = seen{}
+		if err == nil {
+			json.Unmarshal(v, &rec)
+		}
+		rec.Count++
+		rec.User, rec.Trigger, rec.Remote, rec.Method = os.Getenv("REMOTE_USER"), fn.Trigger(), os.Getenv("REMOTE_ADDR"), r.Method
+		rec.Type, rec.Source, rec.Subject, rec.CT, rec.Data, rec.Ext = ev.Type, ev.Source, ev.Subject, ev.DataContentType, string(data), ev.Extensions
+		nv, _ := json.Marshal(rec)
+		if errors.Is(err, fn.ErrNotFound) {
+			_, err = b.Create(ev.ID, nv, 0)
+		} else if err == nil {
+			_, err = b.Update(ev.ID, nv, rev)
+		}
+		if err == nil {
+			break
+		}
+	}
+	if os.Getenv("FORCE_OK") != "" {
+		return // the fixed version: every event is handled
+	}
+	switch cmd.Mode {
+	case "fail":
+		http.Error(w, "failing on purpose", http.StatusInternalServerError)
+	case "reject":
+		http.Error(w, "not for me", http.StatusUnprocessableEntity)
+	case "failonce":
+		if rec.Count == 1 {
+			http.Error(w, "failing once", http.StatusInternalServerError)
+			return
+		}
+	case "sleep":
+		time.Sleep(time.Duration(cmd.MS) * time.Millisecond)
+	}
+}
+
 func handle(w http.ResponseWriter, r *http.Request) {
+	if t := fn.Trigger(); t == "queue" || t == "replay" {
+		event(w, r)
+		return
+	}
 	q := r.URL.Query()
 	res := &result{OK: true}
 	b := fn.KV(q.Get("b"))
@@ -109,6 +183,12 @@ func handle(w http.ResponseWriter, r *http.Request) {
 				rawTake(0, 0)
 			}
 		}
+	case "/publish":
+		res.Value, err = fn.Publish(q.Get("subject"), q.Get("type"), "application/json", []byte(q.Get("body")))
+	case "/seen":
+		var v []byte
+		v, _, err = fn.KV("seen").Get(q.Get("id"))
+		res.Value = string(v)
 	case "/whoami":
 		res.Value = os.Getenv("REMOTE_USER")
 	case "/log":
