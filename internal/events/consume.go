@@ -68,7 +68,8 @@ func (b *Bus) Start(ctx context.Context) error {
 		b.apply(ctx, e)
 	}
 	b.sweep(ctx, seen)
-	b.wg.Go(func() {
+	// The watcher is not among the runs Stop waits for: it ends with ctx.
+	go (func() {
 		defer w.Stop()
 		for {
 			select {
@@ -83,7 +84,7 @@ func (b *Bus) Start(ctx context.Context) error {
 				}
 			}
 		}
-	})
+	})()
 	return nil
 }
 
