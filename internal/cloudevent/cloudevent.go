@@ -245,45 +245,18 @@ func checkValue(v string) error {
 	return nil
 }
 
-// Decode percent-decodes a header value as the HTTP binding says and
-// requires the result to be valid UTF-8.
+// Decode percent-decodes a header value as the HTTP binding says (%XX,
+// nothing else: url.PathUnescape leaves '+' alone) and requires the result
+// to be valid UTF-8.
 func Decode(s string) (string, error) {
-	if !strings.Contains(s, "%") {
-		if !utf8.ValidString(s) {
-			return "", errors.New("value is not valid UTF-8")
-		}
-		return s, nil
+	out, err := url.PathUnescape(s)
+	if err != nil {
+		return "", errors.New("malformed percent-encoding")
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
-			return "", errors.New("malformed percent-encoding")
-		}
-		b.WriteByte(byte(unhex(s[i+1])<<4 | unhex(s[i+2])))
-		i += 2
-	}
-	out := b.String()
 	if !utf8.ValidString(out) {
 		return "", errors.New("value does not decode to valid UTF-8")
 	}
 	return out, nil
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'a' <= c && c <= 'f':
-		return int(c-'a') + 10
-	case 'A' <= c && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }
 
 // Encode percent-encodes a value for a ce-* header: space, '"', '%' and
