@@ -228,7 +228,21 @@ type run struct {
 }
 
 // step is one stage of the pipeline: it refuses, or lets the run go on.
-type step func(ctx context.Context, r *run) *Problem
+type step func(p *Pipeline, ctx context.Context, r *run) *Problem
+
+// steps are the stages before the run, in order. Method expressions, so
+// that a run allocates no closures for them.
+var steps = []step{
+	(*Pipeline).checkInvalid,  // what the trigger found wrong in its input
+	(*Pipeline).checkDisabled, // a function an operator disabled
+	(*Pipeline).identify,      // who calls: the trigger's check of the caller
+	(*Pipeline).limitRate,     // the function's and the caller's rate
+	(*Pipeline).checkMethod,   // the methods of the function's http section
+	(*Pipeline).readBody,      // within the function's body limit
+	(*Pipeline).validate,      // content type and input schema
+	(*Pipeline).reserve,       // the function's and the node's budgets
+	(*Pipeline).admitRun,      // concurrency and the node's capacity
+}
 
 // Run takes inv through the pipeline and returns what came of it. It never
 // returns nil.
@@ -249,18 +263,8 @@ func (p *Pipeline) Run(ctx context.Context, inv *Invocation) *Result {
 			r.release()
 		}
 	}()
-	for _, s := range []step{
-		p.checkInvalid,  // what the trigger found wrong in its input
-		p.checkDisabled, // a function an operator disabled
-		p.identify,      // who calls: the trigger's check of the caller
-		p.limitRate,     // the function's and the caller's rate
-		p.checkMethod,   // the methods of the function's http section
-		p.readBody,      // within the function's body limit
-		p.validate,      // content type and input schema
-		p.reserve,       // the function's and the node's budgets
-		p.admitRun,      // concurrency and the node's capacity
-	} {
-		if no := s(ctx, r); no != nil {
+	for _, s := range steps {
+		if no := s(p, ctx, r); no != nil {
 			p.refused(ctx, r, no)
 			return &Result{Status: no.Status, Problem: no, Version: fn.Version, Took: p.now().Sub(start)}
 		}
