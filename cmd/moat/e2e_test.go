@@ -910,3 +910,122 @@ func TestEmptyListsAreEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestEventCommands publishes events with moat publish and works a dead
+// letter through moat dlq ls, show, replay and purge, as a user would.
+func TestEventCommands(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(`name: orders
+module: fn.wasm
+limits: {memory: 64MiB, timeout: 10s}
+http: {auth: public}
+permissions: {kv: {seen: read-write}}
+triggers:
+  - queue: {subject: "orders.>", max_deliver: 2, backoff: [1s]}
+`), 0o644)
+	s.mustMoat(t, "deploy", dir)
+
+	if _, _, err := s.moat(t, "publish", "nobody.listens", "-d", "{}"); err == nil || !strings.Contains(err.Error(), "no listener") {
+		t.Errorf("publish with no listener: %v", err)
+	}
+	if _, _, err := s.moat(t, "publish", "bad subject", "-d", "{}"); err == nil || !strings.Contains(err.Error(), "subject") {
+		t.Errorf("publish to a bad subject: %v", err)
+	}
+	out := s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"ok"}`, "--id", "e2e-ok", "--type", "com.example.order")
+	if !strings.Contains(out, "published event e2e-ok on orders.created") {
+		t.Errorf("publish: %q", out)
+	}
+	if out := s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"ok"}`, "--id", "e2e-ok"); !strings.Contains(out, "already published") {
+		t.Errorf("publish of a duplicate: %q", out)
+	}
+	// A rejected event, its data from stdin with a control character in
+	// it, becomes a dead letter at once.
+	if _, errOut, err := s.moatIn(t, "{\"mode\":\"reject\"}\x1b[2J", "publish", "orders.refunded", "-d", "@-", "--id", "e2e-bad", "-o", "json"); err != nil || errOut != "" {
+		t.Fatalf("publish -d @-: %v %q", err, errOut)
+	}
+	var ls struct {
+		Total   int
+		Letters []struct {
+			ID       uint64
+			Reason   string
+			Status   int
+			Attempts int
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ls.Total == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		json.Unmarshal([]byte(s.mustMoat(t, "dlq", "ls", "orders", "-o", "json")), &ls)
+	}
+	if ls.Total != 1 || ls.Letters[0].Reason != "rejected" || ls.Letters[0].Status != 422 || ls.Letters[0].Attempts != 1 {
+		t.Fatalf("dlq ls: %+v", ls)
+	}
+	id := fmt.Sprint(ls.Letters[0].ID)
+	if out := s.mustMoat(t, "dlq", "ls", "orders"); !strings.Contains(out, "orders.refunded") || !strings.Contains(out, "422 Unprocessable Entity") || !strings.Contains(out, "e2e-bad") {
+		t.Errorf("dlq ls:\n%s", out)
+	}
+	out = s.mustMoat(t, "dlq", "show", "orders", id)
+	if !strings.Contains(out, "reason:     rejected (422") || !strings.Contains(out, `"mode":"reject"`) || strings.Contains(out, "\x1b") || !strings.Contains(out, `\x1b[2J`) {
+		t.Errorf("dlq show:\n%q", out)
+	}
+	if _, _, err := s.moat(t, "dlq", "show", "orders", "999"); err == nil {
+		t.Error("dlq show of a letter that is not there succeeded")
+	}
+	if _, _, err := s.moat(t, "dlq", "show", "orders", "x"); err == nil || !strings.Contains(err.Error(), "want the number") {
+		t.Errorf("dlq show x: %v", err)
+	}
+	if _, _, err := s.moat(t, "dlq", "replay", "orders"); err == nil || !strings.Contains(err.Error(), "--all") {
+		t.Errorf("dlq replay with neither ids nor --all: %v", err)
+	}
+
+	// inspect and ls show the trigger and its dead letters.
+	out = s.mustMoat(t, "inspect", "orders")
+	if !strings.Contains(out, "triggers:") || !strings.Contains(out, "queue orders.>") || !strings.Contains(out, "1 dead letter") {
+		t.Errorf("inspect:\n%s", out)
+	}
+	var fns []struct {
+		Name     string
+		Triggers []struct {
+			Subject     string
+			DeadLetters int `json:"dead_letters"`
+		}
+	}
+	json.Unmarshal([]byte(s.mustMoat(t, "ls", "-o", "json")), &fns)
+	if len(fns) != 1 || len(fns[0].Triggers) != 1 || fns[0].Triggers[0].Subject != "orders.>" || fns[0].Triggers[0].DeadLetters != 1 {
+		t.Errorf("ls -o json: %+v", fns)
+	}
+
+	// A replay is handled again (and rejected again: a new letter).
+	if out := s.mustMoat(t, "dlq", "replay", "orders", id); !strings.Contains(out, "replayed event e2e-bad") {
+		t.Errorf("dlq replay: %q", out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		json.Unmarshal([]byte(s.mustMoat(t, "dlq", "ls", "orders", "-o", "json")), &ls)
+		if ls.Total == 1 && fmt.Sprint(ls.Letters[0].ID) != id {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ls.Total != 1 || fmt.Sprint(ls.Letters[0].ID) == id {
+		t.Fatalf("after replay: %+v", ls)
+	}
+	// purge asks on a terminal.
+	defer func(was func(io.Reader) bool) { isTerminal = was }(isTerminal)
+	isTerminal = func(io.Reader) bool { return true }
+	if _, errOut, err := s.moatIn(t, "n\n", "dlq", "purge", "orders"); err == nil || !strings.Contains(errOut, "delete every dead letter of orders") {
+		t.Fatalf("purge answered no: %v %q", err, errOut)
+	}
+	if out, _, err := s.moatIn(t, "", "dlq", "purge", "orders", "--yes", "-o", "json"); err != nil || !strings.Contains(out, `"purged": 1`) {
+		t.Fatalf("purge --yes: %v %q", err, out)
+	}
+	if out := s.mustMoat(t, "dlq", "ls", "orders"); !strings.Contains(out, "orders has no dead letters") {
+		t.Errorf("dlq ls after purge: %q", out)
+	}
+}

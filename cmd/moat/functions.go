@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/registry"
 	"io"
 	"net/http"
@@ -146,16 +147,28 @@ func newLsCmd(e *env) *cobra.Command {
 			}
 			return e.print(fns, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED\tVULNS\tSTATUS")
+				fmt.Fprintln(tw, "NAME\tVERSION\tAUTH\tMEMORY\tTIMEOUT\tOWNER\tDEPLOYED\tVULNS\tEVENTS\tSTATUS")
 				for _, f := range fns {
 					status := serving(f.Disabled)
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner,
-						f.Deployed.Format(time.RFC3339), vulnCounts(f.Vulnerabilities), status)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Auth, f.Memory, f.Timeout, f.Owner,
+						f.Deployed.Format(time.RFC3339), vulnCounts(f.Vulnerabilities), eventCounts(f.Triggers), status)
 				}
 				tw.Flush()
 			})
 		},
 	}
+}
+
+// eventCounts sums a function's triggers for ls: "-" when it has none.
+func eventCounts(ts []events.TriggerState) string {
+	if len(ts) == 0 {
+		return "-"
+	}
+	var pending uint64
+	for _, t := range ts {
+		pending += t.Pending + uint64(t.InFlight)
+	}
+	return fmt.Sprintf("%d queued, %d dead", pending, ts[0].DeadLetters) // dead letters are counted per function
 }
 
 func newRmCmd(e *env) *cobra.Command {
@@ -169,16 +182,14 @@ func newRmCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if in := cmd.InOrStdin(); !yes && isTerminal(in) {
+			if !yes && isTerminal(cmd.InOrStdin()) {
 				f, err := c.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
 				if len(f.Versions) > 1 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "remove %s and its %d versions (no rollback after this)? [y/N] ", args[0], len(f.Versions))
-					answer, _ := bufio.NewReader(in).ReadString('\n')
-					if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-						return errors.New("not removed")
+					if err := confirm(cmd, fmt.Sprintf("remove %s and its %d versions (no rollback after this)?", args[0], len(f.Versions))); err != nil {
+						return err
 					}
 				}
 			}
@@ -190,6 +201,21 @@ func newRmCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
 	return cmd
+}
+
+// confirm asks question on a terminal and fails unless the answer is yes;
+// off a terminal it does not ask.
+func confirm(cmd *cobra.Command, question string) error {
+	in := cmd.InOrStdin()
+	if !isTerminal(in) {
+		return nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return errors.New("not done: answered no")
+	}
+	return nil
 }
 
 // isTerminal reports whether r is an interactive terminal; the tests

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moatfn/moat/internal/api"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/supply"
 )
@@ -85,6 +86,14 @@ func serving(disabled string) string {
 	return "serving"
 }
 
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -118,6 +127,9 @@ type inspection struct {
 	Grants   []api.GrantUse    `json:"grants"`
 	Findings []supply.Finding  `json:"findings"`
 	Files    map[string]string `json:"files"`
+	// Triggers is the state of the function's event triggers; [] when it
+	// has none.
+	Triggers []events.TriggerState `json:"triggers"`
 }
 
 func newInspectCmd(e *env) *cobra.Command {
@@ -134,11 +146,18 @@ func newInspectCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in := inspection{Name: f.Name, Active: f.Active, Status: serving(f.Disabled), Versions: viewVersions(f), Grants: []api.GrantUse{}, Findings: []supply.Finding{}, Files: map[string]string{}}
+			in := inspection{Name: f.Name, Active: f.Active, Status: serving(f.Disabled), Versions: viewVersions(f), Grants: []api.GrantUse{}, Findings: []supply.Finding{}, Files: map[string]string{}, Triggers: []events.TriggerState{}}
 			if v := f.ActiveVersion(); v != nil {
 				in.Manifest, in.Files = v.Manifest, v.Files
 				if rep := checksOf(v); rep.Findings != nil {
 					in.Findings = rep.Findings
+				}
+				if v.Manifest != nil && len(v.Manifest.Triggers) > 0 {
+					ts, err := c.Triggers(cmd.Context(), f.Name)
+					if err != nil {
+						return err
+					}
+					in.Triggers = ts
 				}
 			}
 			// Grant use comes with the list (deployer, admin and auditor may read it).
@@ -170,6 +189,14 @@ func newInspectCmd(e *env) *cobra.Command {
 					fmt.Fprintf(tw, "  %s\tlast used %s\n", g.Grant, used)
 				}
 				tw.Flush()
+				fmt.Fprintln(w, "\ntriggers:")
+				if len(in.Triggers) == 0 {
+					fmt.Fprintln(w, "  (none)")
+				}
+				for _, t := range in.Triggers {
+					fmt.Fprintf(w, "  queue %s (max_deliver %d, concurrency %d): %d pending, %d in flight, %s\n",
+						t.Subject, t.MaxDeliver, t.Concurrency, t.Pending, t.InFlight, plural(t.DeadLetters, "dead letter"))
+				}
 				fmt.Fprintln(w, "\nfindings:")
 				if len(in.Findings) == 0 {
 					fmt.Fprintln(w, "  (none)")

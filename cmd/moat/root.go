@@ -101,6 +101,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newAuditCmd(e),
 		newSecretCmd(e),
 		newKVCmd(e),
+		newPublishCmd(e),
+		newDLQCmd(e),
 		newKeygenCmd(e),
 		newSignCmd(e),
 		newScanCmd(e),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
@@ -318,6 +319,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		s := summarize(f)
 		if v := f.ActiveVersion(); v != nil {
 			s.Grants = a.grantUse(r.Context(), f.Name, v.Manifest)
+			if a.events != nil && len(v.Manifest.Triggers) > 0 {
+				if ts, err := a.events.Triggers(r.Context(), f.Name); err == nil {
+					s.Triggers = ts
+				}
+			}
 		}
 		out = append(out, s)
 	}
@@ -344,6 +350,9 @@ type Summary struct {
 	Disabled string `json:"disabled,omitempty"`
 	// SignedBy is the id of the key that signed the active version.
 	SignedBy string `json:"signed_by,omitempty"`
+	// Triggers is the state of the function's event triggers: backlog,
+	// events in flight, dead letters.
+	Triggers []events.TriggerState `json:"triggers,omitempty"`
 }
 
 func summarize(f *registry.Function) Summary {

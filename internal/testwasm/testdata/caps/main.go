@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func event(w http.ResponseWriter, r *http.Request) {
 		Mode string `json:"mode"`
 		MS   int    `json:"ms"`
 	}
-	json.Unmarshal(data, &cmd)
+	json.NewDecoder(bytes.NewReader(data)).Decode(&cmd) // the first value: what follows may be anything
 	b := fn.KV("seen")
 	var rec seen
 	for range 20 {
