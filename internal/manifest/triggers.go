@@ -14,7 +14,69 @@ import (
 // Trigger is one event source of a function besides HTTP. Exactly one of
 // its fields is set.
 type Trigger struct {
-	Queue *QueueTrigger `json:"queue,omitempty"`
+	Queue    *QueueTrigger    `json:"queue,omitempty"`
+	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
+}
+
+// ScheduleTrigger runs the function on a cron schedule.
+type ScheduleTrigger struct {
+	// Cron is the schedule (Cron's grammar: five fields, or six with
+	// seconds first, or an alias such as @daily).
+	Cron string `json:"cron"`
+	// Timezone is the IANA zone the schedule's times are in; "" is UTC.
+	Timezone string `json:"timezone,omitempty"`
+	// Overlap says what a tick does while the previous run still goes:
+	// forbid (the default) skips it, replace cancels the running one,
+	// allow runs both (up to limits.concurrency).
+	Overlap string `json:"overlap"`
+	// MaxDeliver and Backoff retry a failed run as for a queue trigger.
+	MaxDeliver int        `json:"max_deliver"`
+	Backoff    []Duration `json:"backoff"`
+}
+
+// Overlap policies of a schedule.
+const (
+	OverlapForbid  = "forbid"
+	OverlapReplace = "replace"
+	OverlapAllow   = "allow"
+)
+
+// Parsed is the trigger's cron expression and time zone, parsed.
+func (s *ScheduleTrigger) Parsed() (*Cron, *time.Location, error) {
+	c, err := ParseCron(s.Cron)
+	if err != nil {
+		return nil, nil, err
+	}
+	loc, err := LoadZone(s.Timezone)
+	return c, loc, err
+}
+
+// LoadZone is the IANA time zone named; "" and "UTC" are UTC.
+func LoadZone(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return time.UTC, nil
+	}
+	if name == "Local" || len(name) > 64 || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return nil, fmt.Errorf("%q is not an IANA time zone (Europe/Berlin, America/New_York, UTC)", truncate(name))
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone (Europe/Berlin, America/New_York, UTC)", truncate(name))
+	}
+	return loc, nil
+}
+
+// Queue is the queue trigger's settings a schedule shares: its retries.
+// Its subject names the schedule, for listings.
+func (s *ScheduleTrigger) Queue(concurrency int) *QueueTrigger {
+	name := s.Cron
+	if s.Timezone != "" {
+		name += " " + s.Timezone
+	}
+	if s.Overlap != OverlapAllow {
+		concurrency = 1
+	}
+	return &QueueTrigger{Subject: name, MaxDeliver: s.MaxDeliver, Backoff: s.Backoff, Concurrency: concurrency}
 }
 
 // QueueTrigger runs the function for each event published on a subject.
@@ -165,13 +227,17 @@ func (d *decoder) triggers(dst *[]Trigger) handler {
 		for i, it := range v.Content {
 			f := field + "[" + strconv.Itoa(i) + "]"
 			if it.Kind != yaml.MappingNode || len(it.Content) != 2 {
-				return &Error{Line: it.Line, Field: f, Err: errors.New("want a mapping of one trigger kind (queue: {...})")}
+				return &Error{Line: it.Line, Field: f, Err: errors.New("want a mapping of one trigger kind (queue: {...} or schedule: {...})")}
 			}
 			var t Trigger
 			kinds := map[string]handler{
 				"queue": func(v *yaml.Node, field string) error {
 					t.Queue = &QueueTrigger{MaxDeliver: DefaultMaxDeliver, Concurrency: 1}
 					return d.queue(v, field, t.Queue)
+				},
+				"schedule": func(v *yaml.Node, field string) error {
+					t.Schedule = &ScheduleTrigger{MaxDeliver: DefaultMaxDeliver, Overlap: OverlapForbid}
+					return d.schedule(v, field, t.Schedule)
 				},
 			}
 			if err := d.object(it, f, kinds); err != nil {
@@ -203,6 +269,31 @@ func (d *decoder) queue(v *yaml.Node, field string, q *QueueTrigger) error {
 		return &Error{Line: v.Line, Field: field + ".subject", Err: errRequired}
 	}
 	return nil
+}
+
+func (d *decoder) schedule(v *yaml.Node, field string, s *ScheduleTrigger) error {
+	err := d.object(v, field, map[string]handler{
+		"cron":        scalar(&s.Cron, "a cron expression", checked(func(c string) error { _, err := ParseCron(c); return err })),
+		"timezone":    scalar(&s.Timezone, "a time zone", checked(func(z string) error { _, err := LoadZone(z); return err })),
+		"overlap":     scalar(&s.Overlap, "allow, forbid or replace", checked(checkOverlap)),
+		"max_deliver": scalar(&s.MaxDeliver, "a whole number", bounded(1, maxMaxDeliver)),
+		"backoff":     backoff(&s.Backoff),
+	})
+	if err != nil {
+		return err
+	}
+	if s.Cron == "" {
+		return &Error{Line: v.Line, Field: field + ".cron", Err: errRequired}
+	}
+	return nil
+}
+
+func checkOverlap(s string) error {
+	switch s {
+	case OverlapForbid, OverlapReplace, OverlapAllow:
+		return nil
+	}
+	return fmt.Errorf("%q: want allow, forbid or replace", truncate(s))
 }
 
 func bounded(lo, hi int) func(string) (int, error) {
@@ -259,6 +350,15 @@ func (m *Manifest) checkTriggers() *Error {
 	seen := map[string]int{}
 	for i, t := range m.Triggers {
 		f := fmt.Sprintf("triggers[%d]", i)
+		if t.Schedule != nil && t.Queue != nil {
+			return &Error{Field: f, Err: errors.New("one trigger kind per entry")}
+		}
+		if t.Schedule != nil {
+			if err := m.checkSchedule(f+".schedule", t.Schedule, seen, i); err != nil {
+				return err
+			}
+			continue
+		}
 		q := t.Queue
 		if q == nil {
 			return &Error{Field: f, Err: errors.New("no trigger given")}
@@ -270,19 +370,47 @@ func (m *Manifest) checkTriggers() *Error {
 			return &Error{Field: f + ".queue.subject", Err: fmt.Errorf("duplicate %q (also triggers[%d])", q.Subject, j)}
 		}
 		seen[q.Subject] = i
-		if q.MaxDeliver < 1 || q.MaxDeliver > maxMaxDeliver {
-			return &Error{Field: f + ".queue.max_deliver", Err: fmt.Errorf("%d is out of range (1 to %d)", q.MaxDeliver, maxMaxDeliver)}
-		}
 		if q.Concurrency < 1 || q.Concurrency > m.Limits.Concurrency {
 			return &Error{Field: f + ".queue.concurrency", Err: fmt.Errorf("%d is out of range (1 to limits.concurrency, %d)", q.Concurrency, m.Limits.Concurrency)}
 		}
-		if len(q.Backoff) > maxBackoffSteps {
-			return &Error{Field: f + ".queue.backoff", Err: fmt.Errorf("%d steps: at most %d", len(q.Backoff), maxBackoffSteps)}
+		if err := checkRetries(f+".queue", q.MaxDeliver, q.Backoff); err != nil {
+			return err
 		}
-		for k, d := range q.Backoff {
-			if err := checkBackoff(time.Duration(d)); err != nil {
-				return &Error{Field: fmt.Sprintf("%s.queue.backoff[%d]", f, k), Err: err}
-			}
+	}
+	return nil
+}
+
+// checkSchedule checks a schedule trigger; seen holds the schedules (by
+// their parsed form and zone) and subjects met before.
+func (m *Manifest) checkSchedule(f string, s *ScheduleTrigger, seen map[string]int, i int) *Error {
+	c, err := ParseCron(s.Cron)
+	if err != nil {
+		return &Error{Field: f + ".cron", Err: err}
+	}
+	if _, err := LoadZone(s.Timezone); err != nil {
+		return &Error{Field: f + ".timezone", Err: err}
+	}
+	if err := checkOverlap(s.Overlap); err != nil {
+		return &Error{Field: f + ".overlap", Err: err}
+	}
+	key := "schedule " + c.Spec() + " " + s.Timezone
+	if j, ok := seen[key]; ok {
+		return &Error{Field: f + ".cron", Err: fmt.Errorf("the same schedule as triggers[%d]", j)}
+	}
+	seen[key] = i
+	return checkRetries(f, s.MaxDeliver, s.Backoff)
+}
+
+func checkRetries(f string, maxDeliver int, backoff []Duration) *Error {
+	if maxDeliver < 1 || maxDeliver > maxMaxDeliver {
+		return &Error{Field: f + ".max_deliver", Err: fmt.Errorf("%d is out of range (1 to %d)", maxDeliver, maxMaxDeliver)}
+	}
+	if len(backoff) > maxBackoffSteps {
+		return &Error{Field: f + ".backoff", Err: fmt.Errorf("%d steps: at most %d", len(backoff), maxBackoffSteps)}
+	}
+	for k, d := range backoff {
+		if err := checkBackoff(time.Duration(d)); err != nil {
+			return &Error{Field: fmt.Sprintf("%s.backoff[%d]", f, k), Err: err}
 		}
 	}
 	return nil

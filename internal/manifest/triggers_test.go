@@ -104,3 +104,56 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleTrigger(t *testing.T) {
+	m, err := Parse([]byte(triggerBase + `triggers:
+  - schedule: {cron: "0 7 * * 1-5", timezone: Europe/Berlin, overlap: replace, max_deliver: 2}
+  - schedule: {cron: "@hourly"}
+  - queue: {subject: orders.created}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Trigger{
+		{Schedule: &ScheduleTrigger{Cron: "0 7 * * 1-5", Timezone: "Europe/Berlin", Overlap: OverlapReplace, MaxDeliver: 2}},
+		{Schedule: &ScheduleTrigger{Cron: "@hourly", Overlap: OverlapForbid, MaxDeliver: DefaultMaxDeliver}},
+		{Queue: &QueueTrigger{Subject: "orders.created", MaxDeliver: DefaultMaxDeliver, Concurrency: 1}},
+	}
+	if !reflect.DeepEqual(m.Triggers, want) {
+		t.Fatalf("triggers %+v", m.Triggers)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, loc, err := m.Triggers[0].Schedule.Parsed()
+	if err != nil || c.Spec() != "0 0 7 * * 1-5" || loc.String() != "Europe/Berlin" {
+		t.Fatalf("parsed %v %v %v", c, loc, err)
+	}
+	if q := m.Triggers[0].Schedule.Queue(8); q.Concurrency != 1 || q.MaxDeliver != 2 {
+		t.Fatalf("replace runs one at a time: %+v", q)
+	}
+	b, _ := json.Marshal(m)
+	var back Manifest
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back.Triggers, m.Triggers) {
+		t.Fatalf("round trip %v %+v", err, back.Triggers)
+	}
+}
+
+func TestScheduleTriggerErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"triggers:\n  - schedule: {}":                                                      `line 4: triggers[0].schedule.cron: required field is missing`,
+		"triggers:\n  - schedule: {cron: \"0 25 * * *\"}":                                  `line 4: triggers[0].schedule.cron: hour field "25": "25": want 0 to 23`,
+		"triggers:\n  - schedule: {cron: \"* * *\"}":                                       `line 4: triggers[0].schedule.cron: "* * *": 3 fields`,
+		"triggers:\n  - schedule: {cron: \"@daily\", timezone: Mars/Base}":                 `line 4: triggers[0].schedule.timezone: "Mars/Base" is not an IANA time zone`,
+		"triggers:\n  - schedule: {cron: \"@daily\", overlap: queue}":                      `line 4: triggers[0].schedule.overlap: "queue": want allow, forbid or replace`,
+		"triggers:\n  - schedule: {cron: \"@daily\", backoff: [1ms]}":                      `line 4: triggers[0].schedule.backoff[0]: 1ms is out of range`,
+		"triggers:\n  - schedule: {cron: \"@daily\", concurrency: 2}":                      `line 4: triggers[0].schedule: unknown field "concurrency"`,
+		"triggers:\n  - schedule: {cron: \"@daily\"}\n  - schedule: {cron: \"0 0 * * *\"}": `triggers[1].schedule.cron: the same schedule as triggers[0]`,
+		"triggers:\n  - schedule: {cron: [1]}":                                             `line 4: triggers[0].schedule.cron: want a cron expression, found a list`,
+	} {
+		_, err := Parse([]byte(triggerBase + src + "\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s:\n got %v\nwant %s", src, err, want)
+		}
+	}
+}
