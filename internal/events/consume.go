@@ -29,21 +29,71 @@ const (
 	Retried      = "retried"       // failed, to be tried again after the backoff
 	DeadLettered = "dead_lettered" // kept as a dead letter
 	Waited       = "waited"        // refused by the limits, tried again without counting
+	Skipped      = "skipped"       // a schedule's tick while a run went, overlap forbid
+	Replaced     = "replaced"      // a schedule's run ended by a newer tick, overlap replace
 )
+
+// trigger is one queue or schedule trigger of a function.
+type trigger struct {
+	name  string                    // of its durable consumer
+	q     *manifest.QueueTrigger    // retries and concurrency; a schedule's Subject names it
+	sched *manifest.ScheduleTrigger // nil for a queue trigger
+}
+
+// triggersOf lists the triggers m declares for fn.
+func triggersOf(fn string, m *manifest.Manifest) []*trigger {
+	var out []*trigger
+	for _, t := range m.Triggers {
+		switch {
+		case t.Queue != nil:
+			out = append(out, &trigger{name: consumerName(fn, t.Queue.Subject), q: t.Queue})
+		case t.Schedule != nil:
+			if c, _, err := t.Schedule.Parsed(); err == nil {
+				out = append(out, &trigger{name: scheduleName(fn, c, t.Schedule.Timezone), q: t.Schedule.Queue(m.Limits.Concurrency), sched: t.Schedule})
+			}
+		}
+	}
+	return out
+}
 
 // consumer runs one trigger's durable consumer on this node.
 type consumer struct {
 	name, fn string
-	trig     atomic.Pointer[manifest.QueueTrigger]
+	trig     atomic.Pointer[trigger]
 	cc       jetstream.ConsumeContext
 	sem      chan struct{}
+	sched    *scheduleState // nil for a queue trigger
 }
+
+// Prefixes of the durable consumers' names: t_FN_HASH takes a queue
+// subject, s_FN_HASH a schedule's ticks.
+const (
+	queuePrefix    = "t_"
+	schedulePrefix = "s_"
+)
 
 // consumerName is the durable name of fn's trigger on subject: stable
 // across deploys, so pending events go to the new version.
 func consumerName(fn, subject string) string {
 	h := sha256.Sum256([]byte(subject))
-	return "t_" + fn + "_" + hex.EncodeToString(h[:6])
+	return queuePrefix + fn + "_" + hex.EncodeToString(h[:6])
+}
+
+// scheduleName is the durable name of fn's schedule: the same for the same
+// times in the same zone, however the cron expression was written.
+func scheduleName(fn string, c *manifest.Cron, zone string) string {
+	h := sha256.Sum256([]byte(c.Spec() + "\x00" + zone))
+	return schedulePrefix + fn + "_" + hex.EncodeToString(h[:6])
+}
+
+// functionOf is the function a consumer name belongs to.
+func functionOf(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, queuePrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(name, schedulePrefix)
+	}
+	fn, _, found := strings.Cut(rest, "_")
+	return fn, ok && found && manifest.ValidName(fn)
 }
 
 // Start watches the functions' records and runs a consumer for every
@@ -68,6 +118,14 @@ func (b *Bus) Start(ctx context.Context) error {
 		b.apply(ctx, e)
 	}
 	b.sweep(ctx, seen)
+	b.catchUpAll(ctx)
+	ticks, err := b.forward(ctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.ticks = ticks
+	b.mu.Unlock()
 	// The watcher is not among the runs Stop waits for: it ends with ctx.
 	go (func() {
 		defer w.Stop()
@@ -106,14 +164,10 @@ func (b *Bus) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 // reconcile makes the consumers of fn those its active version declares
 // (none when f is nil, a removed function).
 func (b *Bus) reconcile(ctx context.Context, fn string, f *registry.Function) error {
-	var want []*manifest.QueueTrigger
+	var want []*trigger
 	if f != nil {
 		if v := f.ActiveVersion(); v != nil {
-			for _, t := range v.Manifest.Triggers {
-				if t.Queue != nil {
-					want = append(want, t.Queue)
-				}
-			}
+			want = triggersOf(fn, v.Manifest)
 		}
 	}
 	b.mu.Lock()
@@ -126,71 +180,107 @@ func (b *Bus) reconcile(ctx context.Context, fn string, f *registry.Function) er
 	keep := map[string]bool{}
 	var errs []error
 	for _, t := range want {
-		name := consumerName(fn, t.Subject)
-		keep[name] = true
-		if err := b.ensure(ctx, fn, name, t); err != nil {
+		keep[t.name] = true
+		if t.sched != nil {
+			if err := b.define(ctx, fn, t); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := b.ensure(ctx, fn, t); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	b.drop(ctx, "t_"+fn+"_", keep)
+	b.drop(ctx, fn, keep)
 	return errors.Join(errs...)
 }
 
-func (b *Bus) consumerConfig(fn, name string, t *manifest.QueueTrigger) jetstream.ConsumerConfig {
+func (b *Bus) consumerConfig(fn string, t *trigger) jetstream.ConsumerConfig {
+	what, filter := fn+" takes "+t.q.Subject, eventPrefix+t.q.Subject
+	if t.sched != nil {
+		what, filter = fn+" runs on schedule "+t.q.Subject, tickPrefix+t.name
+	}
+	pending := t.q.Concurrency
+	if t.sched != nil && t.sched.Overlap == manifest.OverlapReplace {
+		pending = 2 // the run going and the tick that replaces it
+	}
 	return jetstream.ConsumerConfig{
-		Durable:        name,
-		Description:    fn + " takes " + t.Subject,
-		FilterSubjects: []string{eventPrefix + t.Subject, replayPrefix + name},
+		Durable:        t.name,
+		Description:    what,
+		FilterSubjects: []string{filter, replayPrefix + t.name},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        b.cfg.AckWait,
 		MaxDeliver:     -1, // the Bus counts attempts and dead-letters itself
-		MaxAckPending:  t.Concurrency,
+		MaxAckPending:  pending,
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		Replicas:       max(b.cfg.Replicas, 1),
 	}
 }
 
 // ensure creates or updates the durable consumer and runs it here.
-func (b *Bus) ensure(ctx context.Context, fn, name string, t *manifest.QueueTrigger) error {
-	cfg := b.consumerConfig(fn, name, t)
-	cons, err := b.events.Consumer(ctx, name)
+func (b *Bus) ensure(ctx context.Context, fn string, t *trigger) error {
+	cfg := b.consumerConfig(fn, t)
+	cons, err := b.events.Consumer(ctx, t.name)
 	if err != nil || !consumerMatches(cons.CachedInfo().Config, cfg) {
 		if cons, err = b.events.CreateOrUpdateConsumer(ctx, cfg); err != nil {
-			return fmt.Errorf("consumer %s: %w", name, err)
+			return fmt.Errorf("consumer %s: %w", t.name, err)
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := b.consumers[name]; c != nil {
+	if c := b.consumers[t.name]; c != nil {
 		old := c.trig.Swap(t)
-		if old.Concurrency == t.Concurrency {
+		if old.q.Concurrency == t.q.Concurrency && overlapOf(old) == overlapOf(t) {
 			return nil
 		}
-		c.cc.Stop() // to take the new concurrency
-		delete(b.consumers, name)
+		c.stop() // to take the new concurrency
+		delete(b.consumers, t.name)
 	}
 	if b.ctx == nil || b.ctx.Err() != nil {
 		return nil
 	}
-	c := &consumer{name: name, fn: fn, sem: make(chan struct{}, t.Concurrency)}
+	c := &consumer{name: t.name, fn: fn, sem: make(chan struct{}, cfg.MaxAckPending)}
 	c.trig.Store(t)
+	if t.sched != nil {
+		if c.sched, err = b.watchReplaced(t); err != nil {
+			return err
+		}
+	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		c.sem <- struct{}{}
 		b.wg.Go(func() {
 			defer func() { <-c.sem }()
 			b.handle(c, msg)
 		})
-	}, jetstream.PullMaxMessages(t.Concurrency), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(cfg.MaxAckPending), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			b.log.Debug("consume", slog.String("consumer", name), slog.Any("err", err))
+			b.log.Debug("consume", slog.String("consumer", t.name), slog.Any("err", err))
 		}
 	}))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", name, err)
+		c.stop()
+		return fmt.Errorf("consume %s: %w", t.name, err)
 	}
 	c.cc = cc
-	b.consumers[name] = c
+	b.consumers[t.name] = c
 	return nil
+}
+
+func overlapOf(t *trigger) string {
+	if t.sched == nil {
+		return ""
+	}
+	return t.sched.Overlap
+}
+
+// stop stops taking events here.
+func (c *consumer) stop() {
+	if c.cc != nil {
+		c.cc.Stop()
+	}
+	if c.sched != nil && c.sched.sub != nil {
+		c.sched.sub.Unsubscribe()
+	}
 }
 
 func consumerMatches(have, want jetstream.ConsumerConfig) bool {
@@ -198,36 +288,47 @@ func consumerMatches(have, want jetstream.ConsumerConfig) bool {
 		slices.Equal(have.FilterSubjects, want.FilterSubjects) && have.MaxDeliver == want.MaxDeliver
 }
 
-// drop stops and deletes the consumers named with prefix that keep does
-// not hold.
-func (b *Bus) drop(ctx context.Context, prefix string, keep map[string]bool) {
+// drop stops and deletes the consumers (and schedules) of fn that keep
+// does not hold.
+func (b *Bus) drop(ctx context.Context, fn string, keep map[string]bool) {
+	mine := func(name string) bool { f, ok := functionOf(name); return ok && f == fn && !keep[name] }
 	b.mu.Lock()
 	for name, c := range b.consumers {
-		if strings.HasPrefix(name, prefix) && !keep[name] {
-			c.cc.Stop()
+		if mine(name) {
+			c.stop()
 			delete(b.consumers, name)
 		}
 	}
 	b.mu.Unlock()
 	names := b.events.ConsumerNames(ctx)
 	for name := range names.Name() {
-		if strings.HasPrefix(name, prefix) && !keep[name] {
+		if mine(name) {
 			if err := b.events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				b.log.Warn("delete consumer", slog.String("consumer", name), slog.Any("err", err))
 			}
 		}
 	}
+	b.undefine(ctx, mine)
 }
 
-// sweep deletes the consumers of functions not in seen.
+// sweep deletes the consumers and schedules of functions not in seen.
 func (b *Bus) sweep(ctx context.Context, seen map[string]bool) {
+	gone := map[string]bool{}
 	names := b.events.ConsumerNames(ctx)
 	for name := range names.Name() {
-		fn, _, ok := strings.Cut(strings.TrimPrefix(name, "t_"), "_")
-		if !strings.HasPrefix(name, "t_") || !ok || seen[fn] {
-			continue
+		if fn, ok := functionOf(name); ok && !seen[fn] {
+			gone[fn] = true
 		}
-		b.drop(ctx, "t_"+fn+"_", nil)
+	}
+	b.undefine(ctx, func(name string) bool {
+		fn, ok := functionOf(name)
+		if ok && !seen[fn] {
+			gone[fn] = true
+		}
+		return false
+	})
+	for fn := range gone {
+		b.drop(ctx, fn, nil)
 	}
 }
 
@@ -235,8 +336,11 @@ func (b *Bus) sweep(ctx context.Context, seen map[string]bool) {
 // then ends them. What was not acknowledged is delivered again later.
 func (b *Bus) Stop(timeout time.Duration) {
 	b.mu.Lock()
+	if b.ticks != nil {
+		b.ticks.Stop()
+	}
 	for name, c := range b.consumers {
-		c.cc.Stop()
+		c.stop()
 		delete(b.consumers, name)
 	}
 	b.mu.Unlock()
@@ -271,7 +375,7 @@ func (b *Bus) handle(c *consumer, msg jetstream.Msg) {
 		return
 	}
 	attempt, seq := int(meta.NumDelivered), meta.Sequence.Stream
-	letter := &Letter{Function: c.fn, Trigger: t.Subject, Attempts: attempt}
+	letter := &Letter{Function: c.fn, Trigger: t.q.Subject, Attempts: attempt}
 	for k := 1; k <= attempt; k++ {
 		letter.InvocationIDs = append(letter.InvocationIDs, invocationID(c.name, seq, k))
 	}
@@ -282,13 +386,27 @@ func (b *Bus) handle(c *consumer, msg jetstream.Msg) {
 		return
 	}
 	letter.Subject, letter.Publisher, letter.Event = env.Subject, env.Publisher, env.Event
-	if attempt > t.MaxDeliver {
+	if attempt > t.q.MaxDeliver {
 		// Delivered again after the node holding it stopped or crashed.
 		letter.Reason, letter.Detail = ReasonUndelivered, fmt.Sprintf("delivered %d times without an answer", attempt-1)
 		letter.Attempts = attempt - 1
 		letter.InvocationIDs = letter.InvocationIDs[:attempt-1]
 		b.deadLetter(ctx, c, msg, seq, letter)
 		return
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.sched != nil && strings.HasPrefix(msg.Subject(), tickPrefix) {
+		if skip := c.sched.begin(t, seq, attempt, &env, b.now(), cancel); skip != "" {
+			b.log.Info("schedule tick skipped", slog.String("fn", c.fn), slog.String("schedule", t.q.Subject), slog.String("why", skip))
+			msg.DoubleAck(context.WithoutCancel(ctx))
+			b.rec.Event(c.fn, Skipped)
+			return
+		}
+		defer c.sched.end(seq, b.now)
+		if t.sched.Overlap == manifest.OverlapReplace && attempt == 1 {
+			b.replace(c, seq)
+		}
 	}
 
 	// Keep the event ours while it waits or runs.
@@ -310,13 +428,13 @@ func (b *Bus) handle(c *consumer, msg jetstream.Msg) {
 	inv := b.invocation(c, msg.Subject(), &env, letter.InvocationIDs[attempt-1])
 	var res *pipeline.Result
 	for {
-		res = b.run.Run(ctx, inv)
-		if !res.Problem.Admission() || ctx.Err() != nil {
+		res = b.run.Run(runCtx, inv)
+		if !res.Problem.Admission() || runCtx.Err() != nil {
 			break
 		}
 		b.rec.Event(c.fn, Waited)
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
 		case <-time.After(min(max(res.Problem.RetryAfter, 100*time.Millisecond), maxWait)):
 		}
 	}
@@ -330,8 +448,13 @@ func (b *Bus) handle(c *consumer, msg jetstream.Msg) {
 	case ctx.Err() != nil:
 		// The node is stopping: the event comes again, to this node or another.
 		msg.NakWithDelay(time.Second)
-	case retryable(res) && attempt < t.MaxDeliver:
-		msg.NakWithDelay(jitter(t.RetryDelay(attempt)))
+	case runCtx.Err() != nil:
+		// A newer tick of a schedule with overlap: replace ended this run.
+		b.log.Info("schedule run replaced", slog.String("fn", c.fn), slog.String("schedule", t.q.Subject), slog.String("invocation_id", inv.ID))
+		msg.DoubleAck(context.WithoutCancel(ctx))
+		b.rec.Event(c.fn, Replaced)
+	case retryable(res) && attempt < t.q.MaxDeliver:
+		msg.NakWithDelay(jitter(t.q.RetryDelay(attempt)))
 		b.rec.Event(c.fn, Retried)
 	default:
 		letter.Reason = ReasonRejected
@@ -363,22 +486,29 @@ func jitter(d time.Duration) time.Duration {
 // POST in CloudEvents binary mode, from whoever published it.
 func (b *Bus) invocation(c *consumer, natsSubject string, env *envelope, id string) *pipeline.Invocation {
 	trigger := pipeline.Queue
-	if strings.HasPrefix(natsSubject, replayPrefix) {
+	switch {
+	case strings.HasPrefix(natsSubject, replayPrefix):
 		trigger = pipeline.Replay
+	case strings.HasPrefix(natsSubject, tickPrefix):
+		trigger = pipeline.Schedule
 	}
-	data := env.Event.Data
+	data, source := env.Event.Data, env.Subject
+	if c.sched != nil {
+		source = "schedule " + c.trig.Load().q.Subject
+	}
 	return &pipeline.Invocation{
-		ID: id, Function: c.fn, Trigger: trigger, Source: env.Subject, UserAgent: "moat-events",
+		ID: id, Function: c.fn, Trigger: trigger, Source: source, UserAgent: "moat-events",
 		Method: http.MethodPost, Proto: "HTTP/1.1", Host: "moat", Header: env.Event.Header(),
 		Identify: func(_ context.Context, fn *registry.Loaded) (string, *pipeline.Problem) {
-			for _, t := range fn.Manifest.Triggers {
-				if t.Queue != nil && consumerName(fn.Name, t.Queue.Subject) == c.name {
+			for _, t := range triggersOf(fn.Name, fn.Manifest) {
+				if t.name == c.name {
 					return env.Publisher, nil
 				}
 			}
 			return "", &pipeline.Problem{Status: http.StatusNotFound, Reason: "trigger", Title: "no such trigger",
 				Detail: fn.Name + " no longer takes events on " + env.Subject}
 		},
+		NoInput: c.sched != nil, // ticks, and ticks replayed, have no data
 		Body: func(limit int64) ([]byte, error) {
 			if int64(len(data)) > limit {
 				return nil, pipeline.ErrTooLarge

@@ -165,9 +165,17 @@ func (b *Bus) Replay(ctx context.Context, fn string, id uint64, actor string) (*
 	}
 	var name string
 	b.mu.Lock()
+	// A queue's letter goes to the trigger that takes its subject; a
+	// schedule's to the same schedule, or else the function's first.
 	for _, t := range b.triggers[fn] {
-		if manifest.SubjectMatches(t.Subject, l.Subject) {
-			name = consumerName(fn, t.Subject)
+		switch {
+		case t.sched == nil && l.Subject != "schedule" && manifest.SubjectMatches(t.q.Subject, l.Subject):
+		case t.sched != nil && l.Subject == "schedule" && (l.Trigger == t.q.Subject || name == ""):
+		default:
+			continue
+		}
+		name = t.name
+		if t.sched == nil || l.Trigger == t.q.Subject {
 			break
 		}
 	}
@@ -207,13 +215,19 @@ func (b *Bus) Purge(ctx context.Context, fn string) (int, error) {
 
 // TriggerState is what a trigger has waiting.
 type TriggerState struct {
-	Subject     string `json:"subject"`
-	Pending     uint64 `json:"pending"`      // published, not yet delivered
-	InFlight    int    `json:"in_flight"`    // delivered, not yet acknowledged
-	Redelivered int    `json:"redelivered"`  // of those, delivered more than once
-	MaxDeliver  int    `json:"max_deliver"`  //
-	Concurrency int    `json:"concurrency"`  //
-	DeadLetters int    `json:"dead_letters"` // of the function, all triggers
+	Kind    string `json:"kind"`    // queue or schedule
+	Subject string `json:"subject"` // a schedule's: its cron expression and zone
+	// A schedule's settings, and when it next fires.
+	Cron        string     `json:"cron,omitempty"`
+	Timezone    string     `json:"timezone,omitempty"`
+	Overlap     string     `json:"overlap,omitempty"`
+	Next        *time.Time `json:"next,omitempty"`
+	Pending     uint64     `json:"pending"`      // published, not yet delivered
+	InFlight    int        `json:"in_flight"`    // delivered, not yet acknowledged
+	Redelivered int        `json:"redelivered"`  // of those, delivered more than once
+	MaxDeliver  int        `json:"max_deliver"`  //
+	Concurrency int        `json:"concurrency"`  //
+	DeadLetters int        `json:"dead_letters"` // of the function, all triggers
 }
 
 // Triggers returns the state of fn's queue triggers.
@@ -230,8 +244,16 @@ func (b *Bus) Triggers(ctx context.Context, fn string) ([]TriggerState, error) {
 		return nil, err
 	}
 	for _, t := range ts {
-		s := TriggerState{Subject: t.Subject, MaxDeliver: t.MaxDeliver, Concurrency: t.Concurrency, DeadLetters: dead}
-		if c, err := b.events.Consumer(ctx, consumerName(fn, t.Subject)); err == nil {
+		s := TriggerState{Kind: "queue", Subject: t.q.Subject, MaxDeliver: t.q.MaxDeliver, Concurrency: t.q.Concurrency, DeadLetters: dead}
+		if t.sched != nil {
+			s.Kind, s.Cron, s.Timezone, s.Overlap = "schedule", t.sched.Cron, t.sched.Timezone, t.sched.Overlap
+			if c, loc, err := t.sched.Parsed(); err == nil {
+				if next := c.Next(b.now().In(loc)); !next.IsZero() {
+					s.Next = &next
+				}
+			}
+		}
+		if c, err := b.events.Consumer(ctx, t.name); err == nil {
 			if info, err := c.Info(ctx); err == nil {
 				s.Pending, s.InFlight, s.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
 			}

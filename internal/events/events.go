@@ -89,20 +89,22 @@ type Config struct {
 
 // Bus publishes events and runs the consumers of every trigger.
 type Bus struct {
-	log    *slog.Logger
-	js     jetstream.JetStream
-	events jetstream.Stream
-	dlq    jetstream.Stream
-	keys   *seal.DataKeys
-	run    Runner
-	rec    Recorder
-	cfg    Config
-	now    func() time.Time
+	log       *slog.Logger
+	js        jetstream.JetStream
+	events    jetstream.Stream
+	dlq       jetstream.Stream
+	schedules jetstream.Stream
+	ticks     jetstream.ConsumeContext // forwards schedule ticks
+	keys      *seal.DataKeys
+	run       Runner
+	rec       Recorder
+	cfg       Config
+	now       func() time.Time
 
 	mu        sync.Mutex
-	triggers  map[string][]*manifest.QueueTrigger // active triggers by function
-	consumers map[string]*consumer                // running consumers by name
-	ctx       context.Context                     // ends the consumers
+	triggers  map[string][]*trigger // active triggers by function
+	consumers map[string]*consumer  // running consumers by name
+	ctx       context.Context       // ends the consumers
 	wg        sync.WaitGroup
 }
 
@@ -118,12 +120,12 @@ func Open(ctx context.Context, log *slog.Logger, js jetstream.JetStream, keys *s
 		cfg.MaxDeadBytes = 1 << 30
 	}
 	b := &Bus{log: log.With("component", "events"), js: js, keys: keys, run: run, rec: rec, cfg: cfg, now: time.Now,
-		triggers: map[string][]*manifest.QueueTrigger{}, consumers: map[string]*consumer{}}
+		triggers: map[string][]*trigger{}, consumers: map[string]*consumer{}}
 	var err error
 	b.events, err = stream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamEvents,
 		Description: "Moat events, sealed; kept until every trigger that takes them is done",
-		Subjects:    []string{eventPrefix + ">", replayPrefix + ">"},
+		Subjects:    []string{eventPrefix + ">", replayPrefix + ">", tickPrefix + ">"},
 		Retention:   jetstream.InterestPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -146,6 +148,9 @@ func Open(ctx context.Context, log *slog.Logger, js jetstream.JetStream, keys *s
 		Replicas:    max(cfg.Replicas, 1),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := b.openSchedules(ctx); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -174,6 +179,7 @@ type envelope struct {
 	Subject   string            `json:"subject"`
 	Publisher string            `json:"publisher,omitempty"` // REMOTE_USER of whoever published
 	Published time.Time         `json:"published"`
+	Next      time.Time         `json:"next,omitzero"` // a schedule's tick: when the one after it is due
 }
 
 const sealScope = "events"
@@ -271,7 +277,7 @@ func msgID(ev *cloudevent.Event) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// Functions returns the functions that have queue triggers, by name.
+// Functions returns the functions that have event triggers, by name.
 func (b *Bus) Functions() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -289,7 +295,7 @@ func (b *Bus) Listened(subject string) bool {
 	defer b.mu.Unlock()
 	for _, ts := range b.triggers {
 		for _, t := range ts {
-			if manifest.SubjectMatches(t.Subject, subject) {
+			if t.sched == nil && manifest.SubjectMatches(t.q.Subject, subject) {
 				return true
 			}
 		}

@@ -217,3 +217,23 @@ func later(t, next time.Time, d time.Duration) time.Time {
 	}
 	return t.Add(d)
 }
+
+// Prev is the last time at or before t, in t's location, that c fires;
+// the zero time when it did not within five years.
+func (c *Cron) Prev(t time.Time) time.Time {
+	t = t.Truncate(time.Second)
+	for _, back := range []time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour, 32 * 24 * time.Hour, 367 * 24 * time.Hour, 5 * 367 * 24 * time.Hour} {
+		at := c.Next(t.Add(-back))
+		if at.IsZero() || at.After(t) {
+			continue
+		}
+		for {
+			next := c.Next(at)
+			if next.IsZero() || next.After(t) {
+				return at
+			}
+			at = next
+		}
+	}
+	return time.Time{}
+}

@@ -49,7 +49,18 @@ func TestCronNext(t *testing.T) {
 			t.Errorf("%s after %s: %s, want %s", c.expr, c.from, got, want)
 		}
 	}
-	if cr, _ := ParseCron("0 0 30 2 *"); !cr.Next(time.Now()).IsZero() {
+	for _, c := range []struct{ expr, at, want string }{
+		{"0 7 * * 1-5", "2026-12-07 07:00:00", "2026-12-07 07:00:00"},
+		{"0 7 * * 1-5", "2026-12-07 06:59:59", "2026-12-04 07:00:00"},
+		{"* * * * * *", "2026-12-07 06:59:59", "2026-12-07 06:59:59"},
+		{"0 0 29 2 *", "2027-03-01 00:00:00", "2024-02-29 00:00:00"},
+	} {
+		cr, _ := ParseCron(c.expr)
+		if got, want := cr.Prev(at(time.UTC, c.at)), at(time.UTC, c.want); !got.Equal(want) {
+			t.Errorf("%s: Prev(%s) = %s, want %s", c.expr, c.at, got, want)
+		}
+	}
+	if cr, _ := ParseCron("0 0 30 2 *"); !cr.Next(time.Now()).IsZero() || !cr.Prev(time.Now()).IsZero() {
 		t.Error("February 30th fired")
 	}
 }

@@ -85,6 +85,11 @@ type Invocation struct {
 	// Body returns the request body, at most limit bytes, or ErrTooLarge;
 	// nil is an empty body. It is called once, after the rate limits.
 	Body func(limit int64) ([]byte, error)
+
+	// NoInput marks an invocation Moat itself made that carries no input
+	// from anyone (a schedule's tick): the function's input content types
+	// and schema, which say what callers may send, do not apply.
+	NoInput bool
 }
 
 // viaHTTP reports whether the invocation came as an HTTP request, to which
@@ -357,6 +362,12 @@ func (p *Pipeline) readBody(_ context.Context, r *run) *Problem {
 // its schema.
 func (p *Pipeline) validate(ctx context.Context, r *run) *Problem {
 	fn := r.fn
+	if r.inv.NoInput {
+		if len(r.body) > 0 {
+			return &Problem{Status: http.StatusBadRequest, Reason: ReasonInput, Title: "invalid input", Detail: "an invocation without input came with a body"}
+		}
+		return nil
+	}
 	if types := fn.Manifest.Input.ContentTypes; len(types) > 0 {
 		mt, _, err := mime.ParseMediaType(r.inv.Header.Get("Content-Type"))
 		if err != nil || !slices.Contains(types, mt) {

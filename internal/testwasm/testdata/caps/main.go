@@ -60,6 +60,9 @@ type seen struct {
 	CT      string            `json:"ct"`
 	Data    string            `json:"data"`
 	Ext     map[string]string `json:"ext,omitempty"`
+	Time    string            `json:"time,omitempty"`
+	Start   int64             `json:"start,omitempty"` // unix ms of the last delivery's start
+	End     int64             `json:"end,omitempty"`   // and of its end, when TICK_SLEEP is set
 }
 
 // event handles a delivered event as its data says: {"mode": "ok"},
@@ -88,6 +91,7 @@ func event(w http.ResponseWriter, r *http.Request) {
 		rec.Count++
 		rec.User, rec.Trigger, rec.Remote, rec.Method = os.Getenv("REMOTE_USER"), fn.Trigger(), os.Getenv("REMOTE_ADDR"), r.Method
 		rec.Type, rec.Source, rec.Subject, rec.CT, rec.Data, rec.Ext = ev.Type, ev.Source, ev.Subject, ev.DataContentType, string(data), ev.Extensions
+		rec.Time, rec.Start, rec.End = ev.Time, time.Now().UnixMilli(), 0
 		nv, _ := json.Marshal(rec)
 		if errors.Is(err, fn.ErrNotFound) {
 			_, err = b.Create(ev.ID, nv, 0)
@@ -100,6 +104,18 @@ func event(w http.ResponseWriter, r *http.Request) {
 	}
 	if os.Getenv("FORCE_OK") != "" {
 		return // the fixed version: every event is handled
+	}
+	// A schedule's tick: TICK_SLEEP long, then the end recorded; 500 with
+	// TICK_FAIL.
+	if d, err := time.ParseDuration(os.Getenv("TICK_SLEEP")); err == nil && fn.Trigger() == "schedule" {
+		time.Sleep(d)
+		rec.End = time.Now().UnixMilli()
+		nv, _ := json.Marshal(rec)
+		b.Put(ev.ID, nv)
+	}
+	if os.Getenv("TICK_FAIL") != "" {
+		http.Error(w, "tick failing on purpose", http.StatusInternalServerError)
+		return
 	}
 	switch cmd.Mode {
 	case "fail":
@@ -117,7 +133,7 @@ func event(w http.ResponseWriter, r *http.Request) {
 }
 
 func handle(w http.ResponseWriter, r *http.Request) {
-	if t := fn.Trigger(); t == "queue" || t == "replay" {
+	if t := fn.Trigger(); t == "queue" || t == "replay" || t == "schedule" {
 		event(w, r)
 		return
 	}
