@@ -928,6 +928,7 @@ http: {auth: public}
 permissions: {kv: {seen: read-write}}
 triggers:
   - queue: {subject: "orders.>", max_deliver: 2, backoff: [1s]}
+  - schedule: {cron: "0 7 * * mon-fri", timezone: Europe/Berlin}
 `), 0o644)
 	s.mustMoat(t, "deploy", dir)
 
@@ -986,7 +987,8 @@ triggers:
 
 	// inspect and ls show the trigger and its dead letters.
 	out = s.mustMoat(t, "inspect", "orders")
-	if !strings.Contains(out, "triggers:") || !strings.Contains(out, "queue orders.>") || !strings.Contains(out, "1 dead letter") {
+	if !strings.Contains(out, "triggers:") || !strings.Contains(out, "queue orders.>") || !strings.Contains(out, "1 dead letter") ||
+		!strings.Contains(out, `schedule "0 7 * * mon-fri" Europe/Berlin (overlap forbid, max_deliver 5): next `) || !strings.Contains(out, "T07:00:00+01:00") {
 		t.Errorf("inspect:\n%s", out)
 	}
 	var fns []struct {
@@ -997,7 +999,7 @@ triggers:
 		}
 	}
 	json.Unmarshal([]byte(s.mustMoat(t, "ls", "-o", "json")), &fns)
-	if len(fns) != 1 || len(fns[0].Triggers) != 1 || fns[0].Triggers[0].Subject != "orders.>" || fns[0].Triggers[0].DeadLetters != 1 {
+	if len(fns) != 1 || len(fns[0].Triggers) != 2 || fns[0].Triggers[0].Subject != "orders.>" || fns[0].Triggers[0].DeadLetters != 1 {
 		t.Errorf("ls -o json: %+v", fns)
 	}
 

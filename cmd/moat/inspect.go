@@ -194,6 +194,15 @@ func newInspectCmd(e *env) *cobra.Command {
 					fmt.Fprintln(w, "  (none)")
 				}
 				for _, t := range in.Triggers {
+					if t.Kind == "schedule" {
+						next := "never"
+						if t.Next != nil {
+							next = t.Next.Format(time.RFC3339)
+						}
+						fmt.Fprintf(w, "  schedule %q %s (overlap %s, max_deliver %d): next %s, %d pending, %d in flight, %s\n",
+							t.Cron, orDash(t.Timezone), t.Overlap, t.MaxDeliver, next, t.Pending, t.InFlight, plural(t.DeadLetters, "dead letter"))
+						continue
+					}
 					fmt.Fprintf(w, "  queue %s (max_deliver %d, concurrency %d): %d pending, %d in flight, %s\n",
 						t.Subject, t.MaxDeliver, t.Concurrency, t.Pending, t.InFlight, plural(t.DeadLetters, "dead letter"))
 				}
