@@ -76,7 +76,7 @@ func New(running func() float64) *Metrics {
 			Name: "moat_connections_refused_total", Help: "Connections closed as accepted, past the node's bound (total) or a source's (source), or refused for ambiguous request framing (framing).",
 		}, []string{"reason"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_events_total", Help: "Deliveries of events to functions, by function and outcome (delivered, retried, dead_lettered, waited).",
+			Name: "moat_events_total", Help: "Deliveries of events to functions, by function and outcome (delivered, retried, dead_lettered, waited, skipped, replaced).",
 		}, []string{"fn", "outcome"}),
 	}
 	reg.MustRegister(m.invocations, m.duration, m.refusals, m.denials, m.connections, m.events,

@@ -131,7 +131,9 @@ func (h hostEvents) Publish(ctx context.Context, subject, typ, contentType strin
 		return "", &sandbox.HostError{Status: sandbox.StatusNotFound, Message: "publish " + subject + ": no function's trigger takes it"}
 	case errors.Is(err, events.ErrFull):
 		return "", &sandbox.HostError{Status: sandbox.StatusUnavailable, Message: "publish " + subject + ": the event store is full"}
-	case errors.Is(err, cloudevent.ErrInvalid), errors.Is(err, events.ErrTooLarge):
+	case errors.Is(err, events.ErrTooLarge):
+		return "", &sandbox.HostError{Status: sandbox.StatusTooLarge, Message: "publish " + subject + ": " + err.Error()}
+	case errors.Is(err, cloudevent.ErrInvalid):
 		return "", &sandbox.HostError{Status: sandbox.StatusInvalid, Message: "publish " + subject + ": " + err.Error()}
 	case err != nil:
 		return "", err

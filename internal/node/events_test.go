@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -171,9 +172,12 @@ triggers:
 			}
 		}
 		big := strings.Repeat("x", events.MaxData+1)
-		if _, err := n.client.Publish(context.Background(), "audit.login", nil, []byte(big)); err == nil {
-			t.Error("an oversized event was accepted")
+		var ce *client.Error
+		if _, err := n.client.Publish(context.Background(), "audit.login", nil, []byte(big)); !errors.As(err, &ce) || ce.Status != 413 {
+			t.Errorf("an oversized event: %v", err)
 		}
+		r := caps(t, n, "pub", "/publish", url.Values{"subject": {"orders.created"}, "size": {fmt.Sprint(events.MaxData + 1)}})
+		wantCode(t, "publish of an oversized event", r, 5)
 	})
 
 	t.Run("RetriedThenDelivered", func(t *testing.T) {

@@ -201,7 +201,11 @@ func handle(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "/publish":
-		res.Value, err = fn.Publish(q.Get("subject"), q.Get("type"), "application/json", []byte(q.Get("body")))
+		body := []byte(q.Get("body"))
+		if n, e := strconv.Atoi(q.Get("size")); e == nil {
+			body = bytes.Repeat([]byte("x"), n)
+		}
+		res.Value, err = fn.Publish(q.Get("subject"), q.Get("type"), "application/json", body)
 	case "/seen":
 		var v []byte
 		v, _, err = fn.KV("seen").Get(q.Get("id"))
