@@ -86,14 +86,14 @@ func run() error {
 	if err := c.SetSecret(ctx, "MAILER_KEY", []byte(key)); err != nil {
 		return fmt.Errorf("set MAILER_KEY: %w", err)
 	}
-	// The operator's boundary: only contact may be granted the mail key.
-	if err := c.SetSecretFunctions(ctx, "MAILER_KEY", []string{"contact"}); err != nil {
-		return fmt.Errorf("allow MAILER_KEY to contact: %w", err)
+	// The operator's boundary: only send-catalog may be granted the mail key.
+	if err := c.SetSecretFunctions(ctx, "MAILER_KEY", []string{"send-catalog"}); err != nil {
+		return fmt.Errorf("allow MAILER_KEY to send-catalog: %w", err)
 	}
 	if err := n.DeployDirs(ctx, []string{filepath.Join(*examples, "hello"), filepath.Join(*examples, "minimal")}); err != nil {
 		return err
 	}
-	// The widgets app, with contact's egress grant pointed at the stand-in.
+	// The widgets app, with send-catalog's egress grant pointed at the stand-in.
 	apiHost := strings.TrimPrefix(mail.API, "https://")
 	dirs, _ := filepath.Glob(filepath.Join(*examples, "widgets", "*", "moat.yaml"))
 	for _, m := range dirs {

@@ -1,7 +1,9 @@
 // Package mailer is a local stand-in for an HTTPS mail API, for the widget
 // catalog example: it serves POST /v3/send over TLS with a certificate from
 // a CA of its own, checks the API key, and keeps what it is sent in an
-// inbox that a browser can read over plain HTTP on loopback.
+// inbox that a browser can read over plain HTTP on loopback. An outage can
+// be staged: POST /outage on the inbox makes the API answer 503 until
+// DELETE /outage.
 package mailer
 
 import (
@@ -26,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,6 +52,7 @@ type Server struct {
 	CAFile string
 
 	key      string
+	down     atomic.Bool // an outage: the API answers 503
 	mu       sync.Mutex
 	messages []Message
 	api      *http.Server
@@ -88,6 +92,8 @@ func Start(apiAddr, inboxAddr, dir, key string) (*Server, error) {
 	inbox.HandleFunc("GET /{$}", s.list)
 	inbox.HandleFunc("GET /messages.json", s.listJSON)
 	inbox.HandleFunc("GET /messages/{id}/catalog.pdf", s.attachment)
+	inbox.HandleFunc("POST /outage", func(w http.ResponseWriter, r *http.Request) { s.SetDown(true); fmt.Fprintln(w, "the mail API is down") })
+	inbox.HandleFunc("DELETE /outage", func(w http.ResponseWriter, r *http.Request) { s.SetDown(false); fmt.Fprintln(w, "the mail API is back") })
 	s.inbox = &http.Server{Handler: inbox, ReadHeaderTimeout: 5 * time.Second}
 	go s.api.ServeTLS(apiLn, "", "")
 	go s.inbox.Serve(inboxLn)
@@ -96,6 +102,9 @@ func Start(apiAddr, inboxAddr, dir, key string) (*Server, error) {
 
 // Close stops both servers.
 func (s *Server) Close() error { return errors.Join(s.api.Close(), s.inbox.Close()) }
+
+// SetDown stages an outage of the API (true) or ends it.
+func (s *Server) SetDown(down bool) { s.down.Store(down) }
 
 // Messages returns what was sent so far.
 func (s *Server) Messages() []Message {
@@ -112,6 +121,10 @@ type sendRequest struct {
 }
 
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	if s.down.Load() {
+		http.Error(w, `{"error":"the mail service is unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.key)) != 1 {
 		http.Error(w, `{"error":"invalid API key"}`, http.StatusUnauthorized)

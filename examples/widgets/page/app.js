@@ -16,7 +16,7 @@ document.getElementById("catalog").addEventListener("submit", async (ev) => {
     });
     const body = await resp.json().catch(() => ({}));
     if (resp.ok) {
-      result.textContent = `Sent: your catalog of ${body.widgets} widgets is on its way.`;
+      result.textContent = "Thank you: your catalog is on its way by mail.";
     } else if (resp.status === 400) {
       result.textContent = "Please check your name, email and at least one colour and size.";
     } else if (resp.status === 429) {
