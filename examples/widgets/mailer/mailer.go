@@ -93,7 +93,10 @@ func Start(apiAddr, inboxAddr, dir, key string) (*Server, error) {
 	inbox.HandleFunc("GET /messages.json", s.listJSON)
 	inbox.HandleFunc("GET /messages/{id}/catalog.pdf", s.attachment)
 	inbox.HandleFunc("POST /outage", func(w http.ResponseWriter, r *http.Request) { s.SetDown(true); fmt.Fprintln(w, "the mail API is down") })
-	inbox.HandleFunc("DELETE /outage", func(w http.ResponseWriter, r *http.Request) { s.SetDown(false); fmt.Fprintln(w, "the mail API is back") })
+	inbox.HandleFunc("DELETE /outage", func(w http.ResponseWriter, r *http.Request) {
+		s.SetDown(false)
+		fmt.Fprintln(w, "the mail API is back")
+	})
 	s.inbox = &http.Server{Handler: inbox, ReadHeaderTimeout: 5 * time.Second}
 	go s.api.ServeTLS(apiLn, "", "")
 	go s.inbox.Serve(inboxLn)
