@@ -1037,3 +1037,78 @@ triggers:
 		t.Errorf("dlq ls after purge: %q", out)
 	}
 }
+
+// TestEventSurvivesSIGKILL kills the node while a function handles an
+// event: after a restart the event is delivered again and handled, once
+// more and no more, and nothing is dead-lettered.
+func TestEventSurvivesSIGKILL(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data, "--event-ack-wait", "3s")
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(`name: orders
+module: fn.wasm
+limits: {memory: 64MiB, timeout: 10s}
+http: {auth: public}
+permissions: {kv: {seen: read-write}}
+triggers:
+  - queue: {subject: orders.created, max_deliver: 3}
+`), 0o644)
+	s.mustMoat(t, "deploy", dir)
+	s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"sleep","ms":3000}`, "--id", "kill-me")
+	deliveries := func(s *server) int {
+		resp, err := http.Get(s.url + "/fn/orders/seen?id=kill-me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct{ Value string }
+		json.NewDecoder(resp.Body).Decode(&r)
+		var seen struct{ Count int }
+		json.Unmarshal([]byte(r.Value), &seen)
+		return seen.Count
+	}
+	waitFor := func(s *server, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); deliveries(s) < want; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("delivered %d times, want %d\n%s", deliveries(s), want, s.output)
+			}
+		}
+	}
+	waitFor(s, 1) // it runs: kill the node under it
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+	s.exited <- nil
+
+	s = startServer(t, data, "--event-ack-wait", "3s")
+	waitFor(s, 2)
+	var in struct {
+		Triggers []struct {
+			Pending     int `json:"pending"`
+			InFlight    int `json:"in_flight"`
+			DeadLetters int `json:"dead_letters"`
+		} `json:"triggers"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		json.Unmarshal([]byte(s.mustMoat(t, "inspect", "orders", "-o", "json")), &in)
+		if len(in.Triggers) == 1 && in.Triggers[0].InFlight == 0 && in.Triggers[0].Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event was not acknowledged after its redelivery: %+v", in.Triggers)
+		}
+	}
+	ts := in.Triggers
+	if ts[0].DeadLetters != 0 {
+		t.Errorf("%d dead letters", ts[0].DeadLetters)
+	}
+	time.Sleep(4 * time.Second) // past another ack wait: no third delivery
+	if n := deliveries(s); n != 2 {
+		t.Errorf("delivered %d times, want 2: once cut short, once to the end", n)
+	}
+}

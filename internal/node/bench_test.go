@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -118,4 +122,134 @@ func BenchmarkGatewayReactor(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchEvents deploys the guest under manifest (a queue trigger on
+// bench.in) and returns a function that publishes one event and a channel
+// that gets the function's name each time an event is delivered.
+func benchEvents(b *testing.B, manifest string, wasm []byte) (*testNode, func(data string), chan string) {
+	n := startNodeConfig(b, Config{DataDir: b.TempDir(), NoSync: true})
+	deploy(b, n, manifest, wasm)
+	done := make(chan string, 1<<16)
+	watch := func(fn, outcome string) {
+		if outcome == events.Delivered {
+			done <- fn
+		} else if outcome != events.Waited {
+			b.Errorf("event %s", outcome)
+		}
+	}
+	n.eventRec.watch.Store(&watch)
+	ctx := context.Background()
+	publish := func(data string) {
+		ev := events.NewEvent("/bench", "", "bench.in", "application/json", []byte(data))
+		if _, err := n.events.Publish(ctx, "bench.in", ev, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	publish(`{"name":"warm","items":[1]}`) // loads the function
+	<-done
+	return n, publish, done
+}
+
+const (
+	benchMinimalEvents = "name: minimal\nmodule: fn.wasm\nlimits: {memory: 1MiB, concurrency: 64}\nhttp: {auth: public}\ntriggers:\n  - queue: {subject: bench.in, concurrency: %d}\n"
+	benchSumEvents     = "name: sum\nmodule: fn.wasm\nlimits: {memory: 64MiB, concurrency: 64}\nhttp: {auth: public, methods: [POST]}\ntriggers:\n  - queue: {subject: bench.in, concurrency: %d}\n"
+	benchSumBody       = `{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`
+)
+
+// BenchmarkEventThroughput publishes b.N events to a function whose queue
+// trigger runs 32 at once and waits until all are handled (acknowledged):
+// events/s is the rate from the first publish to the last acknowledgement.
+// http-32 is the same guest over loopback HTTP from 32 clients, for
+// comparison.
+func BenchmarkEventThroughput(b *testing.B) {
+	for _, g := range []struct {
+		name, manifest, path string
+		wasm                 func(testing.TB) []byte
+	}{
+		{"minimal", benchMinimalEvents, "/fn/minimal", func(testing.TB) []byte { return testwasm.MinimalCGI() }},
+		{"sum", benchSumEvents, "/fn/sum", func(tb testing.TB) []byte { return mustRead(tb, testwasm.BuildDir(tb, examplesDir("sum"))) }},
+	} {
+		b.Run(g.name+"/events-32", func(b *testing.B) {
+			_, publish, done := benchEvents(b, fmt.Sprintf(g.manifest, 32), g.wasm(b))
+			b.ResetTimer()
+			go func() {
+				for range b.N {
+					publish(benchSumBody)
+				}
+			}()
+			for range b.N {
+				<-done
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+		b.Run(g.name+"/http-32", func(b *testing.B) {
+			n, _, _ := benchEvents(b, fmt.Sprintf(g.manifest, 1), g.wasm(b))
+			url := n.URL() + g.path
+			b.SetParallelism(16) // 32 clients on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := http.Post(url, "application/json", strings.NewReader(benchSumBody))
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+		})
+	}
+}
+
+// BenchmarkEventLatency publishes one event at a time and waits until it is
+// handled: publish to acknowledgement, which includes the run, against an
+// HTTP request to its response over loopback for the same guest. p50 and
+// p99 are reported.
+func BenchmarkEventLatency(b *testing.B) {
+	report := func(b *testing.B, took []time.Duration) {
+		slices.Sort(took)
+		b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+	}
+	b.Run("minimal/event", func(b *testing.B) {
+		_, publish, done := benchEvents(b, fmt.Sprintf(benchMinimalEvents, 1), testwasm.MinimalCGI())
+		took := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			publish(benchSumBody)
+			<-done
+			took = append(took, time.Since(start))
+		}
+		report(b, took)
+	})
+	b.Run("minimal/http", func(b *testing.B) {
+		n, _, _ := benchEvents(b, fmt.Sprintf(benchMinimalEvents, 1), testwasm.MinimalCGI())
+		c := &http.Client{}
+		took := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			resp, err := c.Post(n.URL()+"/fn/minimal", "application/json", strings.NewReader(benchSumBody))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took = append(took, time.Since(start))
+		}
+		report(b, took)
+	})
+}
+
+func mustRead(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/moatfn/moat/internal/cloudevent"
 	"github.com/moatfn/moat/internal/egress"
@@ -17,6 +18,7 @@ import (
 	"github.com/moatfn/moat/internal/host"
 	"github.com/moatfn/moat/internal/kvstore"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/metrics"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/secrets"
@@ -117,6 +119,20 @@ func (n *Node) rotateMaster(ctx context.Context) (int, string, error) {
 	n.keyring = next
 	n.log.Info("master key rotated", slog.Int("data_keys", count))
 	return count, next.ID(), nil
+}
+
+// eventRecorder counts what happens to events in the metrics and, when a
+// benchmark watches, tells it.
+type eventRecorder struct {
+	metrics *metrics.Metrics
+	watch   atomic.Pointer[func(fn, outcome string)]
+}
+
+func (r *eventRecorder) Event(fn, outcome string) {
+	r.metrics.Event(fn, outcome)
+	if w := r.watch.Load(); w != nil {
+		(*w)(fn, outcome)
+	}
 }
 
 // hostEvents is the events bus as host calls reach it: its refusals become

@@ -35,6 +35,7 @@ type seenRecord struct {
 	CT      string            `json:"ct"`
 	Data    string            `json:"data"`
 	Ext     map[string]string `json:"ext"`
+	Version string            `json:"version"` // $V of the version that handled it
 }
 
 const sinkManifest = `name: sink

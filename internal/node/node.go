@@ -106,6 +106,7 @@ type Node struct {
 	registry *registry.Registry
 	pipeline *pipeline.Pipeline
 	events   *events.Bus
+	eventRec *eventRecorder
 	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -289,7 +290,8 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	n.events, err = events.Open(ctx, log, n.store.JS, n.dataKeys, n.pipeline, n.metrics, events.Config{Functions: kv, AckWait: cfg.EventAckWait})
+	n.eventRec = &eventRecorder{metrics: n.metrics}
+	n.events, err = events.Open(ctx, log, n.store.JS, n.dataKeys, n.pipeline, n.eventRec, events.Config{Functions: kv, AckWait: cfg.EventAckWait})
 	if err != nil {
 		return nil, err
 	}

@@ -34,10 +34,17 @@ type tickRecord struct {
 // through the function "reader".
 func ticksOf(t *testing.T, n *testNode, fn string) []tickRecord {
 	t.Helper()
+	return seenRecords(t, n, "s_"+fn+"_")
+}
+
+// seenRecords reads what the caps guest recorded of the events whose ids
+// start with prefix, by start.
+func seenRecords(t *testing.T, n *testNode, prefix string) []tickRecord {
+	t.Helper()
 	keys := caps(t, n, "reader", "/kv/keys", url.Values{"b": {"seen"}}).Keys
 	var out []tickRecord
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "s_"+fn+"_") {
+		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
 		r := caps(t, n, "reader", "/kv/get", url.Values{"b": {"seen"}, "k": {k}})

@@ -61,8 +61,9 @@ type seen struct {
 	Data    string            `json:"data"`
 	Ext     map[string]string `json:"ext,omitempty"`
 	Time    string            `json:"time,omitempty"`
-	Start   int64             `json:"start,omitempty"` // unix ms of the last delivery's start
-	End     int64             `json:"end,omitempty"`   // and of its end, when TICK_SLEEP is set
+	Version string            `json:"version,omitempty"` // $V`
+	Start   int64             `json:"start,omitempty"`   // unix ms of the last delivery's start
+	End     int64             `json:"end,omitempty"`     // and of its end, when TICK_SLEEP is set
 }
 
 // event handles a delivered event as its data says: {"mode": "ok"},
@@ -91,7 +92,7 @@ func event(w http.ResponseWriter, r *http.Request) {
 		rec.Count++
 		rec.User, rec.Trigger, rec.Remote, rec.Method = os.Getenv("REMOTE_USER"), fn.Trigger(), os.Getenv("REMOTE_ADDR"), r.Method
 		rec.Type, rec.Source, rec.Subject, rec.CT, rec.Data, rec.Ext = ev.Type, ev.Source, ev.Subject, ev.DataContentType, string(data), ev.Extensions
-		rec.Time, rec.Start, rec.End = ev.Time, time.Now().UnixMilli(), 0
+		rec.Time, rec.Start, rec.End, rec.Version = ev.Time, time.Now().UnixMilli(), 0, os.Getenv("V")
 		nv, _ := json.Marshal(rec)
 		if errors.Is(err, fn.ErrNotFound) {
 			_, err = b.Create(ev.ID, nv, 0)
