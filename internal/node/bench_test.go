@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -173,11 +175,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 		b.Run(g.name+"/events-32", func(b *testing.B) {
 			_, publish, done := benchEvents(b, fmt.Sprintf(g.manifest, 32), g.wasm(b))
 			b.ResetTimer()
-			go func() {
-				for range b.N {
-					publish(benchSumBody)
-				}
-			}()
+			publishAll(b.N, func() { publish(benchSumBody) })
 			for range b.N {
 				<-done
 			}
@@ -186,11 +184,12 @@ func BenchmarkEventThroughput(b *testing.B) {
 		b.Run(g.name+"/http-32", func(b *testing.B) {
 			n, _, _ := benchEvents(b, fmt.Sprintf(g.manifest, 1), g.wasm(b))
 			url := n.URL() + g.path
-			b.SetParallelism(16) // 32 clients on 2 cores
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}} // kept alive, as bench/run's clients
+			b.SetParallelism(16)                                                   // 32 clients on 2 cores
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := http.Post(url, "application/json", strings.NewReader(benchSumBody))
+					resp, err := c.Post(url, "application/json", strings.NewReader(benchSumBody))
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -206,16 +205,100 @@ func BenchmarkEventThroughput(b *testing.B) {
 	}
 }
 
+// publishers publish at once, as a busy application's would.
+const publishers = 4
+
+// publishAll calls publish n times from publishers goroutines.
+func publishAll(n int, publish func()) {
+	for p := range publishers {
+		go func() {
+			for i := p; i < n; i += publishers {
+				publish()
+			}
+		}()
+	}
+}
+
+// BenchmarkBareJetStream is the floor under BenchmarkEventThroughput: the
+// same embedded JetStream moving messages of the same size from 4
+// publishers through a durable consumer that takes 32 at once and
+// acknowledges each (confirmed), with no function, no sealing, no pipeline.
+func BenchmarkBareJetStream(b *testing.B) {
+	for _, c := range []struct {
+		name               string
+		pending, producers int
+	}{{"throughput-32", 32, publishers}, {"latency", 1, 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			js, done := bareJetStream(b, c.pending)
+			ctx := context.Background()
+			body := make([]byte, 400) // about a sealed event of benchSumBody
+			publish := func() {
+				if _, err := js.Publish(ctx, "bench.raw", body); err != nil {
+					b.Error(err)
+				}
+			}
+			if c.producers == 0 { // one at a time, each to its acknowledgement
+				took := make([]time.Duration, 0, b.N)
+				for b.Loop() {
+					start := time.Now()
+					publish()
+					<-done
+					took = append(took, time.Since(start))
+				}
+				reportLatency(b, took)
+				return
+			}
+			b.ResetTimer()
+			publishAll(b.N, publish)
+			for range b.N {
+				<-done
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "messages/s")
+		})
+	}
+}
+
+// bareJetStream is a stream on a node's embedded JetStream with a durable
+// consumer taking pending messages at once, acknowledging each (confirmed)
+// and then telling done.
+func bareJetStream(b *testing.B, pending int) (jetstream.JetStream, chan struct{}) {
+	n := startNodeConfig(b, Config{DataDir: b.TempDir(), NoSync: true})
+	ctx := context.Background()
+	js := n.store.JS
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.raw"}, Retention: jetstream.InterestPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: pending})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{}, 1<<16)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		go func() {
+			m.DoubleAck(ctx)
+			done <- struct{}{}
+		}()
+	}, jetstream.PullMaxMessages(pending))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cc.Stop)
+	return js, done
+}
+
+func reportLatency(b *testing.B, took []time.Duration) {
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
+
 // BenchmarkEventLatency publishes one event at a time and waits until it is
 // handled: publish to acknowledgement, which includes the run, against an
 // HTTP request to its response over loopback for the same guest. p50 and
 // p99 are reported.
 func BenchmarkEventLatency(b *testing.B) {
-	report := func(b *testing.B, took []time.Duration) {
-		slices.Sort(took)
-		b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
-	}
+	report := reportLatency
 	b.Run("minimal/event", func(b *testing.B) {
 		_, publish, done := benchEvents(b, fmt.Sprintf(benchMinimalEvents, 1), testwasm.MinimalCGI())
 		took := make([]time.Duration, 0, b.N)
