@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,8 +135,12 @@ type Replayed struct {
 func (a *API) replay(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req Replay
-	if err := decodeJSON(r, &req); err != nil || req.All == (len(req.IDs) > 0) {
+	if err := decodeJSON(r, &req); err != nil || req.All == (len(req.IDs) > 0) || slices.Contains(req.IDs, 0) {
 		Problem(w, http.StatusBadRequest, "bad request", `want {"ids": [ID, ...]} or {"all": true}`)
+		return
+	}
+	if len(req.IDs) > events.MaxList {
+		Problem(w, http.StatusBadRequest, "bad request", fmt.Sprintf("at most %d dead letters at once", events.MaxList))
 		return
 	}
 	ids := req.IDs

@@ -247,6 +247,61 @@ triggers:
 		lettersOf(t, n, "sink", 0)
 	})
 
+	t.Run("HostileControlRequests", func(t *testing.T) {
+		token, _ := os.ReadFile(filepath.Join(n.data, "admin.token"))
+		do := func(method, path, body string, h map[string]string) int {
+			req, _ := http.NewRequest(method, n.URL()+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+			for k, v := range h {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		many := make([]string, events.MaxList+1)
+		for i := range many {
+			many[i] = fmt.Sprint(i + 1)
+		}
+		for _, c := range []struct {
+			method, path, body string
+			h                  map[string]string
+			want               int
+		}{
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[]}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[1],"all":true}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[0]}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[-1]}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":["1"]}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[1],"evil":1}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[` + strings.Join(many, ",") + `]}`, nil, 400},
+			{"POST", "/api/v1/functions/sink/dlq/replay", `{"ids":[999999]}`, nil, 404},
+			{"POST", "/api/v1/functions/sink/dlq/replay", strings.Repeat(" ", 2<<20) + `{"all":true}`, nil, 400},
+			{"GET", "/api/v1/functions/sink/dlq/abc", "", nil, 400},
+			{"GET", "/api/v1/functions/sink/dlq/0", "", nil, 400},
+			{"GET", "/api/v1/functions/sink/dlq/99999999999999999999", "", nil, 400},
+			{"GET", "/api/v1/functions/sink/dlq/12345", "", nil, 404},
+			{"GET", "/api/v1/functions/Bad..Name/dlq", "", nil, 404},
+			{"GET", "/api/v1/functions/nosuch/triggers", "", nil, 404},
+			{"POST", "/api/v1/events/audit.login", "{}", map[string]string{"Ce-Id": strings.Repeat("x", 64<<10)}, 400},
+			{"POST", "/api/v1/events/audit.login", "{}", map[string]string{"Ce-Source": "%FF%FE"}, 400},
+			{"POST", "/api/v1/events/audit.login", "{}", map[string]string{"Ce-Time": "2026-13-45T99:00:00Z"}, 400},
+			{"POST", "/api/v1/events/" + strings.Repeat("a.", 150) + "a", "{}", nil, 400},
+		} {
+			if got := do(c.method, c.path, c.body, c.h); got != c.want {
+				t.Errorf("%s %s %.60q: %d, want %d", c.method, c.path, c.body, got, c.want)
+			}
+		}
+		if resp, _ := invoke(t, n, http.MethodGet, "pub", "/whoami", nil); resp.StatusCode != 200 {
+			t.Errorf("the node after hostile requests: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("SchemaRefusalRunsNothing", func(t *testing.T) {
 		before := n.InstancesStarted()
 		publishAPI(t, n, "strict.in", `{"mode":"rm -rf /"}`, nil)
