@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +16,7 @@ import (
 func newKeyCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Create, list and revoke API keys"}
 	var req api.KeyRequest
-	var functions string
+	var functions, subjects string
 	create := &cobra.Command{
 		Use:   "create --role ROLE",
 		Short: "Create an API key and print its token, once",
@@ -23,6 +24,9 @@ func newKeyCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if functions != "" {
 				req.Functions = strings.Split(functions, ",")
+			}
+			if subjects != "" {
+				req.Subjects = strings.Split(subjects, ",")
 			}
 			c, err := e.client()
 			if err != nil {
@@ -52,8 +56,9 @@ func newKeyCmd(e *env) *cobra.Command {
 		},
 	}
 	f := create.Flags()
-	f.StringVar(&req.Role, "role", "", "admin, deployer, invoker or auditor")
+	f.StringVar(&req.Role, "role", "", "admin, deployer, invoker, auditor or publisher")
 	f.StringVar(&functions, "functions", "", "for an invoker: the functions it may call, comma-separated (default: every function with auth: key)")
+	f.StringVar(&subjects, "subjects", "", "for a publisher (required): the event subjects it may publish on, comma-separated patterns like orders.>")
 	f.StringVar(&req.Expires, "expires", "", "lifetime, like 30d or 12h (default: none)")
 	f.StringVar(&req.Note, "note", "", "what the key is for")
 	create.MarkFlagRequired("role")
@@ -73,13 +78,14 @@ func newKeyCmd(e *env) *cobra.Command {
 			}
 			return e.print(keys, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tROLE\tFUNCTIONS\tCREATED\tEXPIRES\tNOTE")
+				fmt.Fprintln(tw, "ID\tROLE\tSCOPE\tCREATED\tEXPIRES\tNOTE")
 				for _, k := range keys {
 					exp := "never"
 					if k.Expires != nil {
 						exp = k.Expires.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, strings.Join(k.Functions, ","), k.Created.Format(time.RFC3339), exp, k.Note)
+					scope := strings.Join(append(slices.Clone(k.Functions), k.Subjects...), ",")
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, orDash(scope), k.Created.Format(time.RFC3339), exp, k.Note)
 				}
 				tw.Flush()
 			})

@@ -53,7 +53,7 @@ type identifier interface {
 }
 
 type keyStore interface {
-	Create(ctx context.Context, role string, functions []string, ttl time.Duration, note, createdBy string) (*auth.Key, string, error)
+	Create(ctx context.Context, role string, functions, subjects []string, ttl time.Duration, note, createdBy string) (*auth.Key, string, error)
 	List() []auth.Key
 	Revoke(ctx context.Context, id string) error
 }
@@ -115,6 +115,8 @@ var (
 	deployers = []string{auth.RoleAdmin, auth.RoleDeployer}
 	readers   = []string{auth.RoleAdmin, auth.RoleDeployer, auth.RoleAuditor}
 	auditors  = []string{auth.RoleAdmin, auth.RoleAuditor}
+	// publishers may publish events: a publisher key only on its subjects.
+	publishers = []string{auth.RoleAdmin, auth.RoleDeployer, auth.RolePublisher}
 )
 
 // Routes is the route-to-role table, the one docs/api.md shows.
@@ -146,7 +148,7 @@ func Routes() []Route {
 		{"GET /api/v1/vulns/exceptions", readers},
 		{"DELETE /api/v1/vulns/exceptions/{function}/{id}", adminOnly},
 		{"GET /api/v1/functions/{name}/sbom", readers},
-		{"POST /api/v1/events/{subject}", deployers},
+		{"POST /api/v1/events/{subject}", publishers},
 		{"GET /api/v1/functions/{name}/triggers", readers},
 		{"GET /api/v1/functions/{name}/dlq", deployers},
 		{"GET /api/v1/functions/{name}/dlq/{id}", deployers},
@@ -492,6 +494,9 @@ func (a *API) done(w http.ResponseWriter, r *http.Request, action, target, versi
 	rec := audit.Record{Action: action, Target: target, Version: version, Outcome: audit.OK}
 	if err != nil {
 		rec.Outcome, rec.Reason = audit.Failed, truncate(err.Error(), 300)
+		if errors.Is(err, ErrForbidden) {
+			rec.Outcome = audit.Refused
+		}
 	}
 	aerr := a.record(r, rec, true)
 	switch {
@@ -578,11 +583,17 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 // ErrBadRequest marks an error the caller must fix: it answers 400.
 var ErrBadRequest = errors.New("bad request")
 
+// ErrForbidden marks a request the caller's key may not make: 403, and
+// audited as refused.
+var ErrForbidden = errors.New("forbidden")
+
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var merr *manifest.Error
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		Problem(w, http.StatusBadRequest, "bad request", strings.TrimPrefix(err.Error(), "bad request: "))
+	case errors.Is(err, ErrForbidden):
+		Problem(w, http.StatusForbidden, "forbidden", strings.TrimPrefix(err.Error(), "forbidden: "))
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, auth.ErrNoKey):
 		Problem(w, http.StatusNotFound, "not found", err.Error())
 	case errors.Is(err, registry.ErrConflict):

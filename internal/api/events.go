@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/cloudevent"
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/manifest"
@@ -34,6 +35,10 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	subject := r.PathValue("subject")
 	if err := manifest.CheckSubject(subject); err != nil {
 		Problem(w, http.StatusBadRequest, "bad subject", err.Error())
+		return
+	}
+	if id := identity(r); id.Role == auth.RolePublisher && !slices.ContainsFunc(id.Subjects, func(p string) bool { return manifest.SubjectMatches(p, subject) }) {
+		a.done(w, r, "event.publish", subject, "", errNotYourSubject, func() {})
 		return
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxData))
@@ -75,6 +80,9 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, pub)
 	})
 }
+
+// errNotYourSubject refuses a publisher key a subject its key does not name.
+var errNotYourSubject = fmt.Errorf("%w: this publisher key may not publish on the subject", ErrForbidden)
 
 // Letters is the answer of GET /api/v1/functions/{name}/dlq.
 type Letters struct {

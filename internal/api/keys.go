@@ -15,7 +15,8 @@ import (
 type KeyRequest struct {
 	Role      string   `json:"role"`
 	Functions []string `json:"functions,omitempty"`
-	Expires   string   `json:"expires,omitempty"` // "30d", "12h", "90m"; "" never
+	Subjects  []string `json:"subjects,omitempty"` // a publisher's subject patterns
+	Expires   string   `json:"expires,omitempty"`  // "30d", "12h", "90m"; "" never
 	Note      string   `json:"note,omitempty"`
 }
 
@@ -28,7 +29,7 @@ type NewKey struct {
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	var req KeyRequest
 	if err := decodeJSON(r, &req); err != nil {
-		Problem(w, http.StatusBadRequest, "bad request", "the body must be a JSON object: role, functions, expires, note")
+		Problem(w, http.StatusBadRequest, "bad request", "the body must be a JSON object: role, functions, subjects, expires, note")
 		return
 	}
 	ttl, err := ParseTTL(req.Expires)
@@ -42,7 +43,13 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	key, token, err := a.keys.Create(r.Context(), req.Role, req.Functions, ttl, req.Note, identity(r).User())
+	for _, s := range req.Subjects {
+		if err := manifest.CheckSubjectPattern(s); err != nil {
+			Problem(w, http.StatusBadRequest, "bad request", "subjects: "+err.Error())
+			return
+		}
+	}
+	key, token, err := a.keys.Create(r.Context(), req.Role, req.Functions, req.Subjects, ttl, req.Note, identity(r).User())
 	if err != nil {
 		Problem(w, http.StatusBadRequest, "bad request", err.Error())
 		return

@@ -93,7 +93,7 @@ func TestCreatedKeyIsItsCallersCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, token, err := keys.Create(ctx, RoleInvoker, nil, 0, "", "test")
+	key, token, err := keys.Create(ctx, RoleInvoker, nil, nil, 0, "", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

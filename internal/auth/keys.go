@@ -23,14 +23,18 @@ import (
 
 // Roles, from the most to the least powerful.
 const (
-	RoleAdmin    = "admin"    // everything
-	RoleDeployer = "deployer" // functions, secrets by name
-	RoleInvoker  = "invoker"  // invoke the functions its key names
-	RoleAuditor  = "auditor"  // read audit, usage, inventory, logs
+	RoleAdmin     = "admin"     // everything
+	RoleDeployer  = "deployer"  // functions, secrets by name
+	RoleInvoker   = "invoker"   // invoke the functions its key names
+	RoleAuditor   = "auditor"   // read audit, usage, inventory, logs
+	RolePublisher = "publisher" // publish events on the subjects its key names, nothing else
 )
 
 // Roles lists every role.
-var Roles = []string{RoleAdmin, RoleDeployer, RoleInvoker, RoleAuditor}
+var Roles = []string{RoleAdmin, RoleDeployer, RoleInvoker, RoleAuditor, RolePublisher}
+
+// MaxSubjects bounds the subject patterns of a publisher key.
+const MaxSubjects = 64
 
 // Errors of identification. Both are answered 401.
 var (
@@ -46,6 +50,7 @@ type Identity struct {
 	ID        string   // key id, or "admin" for the bootstrap token
 	Role      string   // one of Roles
 	Functions []string // for an invoker: the functions it may call; empty means any function whose auth is key
+	Subjects  []string // for a publisher: the subject patterns it may publish on
 }
 
 // User is how the caller is shown to functions in REMOTE_USER and in logs.
@@ -72,6 +77,7 @@ type Key struct {
 	ID        string     `json:"id"`
 	Role      string     `json:"role"`
 	Functions []string   `json:"functions,omitempty"`
+	Subjects  []string   `json:"subjects,omitempty"` // a publisher's subject patterns
 	Note      string     `json:"note,omitempty"`
 	Created   time.Time  `json:"created"`
 	CreatedBy string     `json:"created_by,omitempty"`
@@ -141,12 +147,18 @@ func (k *Keys) apply(e jetstream.KeyValueEntry) {
 
 // Create stores a new key and returns it with its token, which is shown
 // only now. ttl 0 means no expiry.
-func (k *Keys) Create(ctx context.Context, role string, functions []string, ttl time.Duration, note, createdBy string) (*Key, string, error) {
+func (k *Keys) Create(ctx context.Context, role string, functions, subjects []string, ttl time.Duration, note, createdBy string) (*Key, string, error) {
 	if !slices.Contains(Roles, role) {
 		return nil, "", fmt.Errorf("role %q: want one of %s", role, strings.Join(Roles, ", "))
 	}
 	if len(functions) > 0 && role != RoleInvoker {
 		return nil, "", fmt.Errorf("only invoker keys are scoped to functions")
+	}
+	if len(subjects) > 0 && role != RolePublisher {
+		return nil, "", fmt.Errorf("only publisher keys are scoped to subjects")
+	}
+	if role == RolePublisher && (len(subjects) == 0 || len(subjects) > MaxSubjects) {
+		return nil, "", fmt.Errorf("a publisher key names the subjects it may publish on: 1 to %d patterns", MaxSubjects)
 	}
 	if ttl < 0 {
 		return nil, "", fmt.Errorf("expiry must be in the future")
@@ -162,7 +174,7 @@ func (k *Keys) Create(ctx context.Context, role string, functions []string, ttl 
 	sec := base64.RawURLEncoding.EncodeToString(secret[:])
 	sum := sha256.Sum256([]byte(sec))
 	key := &Key{
-		ID: id, Role: role, Functions: functions, Note: note,
+		ID: id, Role: role, Functions: functions, Subjects: subjects, Note: note,
 		Created: k.now().UTC(), CreatedBy: createdBy,
 		Hash: hex.EncodeToString(sum[:]),
 	}
@@ -247,5 +259,5 @@ func (k *Keys) Identify(r *http.Request) (*Identity, error) {
 	if key.Expires != nil && !k.now().Before(*key.Expires) {
 		return nil, ErrBadCredential
 	}
-	return &Identity{ID: key.ID, Role: key.Role, Functions: key.Functions}, nil
+	return &Identity{ID: key.ID, Role: key.Role, Functions: key.Functions, Subjects: key.Subjects}, nil
 }

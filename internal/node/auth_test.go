@@ -52,7 +52,11 @@ func TestRouteRoles(t *testing.T) {
 	deploy(t, n, kitchenManifest, testwasm.Bytes(t, "kitchen"))
 	tokens := map[string]string{}
 	for _, role := range auth.Roles {
-		tokens[role] = createKey(t, n, api.KeyRequest{Role: role}).Token
+		req := api.KeyRequest{Role: role}
+		if role == auth.RolePublisher {
+			req.Subjects = []string{">"}
+		}
+		tokens[role] = createKey(t, n, req).Token
 	}
 	victim := createKey(t, n, api.KeyRequest{Role: auth.RoleAuditor, Note: "to be revoked"})
 	for _, rt := range api.Routes() {

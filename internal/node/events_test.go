@@ -16,6 +16,7 @@ import (
 
 	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/client"
 	"github.com/moatfn/moat/internal/events"
@@ -245,6 +246,42 @@ triggers:
 			t.Fatalf("purge: %d %v", got, err)
 		}
 		lettersOf(t, n, "sink", 0)
+	})
+
+	t.Run("PublisherKeys", func(t *testing.T) {
+		ctx := context.Background()
+		for _, req := range []api.KeyRequest{
+			{Role: "publisher"}, // names no subject: could publish nothing
+			{Role: "publisher", Subjects: []string{"orders created"}}, // not a pattern
+			{Role: "invoker", Subjects: []string{"orders.>"}},         // only publishers have subjects
+			{Role: "publisher", Subjects: make([]string, auth.MaxSubjects+1)},
+		} {
+			if _, err := n.client.CreateKey(ctx, req); err == nil {
+				t.Errorf("key %+v created", req)
+			}
+		}
+		k, err := n.client.CreateKey(ctx, api.KeyRequest{Role: "publisher", Subjects: []string{"orders.*"}, Note: "the shop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := client.New(n.URL(), k.Token, "")
+		pub, err := c.Publish(ctx, "orders.created", http.Header{"Content-Type": {"application/json"}}, []byte(`{"mode":"ok"}`))
+		if err != nil {
+			t.Fatalf("publish on its subject: %v", err)
+		}
+		if s := seenOf(t, n, pub.ID, func(s seenRecord) bool { return s.Count == 1 }); s.User != "key:"+k.ID {
+			t.Errorf("the function sees the publisher as %q", s.User)
+		}
+		var ce *client.Error
+		if _, err := c.Publish(ctx, "audit.login", nil, []byte(`{}`)); !errors.As(err, &ce) || ce.Status != 403 {
+			t.Errorf("publish beyond its subjects: %v", err)
+		}
+		if recs := records(t, n, url.Values{"action": {"event.publish"}, "outcome": {"refused"}}, 1); len(recs) != 1 || recs[0].Target != "audit.login" || recs[0].Actor != "key:"+k.ID {
+			t.Errorf("the refusal in the trail: %+v", recs)
+		}
+		if _, err := c.List(ctx); !errors.As(err, &ce) || ce.Status != 403 {
+			t.Errorf("a publisher listing functions: %v", err)
+		}
 	})
 
 	t.Run("HostileControlRequests", func(t *testing.T) {
