@@ -944,6 +944,21 @@ triggers:
 	if _, _, err := s.moat(t, "publish", "bad subject", "-d", "{}"); err == nil || !strings.Contains(err.Error(), "subject") {
 		t.Errorf("publish to a bad subject: %v", err)
 	}
+	// A publisher key publishes on its subjects, and nothing else.
+	var key struct{ Token string }
+	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "publisher", "--subjects", "orders.paid,orders.x.*", "-o", "json")), &key)
+	if out, _, err := s.moat(t, "publish", "orders.paid", "-d", `{"mode":"ok"}`, "--token", key.Token); err != nil || !strings.Contains(out, "published event") {
+		t.Errorf("publish with a publisher key: %v %q", err, out)
+	}
+	if _, _, err := s.moat(t, "publish", "orders.created", "-d", `{}`, "--token", key.Token); err == nil || !strings.Contains(err.Error(), "may not publish") {
+		t.Errorf("publish beyond the key's subjects: %v", err)
+	}
+	if _, _, err := s.moat(t, "key", "create", "--role", "publisher"); err == nil || !strings.Contains(err.Error(), "names the subjects") {
+		t.Errorf("a publisher key without subjects: %v", err)
+	}
+	if out := s.mustMoat(t, "key", "ls"); !strings.Contains(out, "publisher  orders.paid,orders.x.*") {
+		t.Errorf("key ls:\n%s", out)
+	}
 	out := s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"ok"}`, "--id", "e2e-ok", "--type", "com.example.order")
 	if !strings.Contains(out, "published event e2e-ok on orders.created") {
 		t.Errorf("publish: %q", out)
