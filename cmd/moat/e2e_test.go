@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -1125,5 +1127,71 @@ triggers:
 	time.Sleep(4 * time.Second) // past another ack wait: no third delivery
 	if n := deliveries(s); n != 2 {
 		t.Errorf("delivered %d times, want 2: once cut short, once to the end", n)
+	}
+}
+
+// TestSecretAtATerminal runs `moat secret set` on a pseudo-terminal: the
+// value is asked for twice, never echoed, and reaches a granted function;
+// two different values set nothing.
+func TestSecretAtATerminal(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	setAtTerminal := func(name string, typed ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(moatBin, "secret", "set", name, "--functions", "vault")
+		cmd.Env = append(os.Environ(), "MOAT_URL="+s.url, "MOAT_TOKEN_FILE="+filepath.Join(s.data, "admin.token"))
+		tty, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tty.Close()
+		var out syncBuffer
+		copied := make(chan struct{})
+		go func() { io.Copy(&out, tty); close(copied) }()
+		prompts := []string{"(not shown): ", "to confirm: "}
+		for i, v := range typed {
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), prompts[i]); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no prompt %q: %q", prompts[i], out.String())
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // the prompt comes just before echo goes off
+			io.WriteString(tty, v+"\r")
+		}
+		err = cmd.Wait()
+		tty.Close()
+		<-copied
+		return out.String(), err
+	}
+	const value = "sk-typed-7c1f2e9d"
+	out, err := setAtTerminal("TYPED_KEY", value, value)
+	if err != nil || !strings.Contains(out, "value of TYPED_KEY (not shown):") || !strings.Contains(out, "again, to confirm:") {
+		t.Fatalf("secret set at a terminal: %v\n%q", err, out)
+	}
+	if strings.Contains(out, value) {
+		t.Fatalf("the value was echoed: %q", out)
+	}
+	if out, err := setAtTerminal("OTHER_KEY", "one", "two"); err == nil || !strings.Contains(out, "the two values differ") {
+		t.Fatalf("two different values: %v %q", err, out)
+	}
+	if list := s.mustMoat(t, "secret", "ls"); !strings.Contains(list, "TYPED_KEY") || strings.Contains(list, "OTHER_KEY") {
+		t.Fatalf("secret ls:\n%s", list)
+	}
+	// The value typed is the value a granted function reads.
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: vault\nmodule: fn.wasm\nlimits: {memory: 64MiB}\nhttp: {auth: public}\npermissions: {secrets: [TYPED_KEY]}\n"), 0o644)
+	s.mustMoat(t, "deploy", dir)
+	resp, err := http.Get(s.url + "/fn/vault/secret?name=TYPED_KEY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"value":"`+value+`"`) {
+		t.Fatalf("the function reads %s", b)
 	}
 }

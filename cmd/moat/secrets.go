@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func newSecretCmd(e *env) *cobra.Command {
@@ -18,23 +20,19 @@ func newSecretCmd(e *env) *cobra.Command {
 	var functions []string
 	set := &cobra.Command{
 		Use:   "set NAME [--functions a,b]",
-		Short: "Set a secret from stdin (one trailing newline is dropped)",
+		Short: "Set a secret, typed at a hidden prompt or piped on stdin (one trailing newline is dropped)",
 		Long: "Set a secret: its value is read from stdin, so that it never appears in a\n" +
-			"command line or a shell history. A function can read it only if its\n" +
+			"command line or a shell history. On a terminal it is asked for twice at a\n" +
+			"prompt that does not show what is typed. A function can read it only if its\n" +
 			"manifest lists NAME under permissions.secrets and the secret's list of\n" +
 			"functions names it: --functions sets that list (admin only; audited), and\n" +
 			"a deploy granting the secret to any other function is refused. A secret\n" +
 			"nobody listed functions for may be granted to none.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			value, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10+2))
+			value, err := readSecret(cmd, args[0])
 			if err != nil {
 				return err
-			}
-			value = bytes.TrimSuffix(value, []byte("\n"))
-			value = bytes.TrimSuffix(value, []byte("\r"))
-			if len(value) == 0 {
-				return errors.New("no value on stdin")
 			}
 			c, err := e.client()
 			if err != nil {
@@ -173,4 +171,48 @@ func newKVCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(ls)
 	return cmd
+}
+
+// readSecret reads the value of secret name: at a terminal, typed twice at
+// a prompt that echoes nothing; otherwise all of stdin, less one trailing
+// newline.
+func readSecret(cmd *cobra.Command, name string) ([]byte, error) {
+	in, stderr := cmd.InOrStdin(), cmd.ErrOrStderr()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "value of %s (not shown): ", name)
+		value, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprint(stderr, "again, to confirm: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		same := err == nil && bytes.Equal(value, again)
+		clear(again)
+		switch {
+		case err != nil:
+			clear(value)
+			return nil, err
+		case !same:
+			clear(value)
+			return nil, errors.New("the two values differ: nothing was set")
+		case len(value) == 0:
+			return nil, errors.New("no value typed: nothing was set")
+		case len(value) > 64<<10:
+			clear(value)
+			return nil, errors.New("the value is over 64KiB")
+		}
+		return value, nil
+	}
+	value, err := io.ReadAll(io.LimitReader(in, 64<<10+2))
+	if err != nil {
+		return nil, err
+	}
+	value = bytes.TrimSuffix(value, []byte("\n"))
+	value = bytes.TrimSuffix(value, []byte("\r"))
+	if len(value) == 0 {
+		return nil, errors.New("no value on stdin (pipe it in, or run at a terminal to be asked)")
+	}
+	return value, nil
 }
