@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -1193,5 +1194,27 @@ func TestSecretAtATerminal(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"value":"`+value+`"`) {
 		t.Fatalf("the function reads %s", b)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestCLIReference holds docs/cli.md to the commands: a flag or command
+// added without regenerating the reference fails here.
+func TestCLIReference(t *testing.T) {
+	var b bytes.Buffer
+	writeReference(&b, newRootCmd(io.Discard, io.Discard, func(string) string { return "" }))
+	const file = "../../docs/cli.md"
+	if *update {
+		if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, b.Bytes()) {
+		t.Fatalf("docs/cli.md is not the reference the commands make: go test ./cmd/moat -run TestCLIReference -update")
 	}
 }
