@@ -2,4 +2,4 @@ module github.com/moatfn/moat/examples/widgets/catalog-pdf
 
 go 1.26
 
-require github.com/go-pdf/fpdf v0.9.0
+require codeberg.org/go-pdf/fpdf v0.12.0

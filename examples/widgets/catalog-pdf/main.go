@@ -12,7 +12,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/go-pdf/fpdf"
+	"codeberg.org/go-pdf/fpdf"
 )
 
 // Request is what contact sends.
