@@ -15,10 +15,15 @@ func newAuditCmd(e *env) *cobra.Command {
 	q := map[string]*string{}
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Show the audit trail, newest first; audit verify proves it intact",
-		Args:  cobra.NoArgs,
+		Use:   "audit [NAME]",
+		Short: "Show the audit trail (or NAME's records alone), newest first; audit verify proves it intact",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := functionArg(args, *q["fn"])
+			if err != nil {
+				return err
+			}
+			*q["fn"] = name
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -45,10 +50,11 @@ func newAuditCmd(e *env) *cobra.Command {
 	for _, name := range []string{"fn", "actor", "action", "outcome", "source", "since", "until", "before"} {
 		q[name] = f.String(name, "", "only records with this "+name)
 	}
-	f.Lookup("since").Usage = "only records from this far back (24h, 7d) or this RFC 3339 time"
-	f.Lookup("until").Usage = "only records up to this far back or this RFC 3339 time"
+	f.Lookup("fn").Usage = "only records of this function (the same as NAME)"
+	f.Lookup("since").Usage = "only records from then on: a duration back (24h, 7d) or an RFC 3339 time"
+	f.Lookup("until").Usage = "only records up to then: a duration back or an RFC 3339 time"
 	f.Lookup("before").Usage = "the next page: only records before this seq (the last seq shown)"
-	cmd.Flags().IntVarP(&limit, "limit", "n", 100, "at most this many records")
+	cmd.Flags().IntVarP(&limit, "limit", "n", 100, "how many of the newest records to show")
 
 	verify := &cobra.Command{
 		Use:   "verify",

@@ -480,6 +480,19 @@ func TestUsageCommand(t *testing.T) {
 			if err := json.Unmarshal([]byte(s.mustMoat(t, "usage", "-o", "json")), &rows); err != nil || len(rows) != 1 || rows[0]["invocations"] != float64(3) {
 				t.Fatalf("usage -o json = %v %v", rows, err)
 			}
+			// The function named as everywhere else, and a time range.
+			if out := s.mustMoat(t, "usage", "minimal", "--since", "2h"); !strings.Contains(out, "minimal") {
+				t.Errorf("usage NAME:\n%s", out)
+			}
+			if out := s.mustMoat(t, "usage", "minimal", "--until", "2h", "-o", "json"); strings.TrimSpace(out) != "[]" {
+				t.Errorf("usage --until 2h shows this hour: %s", out)
+			}
+			if _, _, err := s.moat(t, "usage", "minimal", "--until", "soon"); err == nil || !strings.Contains(err.Error(), "until") {
+				t.Errorf("usage --until soon: %v", err)
+			}
+			if _, _, err := s.moat(t, "usage", "minimal", "--function", "other"); err == nil {
+				t.Error("usage NAME --function OTHER accepted")
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -494,9 +507,14 @@ func TestAuditCommands(t *testing.T) {
 	if resp, err := http.Get(s.url + "/fn/minimal"); err == nil {
 		resp.Body.Close()
 	}
-	out := s.mustMoat(t, "audit", "--fn", "minimal")
-	if !strings.Contains(out, "deploy") || !strings.Contains(out, "invoke") {
-		t.Fatalf("moat audit --fn minimal:\n%s", out)
+	for _, args := range [][]string{{"audit", "--fn", "minimal"}, {"audit", "minimal"}} {
+		out := s.mustMoat(t, args...)
+		if !strings.Contains(out, "deploy") || !strings.Contains(out, "invoke") {
+			t.Fatalf("moat %s:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	if out := s.mustMoat(t, "audit", "nosuchfn"); strings.Contains(out, "minimal") {
+		t.Errorf("audit of another function shows minimal's records:\n%s", out)
 	}
 	if out := s.mustMoat(t, "audit", "verify"); !strings.Contains(out, "intact") {
 		t.Fatalf("moat audit verify:\n%s", out)

@@ -11,17 +11,21 @@ import (
 )
 
 func newUsageCmd(e *env) *cobra.Command {
-	var fn, since string
+	var fn, since, until string
 	cmd := &cobra.Command{
-		Use:   "usage",
-		Short: "Show what functions spent, per hour, with an estimated cost",
-		Args:  cobra.NoArgs,
+		Use:   "usage [NAME]",
+		Short: "Show what functions spent (or NAME alone), per hour, with an estimated cost",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := functionArg(args, fn)
+			if err != nil {
+				return err
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			rows, err := c.Usage(cmd.Context(), fn, since)
+			rows, err := c.UsageRange(cmd.Context(), name, since, until)
 			if err != nil {
 				return err
 			}
@@ -44,7 +48,21 @@ func newUsageCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&fn, "function", "", "only this function")
-	cmd.Flags().StringVar(&since, "since", "", "from this far back (24h, 7d) or this RFC 3339 time (default 24h)")
+	cmd.Flags().StringVar(&fn, "function", "", "only this function (the same as NAME)")
+	cmd.Flags().MarkHidden("function")
+	cmd.Flags().StringVar(&since, "since", "", "only hours from then on: a duration back (24h, 7d) or an RFC 3339 time (default 24h)")
+	cmd.Flags().StringVar(&until, "until", "", "only hours up to then: a duration back or an RFC 3339 time")
 	return cmd
+}
+
+// functionArg is the function a command is about: its NAME argument, or
+// the older flag spelling of it; both, when they differ, is an error.
+func functionArg(args []string, flag string) (string, error) {
+	if len(args) == 0 {
+		return flag, nil
+	}
+	if flag != "" && flag != args[0] {
+		return "", fmt.Errorf("%w: NAME %s and the flag naming %s: give one", errUsage, args[0], flag)
+	}
+	return args[0], nil
 }

@@ -644,11 +644,19 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusBadRequest, "bad request", err.Error())
 		return
 	}
+	until := time.Now()
+	if u := r.URL.Query().Get("until"); u != "" {
+		if until, err = ParseSince(u, time.Now()); err != nil {
+			Problem(w, http.StatusBadRequest, "bad request", strings.Replace(err.Error(), "since", "until", 1))
+			return
+		}
+	}
 	rows, err := a.use.Query(r.Context(), fn, since, a.price)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	rows = slices.DeleteFunc(rows, func(row usage.Row) bool { return row.Hour.After(until) })
 	writeJSON(w, http.StatusOK, rows)
 }
 

@@ -259,12 +259,21 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 // Usage returns usage rows of fn ("" for all) since since ("" for a day,
 // "7d", "12h" or an RFC 3339 time).
 func (c *Client) Usage(ctx context.Context, fn, since string) ([]usage.Row, error) {
+	return c.UsageRange(ctx, fn, since, "")
+}
+
+// UsageRange is Usage up to until (a duration back or an RFC 3339 time;
+// "" is now).
+func (c *Client) UsageRange(ctx context.Context, fn, since, until string) ([]usage.Row, error) {
 	q := url.Values{}
 	if fn != "" {
 		q.Set("function", fn)
 	}
 	if since != "" {
 		q.Set("since", since)
+	}
+	if until != "" {
+		q.Set("until", until)
 	}
 	var out []usage.Row
 	return out, c.do(ctx, http.MethodGet, "/api/v1/usage?"+q.Encode(), "", nil, &out)
