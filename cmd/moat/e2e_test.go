@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -1235,4 +1236,90 @@ func TestCLIReference(t *testing.T) {
 	if !bytes.Equal(have, b.Bytes()) {
 		t.Fatalf("docs/cli.md is not the reference the commands make: go test ./cmd/moat -run TestCLIReference -update")
 	}
+}
+
+// TestGoldenOutput holds what the everyday commands print, text and JSON,
+// to files under testdata/golden (go test ./cmd/moat -run TestGoldenOutput
+// -update rewrites them), with what changes from run to run (times, ids,
+// addresses) replaced by placeholders. Every JSON key is snake_case and
+// every empty list is [].
+func TestGoldenOutput(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../../examples/minimal/minimal.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "minimal.wasm"), wasm, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: minimal\nmodule: minimal.wasm\nowner: web-team\nlimits: {memory: 1MiB}\nhttp: {auth: public}\npermissions: {kv: {carts: read}}\n"), 0o644)
+	var dep struct{ ID string }
+	json.Unmarshal([]byte(s.mustMoat(t, "deploy", dir, "-o", "json")), &dep)
+	var key struct{ ID string }
+	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "invoker", "--functions", "minimal", "--note", "ci", "-o", "json")), &key)
+	s.moatIn(t, "v\n", "secret", "set", "API_KEY", "--functions", "minimal")
+	placeholders := strings.NewReplacer(dep.ID, "<VERSION>", key.ID, "<KEY>", s.url, "<URL>")
+	times := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+	normalize := func(out string) string { return times.ReplaceAllString(placeholders.Replace(out), "<TIME>") }
+	for _, args := range [][]string{
+		{"ls"}, {"ls", "-o", "json"},
+		{"versions", "minimal"}, {"versions", "minimal", "-o", "json"},
+		{"inspect", "minimal"}, {"inspect", "minimal", "-o", "json"},
+		{"key", "ls"}, {"key", "ls", "-o", "json"},
+		{"secret", "ls"}, {"secret", "ls", "-o", "json"},
+		{"kv", "ls"}, {"kv", "ls", "-o", "json"},
+		{"dlq", "ls", "minimal"}, {"dlq", "ls", "minimal", "-o", "json"},
+		{"vuln", "ls", "-o", "json"},
+	} {
+		out, errOut, err := s.moat(t, args...)
+		if err != nil || errOut != "" {
+			t.Errorf("moat %s: %v %q", strings.Join(args, " "), err, errOut)
+			continue
+		}
+		if args[len(args)-1] == "json" {
+			var v any
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Errorf("moat %s: not JSON: %v", strings.Join(args, " "), err)
+			}
+			for _, bad := range jsonFaults(v, "") {
+				t.Errorf("moat %s: %s", strings.Join(args, " "), bad)
+			}
+		}
+		file := filepath.Join("testdata", "golden", strings.Join(args, "_")+".txt")
+		got := normalize(out)
+		if *update {
+			os.MkdirAll(filepath.Dir(file), 0o755)
+			os.WriteFile(file, []byte(got), 0o644)
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil || string(want) != got {
+			t.Errorf("moat %s printed (want %s, -update to accept):\n%s", strings.Join(args, " "), file, got)
+		}
+	}
+}
+
+// jsonFaults lists the keys of v that are not snake_case and the lists
+// that are null, skipping maps whose keys are data (files, env, headers,
+// grants, counts).
+func jsonFaults(v any, path string) []string {
+	var out []string
+	snake := regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if !snake.MatchString(k) {
+				out = append(out, fmt.Sprintf("key %s%s is not snake_case", path, k))
+			}
+			switch k {
+			case "files", "env", "headers", "extensions", "grants", "kv", "vulnerabilities", "refusals", "counts":
+				continue
+			}
+			out = append(out, jsonFaults(e, path+k+".")...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, jsonFaults(e, path)...)
+		}
+	}
+	return out
 }
