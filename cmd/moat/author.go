@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,7 @@ func newBuildCmd(e *env) *cobra.Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			out, err := bundle.Build(cmd.Context(), dir)
+			out, err := buildWithProgress(cmd, dir)
 			if err != nil {
 				return err
 			}
@@ -97,3 +98,15 @@ module: %s.wasm
 limits: {memory: 64MiB, timeout: 5s, concurrency: 20}
 http: {auth: public, methods: [GET, POST]}
 `
+
+// buildWithProgress builds the Go function at path, telling stderr how it
+// goes as it goes.
+func buildWithProgress(cmd *cobra.Command, path string) (string, error) {
+	start := time.Now()
+	fmt.Fprintf(cmd.ErrOrStderr(), "building %s for wasm (GOOS=wasip1 GOARCH=wasm)\n", path)
+	out, err := bundle.BuildProgress(cmd.Context(), path, cmd.ErrOrStderr())
+	if err == nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "built in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
+	return out, err
+}

@@ -1323,3 +1323,60 @@ func jsonFaults(v any, path string) []string {
 	}
 	return out
 }
+
+// TestDevLoop runs moat dev on a new function through an edit, a broken
+// build and its fix: each good edit serves, the broken one leaves the last
+// good version serving and says why.
+func TestDevLoop(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	dir := filepath.Join(t.TempDir(), "devfn")
+	if _, _, err := s.moat(t, "new", dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	env := map[string]string{"MOAT_URL": s.url, "MOAT_TOKEN_FILE": filepath.Join(s.data, "admin.token")}
+	cmd := newRootCmd(&stdout, &stderr, func(k string) string { return env[k] })
+	cmd.SetArgs([]string{"dev", dir, "--interval", "100ms"})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("moat dev: %v", err)
+		}
+	}()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Minute); !ok(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s\nstdout:\n%s\nstderr:\n%s", what, stdout.String(), stderr.String())
+			}
+		}
+	}
+	get := func() string {
+		resp, err := http.Get(s.url + "/fn/devfn")
+		if err != nil {
+			return ""
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	waitFor("the first deploy", func() bool { return strings.Contains(get(), "hello, world") })
+	if !strings.Contains(stderr.String(), "building "+dir) || !strings.Contains(stderr.String(), "compiled devfn") || !strings.Contains(stdout.String(), "deployed devfn version") {
+		t.Errorf("no progress shown:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	main := filepath.Join(dir, "main.go")
+	src, _ := os.ReadFile(main)
+	os.WriteFile(main, bytes.Replace(src, []byte(`"hello, "`), []byte(`"bonjour, "`), 1), 0o644)
+	waitFor("the edit to serve", func() bool { return strings.Contains(get(), "bonjour, world") })
+
+	os.WriteFile(main, append(bytes.Replace(src, []byte(`"hello, "`), []byte(`"hi, "`), 1), []byte("\nfunc broken() { undefinedThing() }\n")...), 0o644)
+	waitFor("the build error", func() bool { return strings.Contains(stderr.String(), "undefined: undefinedThing") })
+	if !strings.Contains(get(), "bonjour, world") {
+		t.Errorf("a broken build replaced the version serving: %s", get())
+	}
+	os.WriteFile(main, bytes.Replace(src, []byte(`"hello, "`), []byte(`"hi, "`), 1), 0o644)
+	waitFor("the fix to serve", func() bool { return strings.Contains(get(), "hi, world") })
+}

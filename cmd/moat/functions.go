@@ -29,7 +29,7 @@ func newDeployCmd(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if build {
-				if _, err := bundle.Build(cmd.Context(), args[0]); err != nil {
+				if _, err := buildWithProgress(cmd, args[0]); err != nil {
 					return err
 				}
 			}

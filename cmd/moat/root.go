@@ -96,6 +96,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newVersionCmd(e),
 		newNewCmd(e),
 		newBuildCmd(e),
+		newDevCmd(e),
 		newKeyCmd(e),
 		newUsageCmd(e),
 		newAuditCmd(e),

@@ -3,6 +3,7 @@
 package bundle
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/sign"
@@ -107,7 +109,13 @@ func Read(path string) (*Bundle, error) {
 
 // BuildGo compiles the Go main package in dir to out as a WASI command
 // (GOOS=wasip1 GOARCH=wasm), with the go tool on PATH.
-func BuildGo(ctx context.Context, dir, out string) error {
+func BuildGo(ctx context.Context, dir, out string) error { return BuildGoProgress(ctx, dir, out, nil) }
+
+// BuildGoProgress is BuildGo telling progress, when it is not nil, what
+// happens as it happens: each package as go build compiles it, and every
+// ten seconds without one, how long the build has taken (the first build
+// for wasm compiles the standard library: minutes).
+func BuildGoProgress(ctx context.Context, dir, out string, progress io.Writer) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
@@ -116,13 +124,68 @@ func BuildGo(ctx context.Context, dir, out string) error {
 	if Reactor(dir) {
 		args = append(args, "-buildmode=c-shared")
 	}
+	if progress != nil {
+		args = append(args, "-v")
+	}
 	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build in %s: %w\n%s", dir, err, b)
+	if progress == nil {
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build in %s: %w\n%s", dir, err, b)
+		}
+		return nil
+	}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = cmd.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var errs []string // what is not a package name: the compiler's complaints
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				done = true
+				break
+			}
+			if isImportPath(line) {
+				fmt.Fprintf(progress, "  compiled %s\n", line)
+			} else {
+				errs = append(errs, line)
+				fmt.Fprintf(progress, "  %s\n", line)
+			}
+		case <-tick.C:
+			fmt.Fprintf(progress, "  still building (%s)\n", time.Since(start).Round(time.Second))
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("go build in %s: %w\n%s", dir, err, strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// isImportPath reports whether a line of go build -v is a package it
+// compiled rather than an error.
+func isImportPath(s string) bool {
+	if s == "" || strings.ContainsAny(s, " \t:") {
+		return false
+	}
+	return true
 }
 
 // Reactor reports whether the Go function in dir registers its handler
@@ -158,7 +221,10 @@ func HasGo(path string) bool {
 
 // Build builds the function in the folder at path when it has Go sources:
 // the module named by moat.yaml is (re)written from them.
-func Build(ctx context.Context, path string) (string, error) {
+func Build(ctx context.Context, path string) (string, error) { return BuildProgress(ctx, path, nil) }
+
+// BuildProgress is Build telling progress how it goes (BuildGoProgress).
+func BuildProgress(ctx context.Context, path string, progress io.Writer) (string, error) {
 	dir := path
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		dir = filepath.Dir(path)
@@ -176,5 +242,5 @@ func Build(ctx context.Context, path string) (string, error) {
 		return "", fmt.Errorf("%s has no Go sources to build", dir)
 	}
 	out := filepath.Join(dir, filepath.FromSlash(m.Module))
-	return out, BuildGo(ctx, dir, out)
+	return out, BuildGoProgress(ctx, dir, out, progress)
 }
