@@ -1257,6 +1257,13 @@ func TestGoldenOutput(t *testing.T) {
 	var key struct{ ID string }
 	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "invoker", "--functions", "minimal", "--note", "ci", "-o", "json")), &key)
 	s.moatIn(t, "v\n", "secret", "set", "API_KEY", "--functions", "minimal")
+	// Shell completion offers the node's functions where a NAME goes.
+	for args, want := range map[string]bool{"inspect m": true, "logs ": true, "dlq ls ": true, "usage mi": true, "inspect x": false, "secret rm ": false} {
+		out, _, err := s.moat(t, append([]string{"__complete"}, strings.Split(args, " ")...)...)
+		if err != nil || strings.Contains(out, "minimal\n") != want {
+			t.Errorf("completing %q: %v %q", args, err, out)
+		}
+	}
 	placeholders := strings.NewReplacer(dep.ID, "<VERSION>", key.ID, "<KEY>", s.url, "<URL>")
 	times := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 	normalize := func(out string) string { return times.ReplaceAllString(placeholders.Replace(out), "<TIME>") }

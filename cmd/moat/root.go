@@ -111,7 +111,42 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newVulnDBCmd(e),
 		newVulnCmd(e),
 	)
+	completeFunctionNames(root, e)
 	return root
+}
+
+// completeFunctionNames makes shell completion (moat completion bash|zsh|
+// fish|powershell) offer the node's function names for the first argument
+// of every command whose usage starts NAME or [NAME] (a secret's commands
+// name a secret instead).
+func completeFunctionNames(c *cobra.Command, e *env) {
+	for _, sub := range c.Commands() {
+		completeFunctionNames(sub, e)
+	}
+	fields := strings.Fields(c.Use)
+	if len(fields) < 2 || fields[1] != "NAME" && fields[1] != "[NAME]" || c.Parent() != nil && c.Parent().Name() == "secret" {
+		return
+	}
+	c.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		cl, err := e.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		fns, err := cl.List(cmd.Context())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []cobra.Completion
+		for _, f := range fns {
+			if strings.HasPrefix(f.Name, toComplete) {
+				names = append(names, f.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // client returns a client of the node the flags and environment name.
