@@ -4,6 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -1386,4 +1391,73 @@ func TestDevLoop(t *testing.T) {
 	}
 	os.WriteFile(main, bytes.Replace(src, []byte(`"hello, "`), []byte(`"hi, "`), 1), 0o644)
 	waitFor("the fix to serve", func() bool { return strings.Contains(get(), "hi, world") })
+}
+
+// TestJWKSReloadOnSIGHUP: the issuer adds a key; after SIGHUP the node
+// takes tokens signed with it, without a restart.
+func TestJWKSReloadOnSIGHUP(t *testing.T) {
+	type signer struct {
+		kid string
+		key *ecdsa.PrivateKey
+	}
+	newSigner := func(kid string) signer {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return signer{kid, k}
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := func(ss ...signer) []byte {
+		var keys []map[string]string
+		for _, s := range ss {
+			x, y := make([]byte, 32), make([]byte, 32)
+			s.key.X.FillBytes(x)
+			s.key.Y.FillBytes(y)
+			keys = append(keys, map[string]string{"kty": "EC", "crv": "P-256", "kid": s.kid, "x": b64(x), "y": b64(y)})
+		}
+		b, _ := json.Marshal(map[string]any{"keys": keys})
+		return b
+	}
+	token := func(s signer) string {
+		h, _ := json.Marshal(map[string]string{"alg": "ES256", "kid": s.kid})
+		c, _ := json.Marshal(map[string]any{"iss": "https://idp.example", "aud": "moat", "sub": "carole", "exp": time.Now().Add(time.Hour).Unix()})
+		in := b64(h) + "." + b64(c)
+		d := sha256.Sum256([]byte(in))
+		r, ss, _ := ecdsa.Sign(rand.Reader, s.key, d[:])
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		ss.FillBytes(sig[32:])
+		return in + "." + b64(sig)
+	}
+	a, b := newSigner("a"), newSigner("b")
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(file, jwks(a), 0o644)
+	s := startServer(t, t.TempDir(), "--jwt-jwks", file, "--jwt-issuer", "https://idp.example", "--jwt-audience", "moat")
+	dir := kitchenDir(t)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: kitchen\nmodule: kitchen.wasm\nhttp: {auth: jwt}\n"), 0o644)
+	s.mustMoat(t, "deploy", dir)
+	call := func(tok string) int {
+		req, _ := http.NewRequest("GET", s.url+"/fn/kitchen/env", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(token(a)); got != 200 {
+		t.Fatalf("a token of key a: %d", got)
+	}
+	if got := call(token(b)); got != 401 {
+		t.Fatalf("a token of key b before the reload: %d", got)
+	}
+	os.WriteFile(file, jwks(a, b), 0o644)
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); call(token(b)) != 200; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("key b not taken after SIGHUP\n%s", s.output)
+		}
+	}
+	if !strings.Contains(s.output.String(), "jwks reloaded") {
+		t.Errorf("the reload was not logged:\n%s", s.output)
+	}
 }

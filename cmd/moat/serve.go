@@ -6,6 +6,7 @@ import (
 	"github.com/moatfn/moat/internal/duration"
 	"github.com/moatfn/moat/internal/egress"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,11 +37,14 @@ func newServeCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if jwt.Issuer != "" || jwksFile != "" || hsFile != "" {
 				if jwksFile != "" {
-					b, err := os.ReadFile(jwksFile)
+					src, err := auth.JWKSSource(jwksFile, jwt.Issuer, &http.Client{Timeout: 5 * time.Second})
 					if err != nil {
 						return fmt.Errorf("--jwt-jwks: %w", err)
 					}
-					jwt.JWKS = b
+					if jwt.JWKS, err = src(cmd.Context()); err != nil {
+						return fmt.Errorf("--jwt-jwks: %w", err)
+					}
+					jwt.Source = src
 				}
 				if hsFile != "" {
 					b, err := os.ReadFile(hsFile)
@@ -94,6 +98,7 @@ func newServeCmd(e *env) *cobra.Command {
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			slog.SetDefault(log)
+			jwt.Log = log
 			if e.getenv("GOGC") == "" {
 				// Every invocation allocates a little and frees it at once;
 				// collecting less often halves the sandbox's own cost
@@ -121,8 +126,15 @@ func newServeCmd(e *env) *cobra.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					if err := n.ReloadTLS(); err != nil {
-						log.Error("tls reload", slog.Any("err", err))
+					if cfg.TLSCert != "" {
+						if err := n.ReloadTLS(); err != nil {
+							log.Error("tls reload", slog.Any("err", err))
+						}
+					}
+					if jwt.Source != nil {
+						if err := n.ReloadJWKS(ctx); err != nil {
+							log.Error("jwks reload", slog.Any("err", err))
+						}
 					}
 				}
 			}()
@@ -163,7 +175,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.IntVar(&cfg.MaxConnectionsPerSource, "max-connections-per-source", 256, "connections open at once from one source address (-1: no bound; raise it behind a proxy)")
 	f.Float64Var(&cfg.ConnectionRatePerSource, "connection-rate-per-source", 100, "new connections a second from one source address, in bursts of twice that (-1: no bound; raise it behind a proxy)")
 	f.Int64Var(&cfg.MaxMemory, "max-memory", 8<<30, "bound in bytes on the sum of the memory caps of running instances")
-	f.StringVar(&jwksFile, "jwt-jwks", "", "JWKS file of the keys that sign JWTs for functions with auth: jwt (RS256, ES256, EdDSA)")
+	f.StringVar(&jwksFile, "jwt-jwks", "", "JWKS of the keys that sign JWTs for functions with auth: jwt (RS256, ES256, EdDSA): a file, or an https:// URL on the issuer's host; reloaded on SIGHUP and on an unknown kid (at most every 30s)")
 	f.StringVar(&jwt.Issuer, "jwt-issuer", "", "the iss every accepted JWT must carry")
 	f.StringVar(&jwt.Audience, "jwt-audience", "", "the aud every accepted JWT must carry")
 	f.StringVar(&hsFile, "jwt-hs256-secret-file", "", "enable HS256 JWTs with the secret in this file (at least 32 bytes)")

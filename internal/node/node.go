@@ -107,6 +107,7 @@ type Node struct {
 	pipeline *pipeline.Pipeline
 	events   *events.Bus
 	eventRec *eventRecorder
+	jwt      *auth.JWTVerifier // nil without JWTs
 	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -126,6 +127,15 @@ type Node struct {
 
 // ReloadTLS reads the certificate and key files again; connections made
 // after it get the new certificate. On failure the old one keeps serving.
+// ReloadJWKS fetches the JWKS anew from its file or URL; the keys in use
+// stay when the new set holds none that can be used.
+func (n *Node) ReloadJWKS(ctx context.Context) error {
+	if n.jwt == nil {
+		return errors.New("no JWTs configured")
+	}
+	return n.jwt.Reload(ctx)
+}
+
 func (n *Node) ReloadTLS() error {
 	if n.certs == nil {
 		return errors.New("not serving TLS")
@@ -236,6 +246,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		if jwt, err = auth.NewJWTVerifier(*cfg.JWT); err != nil {
 			return nil, err
 		}
+		n.jwt = jwt
 	}
 	// Ten bad credentials from one address, then one more a minute.
 	failures := auth.NewFailureLimiter(10, time.Minute, 100_000)
