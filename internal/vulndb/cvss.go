@@ -3,6 +3,8 @@ package vulndb
 import (
 	"math"
 	"strings"
+
+	cvss40 "github.com/pandatix/go-cvss/40"
 )
 
 // The severities a Finding can carry, from the CVSS v3 qualitative scale.
@@ -140,4 +142,23 @@ func databaseSeverity(s string) string {
 		return Critical
 	}
 	return ""
+}
+
+// maxVector bounds a CVSS vector's length.
+const maxVector = 300
+
+// cvss4Score computes the score of a CVSS v4.0 vector such as
+// "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", with
+// github.com/pandatix/go-cvss (v4.0's score comes from the specification's
+// table of macro vectors, which a kept library holds better than we
+// would). It reports false for anything that is not such a vector.
+func cvss4Score(vector string) (float64, bool) {
+	if len(vector) > maxVector || !strings.HasPrefix(vector, "CVSS:4.0/") {
+		return 0, false
+	}
+	v, err := cvss40.ParseVector(vector)
+	if err != nil {
+		return 0, false
+	}
+	return v.Score(), true
 }

@@ -1,6 +1,12 @@
 package vulndb
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	cvss30 "github.com/pandatix/go-cvss/30"
+	cvss31 "github.com/pandatix/go-cvss/31"
+)
 
 func TestCVSS3Score(t *testing.T) {
 	tests := []struct {
@@ -71,4 +77,86 @@ func TestRating(t *testing.T) {
 			t.Errorf("rating(%v) = %q, want %q", tt.score, got, tt.want)
 		}
 	}
+}
+
+func TestCVSS4Score(t *testing.T) {
+	for _, tt := range []struct {
+		vector string
+		want   float64
+		rating string
+	}{
+		// The specification's calculator gives these (FIRST, CVSS v4.0).
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 9.3, Critical},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H", 10, Critical},
+		{"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N", 0, ""},
+	} {
+		got, ok := cvss4Score(tt.vector)
+		if !ok || got != tt.want || (tt.rating != "" && rating(got) != tt.rating) {
+			t.Errorf("cvss4Score(%q) = %v, %v, want %v (%s)", tt.vector, got, ok, tt.want, tt.rating)
+		}
+	}
+	for _, bad := range []string{
+		"", "CVSS:4.0/", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N", // SA missing
+		"CVSS:4.0/AV:X/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+		"CVSS:4.0/AV:N/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/" + string(make([]byte, 400)),
+	} {
+		if _, ok := cvss4Score(bad); ok {
+			t.Errorf("cvss4Score(%q) accepted", bad)
+		}
+	}
+	// An OSV record with only a v4 vector gets its severity from it.
+	if sev, score := severityOf([]severity{{typ: "CVSS_V4", score: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}}, ""); sev != Critical || score != 9.3 {
+		t.Errorf("severityOf a v4 vector = %s %v", sev, score)
+	}
+}
+
+// FuzzCVSS3AgainstOracle holds the hand-written v3 scorer to
+// github.com/pandatix/go-cvss: a vector the library reads, ours reads too,
+// with the same base score.
+//
+//	go test ./internal/vulndb -run XXX -fuzz FuzzCVSS3AgainstOracle -fuzztime 60s
+func FuzzCVSS3AgainstOracle(f *testing.F) {
+	for _, v := range []string{
+		"CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H", "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:N/A:N",
+		"CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H", "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:P/RL:O/RC:C/CR:H",
+	} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, vector string) {
+		var oracle float64
+		switch {
+		case strings.HasPrefix(vector, "CVSS:3.1/"):
+			v, err := cvss31.ParseVector(vector)
+			if err != nil {
+				return
+			}
+			oracle = v.BaseScore()
+		case strings.HasPrefix(vector, "CVSS:3.0/"):
+			v, err := cvss30.ParseVector(vector)
+			if err != nil {
+				return
+			}
+			oracle = v.BaseScore()
+		default:
+			return
+		}
+		got, ok := cvss3Score(vector)
+		if !ok || got != oracle {
+			t.Fatalf("%q: ours %v (%v), go-cvss %v", vector, got, ok, oracle)
+		}
+	})
+}
+
+// FuzzCVSS4Score: any vector is scored in range or refused, never a panic
+// (an advisory's vector is input from the database's authors).
+func FuzzCVSS4Score(f *testing.F) {
+	f.Add("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:A/CR:H/MAV:L")
+	f.Fuzz(func(t *testing.T, vector string) {
+		if score, ok := cvss4Score(vector); ok && (score < 0 || score > 10) {
+			t.Fatalf("%q scored %v", vector, score)
+		}
+	})
 }

@@ -586,14 +586,21 @@ func (p *recordParser) rangeOf(raw json.RawMessage, field string) (*Range, error
 }
 
 // severityOf picks an advisory's severity and score: the first CVSS v3
-// vector with a score above 0, else the database's own word.
+// vector with a score above 0, else the first such CVSS v4 vector, else the
+// database's own word.
 func severityOf(sevs []severity, dbSeverity string) (string, float64) {
-	for _, s := range sevs {
-		if s.typ != "CVSS_V3" {
-			continue
-		}
-		if score, ok := cvss3Score(s.score); ok && score > 0 {
-			return rating(score), score
+	for _, typ := range []string{"CVSS_V3", "CVSS_V4"} {
+		for _, s := range sevs {
+			if s.typ != typ {
+				continue
+			}
+			score, ok := cvss3Score(s.score)
+			if typ == "CVSS_V4" {
+				score, ok = cvss4Score(s.score)
+			}
+			if ok && score > 0 {
+				return rating(score), score
+			}
 		}
 	}
 	return databaseSeverity(dbSeverity), 0
