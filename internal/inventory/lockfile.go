@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -168,10 +170,21 @@ func npmDependencies(r *jsonReader, c *collector, path string) error {
 	})
 }
 
-// addNPM adds an npm package unless it has no version or is local.
+// addNPM adds an npm package unless it has no version or is local. A
+// registry version must be one node-semver reads strictly (a lock file npm
+// wrote holds nothing else): a forged "1.0" or "01.2.3" would otherwise
+// escape the advisories' ranges. Dependencies from git or a URL are kept
+// with their spec: they have no registry version to check.
 func addNPM(c *collector, name, version string) error {
 	if name == "" || version == "" || strings.HasPrefix(version, "file:") || strings.HasPrefix(version, "link:") {
 		return nil
+	}
+	if !npmNonRegistry(version) {
+		v, ok := NPMVersion(version)
+		if !ok {
+			return malformed(c.file, 0, "%s: version %.60q is not one npm installs (node-semver reads none but x.y.z versions)", name, version)
+		}
+		version = v
 	}
 	return c.add("npm", name, version)
 }
@@ -456,4 +469,41 @@ func parsePoetry(c *collector, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// npmNonRegistry reports whether a lock file's version is the spec of a
+// dependency from outside the registry (git, a tarball URL, GitHub).
+func npmNonRegistry(v string) bool {
+	for _, p := range []string{"git+", "git:", "git@", "http:", "https:", "github:", "gitlab:", "bitbucket:", "gist:"} {
+		if strings.HasPrefix(v, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// npmVersionRE is node-semver's strict FULL version: an optional "v",
+// three numbers without leading zeros, dotted pre-release identifiers
+// (numeric ones without leading zeros) and build metadata.
+var npmVersionRE = regexp.MustCompile(`^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
+	`(?:-(?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*))*)?` +
+	`(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$`)
+
+// NPMVersion reads v as node-semver's valid() does: at most 256
+// characters, main numbers at most 2^53-1; it returns the version without
+// its "v".
+func NPMVersion(v string) (string, bool) {
+	if len(v) > 256 {
+		return "", false
+	}
+	m := npmVersionRE.FindStringSubmatch(v)
+	if m == nil {
+		return "", false
+	}
+	for _, n := range m[1:4] {
+		if x, err := strconv.ParseUint(n, 10, 64); err != nil || x > 1<<53-1 {
+			return "", false
+		}
+	}
+	return strings.TrimPrefix(v, "v"), true
 }

@@ -160,3 +160,41 @@ func TestRequirementLines(t *testing.T) {
 		}
 	}
 }
+
+func TestNPMVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.2.3": "1.2.3", "v1.2.3": "1.2.3", "0.0.0": "0.0.0", "1.2.3-alpha.1": "1.2.3-alpha.1", "1.2.3-0": "1.2.3-0",
+		"1.2.3+build.5": "1.2.3+build.5", "1.2.3-x-y-z.--": "1.2.3-x-y-z.--", "1.2.3-0a": "1.2.3-0a",
+		"9007199254740991.0.0": "9007199254740991.0.0",
+	} {
+		if got, ok := NPMVersion(in); !ok || got != want {
+			t.Errorf("NPMVersion(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{
+		"", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "=1.2.3", "v 1.2.3", " 1.2.3", "1.2.3 ",
+		"1.2.3-01", "1.2.3-", "1.2.3+", "1.2.3-a..b", "latest", "^1.2.3", "1.x", "vv1.2.3", "V1.2.3",
+		"9007199254740992.0.0", "1.2.3-" + strings.Repeat("a", 260), "1.2.3\n",
+	} {
+		if got, ok := NPMVersion(in); ok {
+			t.Errorf("NPMVersion(%q) = %q, accepted", in, got)
+		}
+	}
+}
+
+func TestNPMLockVersionsAreStrict(t *testing.T) {
+	lock := func(version string) []byte {
+		return []byte(`{"lockfileVersion": 3, "packages": {"": {"name": "app"}, "node_modules/lodash": {"version": "` + version + `"}}}`)
+	}
+	if _, err := ParseLockFile("package-lock.json", lock("1.0")); err == nil || !strings.Contains(err.Error(), `lodash: version "1.0" is not one npm installs`) {
+		t.Errorf("a loose version: %v", err)
+	}
+	cs, err := ParseLockFile("package-lock.json", lock("v4.17.21"))
+	if err != nil || len(cs) != 1 || cs[0].Version != "4.17.21" {
+		t.Errorf("v4.17.21: %v %+v", err, cs)
+	}
+	cs, err = ParseLockFile("package-lock.json", lock("git+https://github.com/lodash/lodash.git#abc"))
+	if err != nil || len(cs) != 1 {
+		t.Errorf("a git dependency: %v %+v", err, cs)
+	}
+}
