@@ -1261,7 +1261,10 @@ func TestGoldenOutput(t *testing.T) {
 	json.Unmarshal([]byte(s.mustMoat(t, "deploy", dir, "-o", "json")), &dep)
 	var key struct{ ID string }
 	json.Unmarshal([]byte(s.mustMoat(t, "key", "create", "--role", "invoker", "--functions", "minimal", "--note", "ci", "-o", "json")), &key)
-	s.moatIn(t, "v\n", "secret", "set", "API_KEY", "--functions", "minimal")
+	if out, errOut, err := s.moatIn(t, "v\n", "secret", "set", "API_KEY", "--functions", "minimal", "-o", "json"); err != nil || errOut != "" ||
+		!strings.Contains(out, `"secret": "API_KEY"`) || !strings.Contains(out, `"functions": [`) || strings.Contains(out, `"v"`) {
+		t.Errorf("secret set -o json: %v %q %q", err, out, errOut)
+	}
 	// Shell completion offers the node's functions where a NAME goes.
 	for args, want := range map[string]bool{"inspect m": true, "logs ": true, "dlq ls ": true, "usage mi": true, "inspect x": false, "secret rm ": false} {
 		out, _, err := s.moat(t, append([]string{"__complete"}, strings.Split(args, " ")...)...)

@@ -43,14 +43,19 @@ func newSecretCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "secret %s set\n", args[0])
+			out := secretResult{Secret: args[0], Set: true}
 			if cmd.Flags().Changed("functions") {
 				if err := c.SetSecretFunctions(cmd.Context(), args[0], functions); err != nil {
 					return fmt.Errorf("the value is set, its functions are not: %w", err)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "secret %s may be granted to: %s\n", args[0], orNone(functions))
+				out.Functions = append([]string{}, functions...)
 			}
-			return nil
+			return e.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "secret %s set\n", args[0])
+				if out.Functions != nil {
+					fmt.Fprintf(w, "secret %s may be granted to: %s\n", args[0], orNone(functions))
+				}
+			})
 		},
 	}
 	set.Flags().StringSliceVar(&functions, "functions", nil, "the functions that may be granted the secret (admin only); replaces the list")
@@ -70,8 +75,8 @@ func newSecretCmd(e *env) *cobra.Command {
 			if err := c.SetSecretFunctions(cmd.Context(), args[0], allowed); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "secret %s may be granted to: %s\n", args[0], orNone(allowed))
-			return nil
+			out := secretResult{Secret: args[0], Functions: append([]string{}, allowed...)}
+			return e.print(out, func(w io.Writer) { fmt.Fprintf(w, "secret %s may be granted to: %s\n", args[0], orNone(allowed)) })
 		},
 	}
 	allow.Flags().StringSliceVar(&allowed, "functions", nil, "the functions that may be granted the secret; replaces the list")
@@ -107,7 +112,10 @@ func newSecretCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.RemoveSecret(cmd.Context(), args[0])
+			if err := c.RemoveSecret(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return e.print(map[string]string{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed secret %s\n", args[0]) })
 		},
 	}
 	rotate := &cobra.Command{
@@ -215,4 +223,11 @@ func readSecret(cmd *cobra.Command, name string) ([]byte, error) {
 		return nil, errors.New("no value on stdin (pipe it in, or run at a terminal to be asked)")
 	}
 	return value, nil
+}
+
+// secretResult is what secret set and allow did: never the value.
+type secretResult struct {
+	Secret    string   `json:"secret"`
+	Set       bool     `json:"set,omitempty"`
+	Functions []string `json:"functions,omitempty"` // the list, when it was set
 }
