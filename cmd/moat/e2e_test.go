@@ -1272,6 +1272,16 @@ func TestGoldenOutput(t *testing.T) {
 			t.Errorf("completing %q: %v %q", args, err, out)
 		}
 	}
+	// A Go function's deploy answer, its checks' components included.
+	var kitchen any
+	out, _, err := s.moat(t, "deploy", kitchenDir(t), "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &kitchen) != nil || !strings.Contains(out, `"components": [`) || !strings.Contains(out, `"ecosystem": "Go"`) {
+		t.Fatalf("deploy -o json: %v\n%s", err, out)
+	}
+	for _, bad := range jsonFaults(kitchen, "") {
+		t.Errorf("deploy -o json: %s", bad)
+	}
+	s.mustMoat(t, "rm", "kitchen", "--yes")
 	placeholders := strings.NewReplacer(dep.ID, "<VERSION>", key.ID, "<KEY>", s.url, "<URL>")
 	times := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 	normalize := func(out string) string { return times.ReplaceAllString(placeholders.Replace(out), "<TIME>") }

@@ -139,7 +139,7 @@ func (q *ScanRequest) Check() error {
 func (a *API) scanVulns(w http.ResponseWriter, r *http.Request) {
 	var req ScanRequest
 	if err := decodeJSON(r, &req); err != nil {
-		Problem(w, http.StatusBadRequest, "bad request", `the body must be {"function","components":[{"Ecosystem","Name","Version"}],...} under 1MiB`)
+		Problem(w, http.StatusBadRequest, "bad request", `the body must be {"function","components":[{"ecosystem","name","version"}],...} under 1MiB`)
 		return
 	}
 	if err := req.Check(); err != nil {

@@ -79,17 +79,17 @@ type Component struct {
 	// Ecosystem is the OSV ecosystem: "Go", "npm", "PyPI", "crates.io",
 	// "Maven", "RubyGems", "NuGet", "Packagist", "Hex", "Pub", or "" when
 	// unknown (an SBOM entry without a purl that says).
-	Ecosystem string
+	Ecosystem string `json:"ecosystem"`
 	// Name is the module path or package name as written: "golang.org/x/text",
 	// "@babel/core", "Django". The Go standard library is "stdlib".
-	Name string
+	Name string `json:"name"`
 	// Version is as the ecosystem writes it. Go module versions keep their
 	// leading "v" (v0.3.7); the Go standard library's has no "go" and no "v"
 	// (1.26.8). It may be empty when an SBOM gives none.
-	Version string
+	Version string `json:"version"`
 	// Source says where the component was found: "go build info",
 	// "sbom:app.cdx.json", "lockfile:package-lock.json".
-	Source string
+	Source string `json:"source,omitempty"`
 }
 
 // Inventory is what one deployed function is made of.

@@ -122,9 +122,13 @@ func TestParseOSVSeverity(t *testing.T) {
 		{"GHSA-wf5p-g6vw-rhxx", readTestdata(t, "npm/GHSA-wf5p-g6vw-rhxx.json"), Medium, 0},
 		// The Go database gives none.
 		{"GO-2021-0113", readTestdata(t, "Go/GO-2021-0113.json"), "", 0},
-		// A CVSS v4 vector is not scored: the database's word is used.
+		// A CVSS v4 vector alone is scored (before the database's word).
 		{"v4 only", editRecord(t, "npm/GHSA-wf5p-g6vw-rhxx.json", map[string]any{
 			"severity": []any{map[string]any{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}},
+		}), Critical, 9.3},
+		// A malformed v4 vector falls back to the database's word.
+		{"v4 malformed", editRecord(t, "npm/GHSA-wf5p-g6vw-rhxx.json", map[string]any{
+			"severity": []any{map[string]any{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N"}},
 		}), Medium, 0},
 		{"v4 and v3", editRecord(t, "npm/GHSA-wf5p-g6vw-rhxx.json", map[string]any{
 			"severity": []any{
