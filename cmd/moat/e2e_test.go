@@ -948,13 +948,7 @@ func TestEmptyListsAreEmpty(t *testing.T) {
 // letter through moat dlq ls, show, replay and purge, as a user would.
 func TestEventCommands(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	dir := t.TempDir()
-	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
-	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(`name: orders
+	dir := capsDir(t, `name: orders
 module: fn.wasm
 limits: {memory: 64MiB, timeout: 10s}
 http: {auth: public}
@@ -962,7 +956,7 @@ permissions: {kv: {seen: read-write}}
 triggers:
   - queue: {subject: "orders.>", max_deliver: 2, backoff: [1s]}
   - schedule: {cron: "0 7 * * mon-fri", timezone: Europe/Berlin}
-`), 0o644)
+`)
 	s.mustMoat(t, "deploy", dir)
 
 	if _, _, err := s.moat(t, "publish", "nobody.listens", "-d", "{}"); err == nil || !strings.Contains(err.Error(), "no listener") {
@@ -1086,20 +1080,14 @@ triggers:
 func TestEventSurvivesSIGKILL(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, data, "--event-ack-wait", "3s")
-	dir := t.TempDir()
-	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
-	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(`name: orders
+	dir := capsDir(t, `name: orders
 module: fn.wasm
 limits: {memory: 64MiB, timeout: 10s}
 http: {auth: public}
 permissions: {kv: {seen: read-write}}
 triggers:
   - queue: {subject: orders.created, max_deliver: 3}
-`), 0o644)
+`)
 	s.mustMoat(t, "deploy", dir)
 	s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"sleep","ms":3000}`, "--id", "kill-me")
 	deliveries := func(s *server) int {
@@ -1202,13 +1190,7 @@ func TestSecretAtATerminal(t *testing.T) {
 		t.Fatalf("secret ls:\n%s", list)
 	}
 	// The value typed is the value a granted function reads.
-	dir := t.TempDir()
-	wasm, err := os.ReadFile(testwasm.Path(t, "caps"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "fn.wasm"), wasm, 0o644)
-	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: vault\nmodule: fn.wasm\nlimits: {memory: 64MiB}\nhttp: {auth: public}\npermissions: {secrets: [TYPED_KEY]}\n"), 0o644)
+	dir := capsDir(t, "name: vault\nmodule: fn.wasm\nlimits: {memory: 64MiB}\nhttp: {auth: public}\npermissions: {secrets: [TYPED_KEY]}\n")
 	s.mustMoat(t, "deploy", dir)
 	resp, err := http.Get(s.url + "/fn/vault/secret?name=TYPED_KEY")
 	if err != nil {
@@ -1250,13 +1232,8 @@ func TestCLIReference(t *testing.T) {
 // every empty list is [].
 func TestGoldenOutput(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	dir := t.TempDir()
-	wasm, err := os.ReadFile("../../examples/minimal/minimal.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "minimal.wasm"), wasm, 0o644)
-	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: minimal\nmodule: minimal.wasm\nowner: web-team\nlimits: {memory: 1MiB}\nhttp: {auth: public}\npermissions: {kv: {carts: read}}\n"), 0o644)
+	dir := guestDir(t, "../../examples/minimal/minimal.wasm", "minimal.wasm",
+		"name: minimal\nmodule: minimal.wasm\nowner: web-team\nlimits: {memory: 1MiB}\nhttp: {auth: public}\npermissions: {kv: {carts: read}}\n")
 	var dep struct{ ID string }
 	json.Unmarshal([]byte(s.mustMoat(t, "deploy", dir, "-o", "json")), &dep)
 	var key struct{ ID string }
@@ -1389,7 +1366,7 @@ func TestDevLoop(t *testing.T) {
 		return string(b)
 	}
 	waitFor("the first deploy", func() bool { return strings.Contains(get(), "hello, world") })
-	if !strings.Contains(stderr.String(), "building "+dir) || !strings.Contains(stderr.String(), "compiled devfn") || !strings.Contains(stdout.String(), "deployed devfn version") {
+	if !strings.Contains(stderr.String(), "building "+dir) || !strings.Contains(stderr.String(), "built in") || !strings.Contains(stdout.String(), "deployed devfn version") {
 		t.Errorf("no progress shown:\n%s\n%s", stdout.String(), stderr.String())
 	}
 	main := filepath.Join(dir, "main.go")
@@ -1473,4 +1450,25 @@ func TestJWKSReloadOnSIGHUP(t *testing.T) {
 	if !strings.Contains(s.output.String(), "jwks reloaded") {
 		t.Errorf("the reload was not logged:\n%s", s.output)
 	}
+}
+
+// capsDir is a function folder holding the caps test guest as fn.wasm and
+// manifest as its moat.yaml.
+func capsDir(t *testing.T, manifest string) string {
+	t.Helper()
+	return guestDir(t, testwasm.Path(t, "caps"), "fn.wasm", manifest)
+}
+
+// guestDir is a function folder holding the module file wasm as module,
+// and manifest as its moat.yaml.
+func guestDir(t *testing.T, wasm, module, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, module), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644)
+	return dir
 }
