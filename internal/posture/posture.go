@@ -1,0 +1,262 @@
+// Package posture reads a function's risk from what the node already
+// records of it: its manifest, its grants and their last use, its last
+// invocation, its findings, its dead letters (docs/posture.md). Each check
+// is a finding with an id, a severity, the evidence and the fix. The
+// checks never print a secret: a secret-looking value is named by where it
+// is, not shown.
+package posture
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moatfn/moat/internal/manifest"
+)
+
+// Severities, from the least to the most pressing.
+const (
+	Low    = "low"
+	Medium = "medium"
+	High   = "high"
+)
+
+// Finding is one thing wrong with a function's posture.
+type Finding struct {
+	Function string `json:"function"`
+	Check    string `json:"check"` // the check's id, like "public-no-schema"
+	Severity string `json:"severity"`
+	Evidence string `json:"evidence"`
+	Fix      string `json:"fix"`
+}
+
+// Grant is one grant of the active version and when it was last used.
+type Grant struct {
+	Grant    string     // "kv:contacts:write", "secret:MAILER_KEY", "egress:https://...", "invoke:fn"
+	LastUsed *time.Time // nil: never
+}
+
+// Function is what the checks read of one function.
+type Function struct {
+	Name     string
+	Manifest *manifest.Manifest
+	Deployed time.Time // of the active version
+	// LastInvoked is the hour of its last invocation within the usage kept;
+	// zero when none is recorded.
+	LastInvoked   time.Time
+	Grants        []Grant
+	SignedBy      string
+	Vulnerable    []string // ids of the open advisories
+	DeadLetters   int
+	CalledBy      []string // the functions whose manifests may invoke this one
+	HasTriggers   bool
+	SignaturesReq bool // the node requires signatures: unsigned cannot happen
+}
+
+// Options tune the checks.
+type Options struct {
+	Now          time.Time
+	DormantAfter time.Duration // 0 is 30 days
+}
+
+// Check runs every check on f.
+func Check(f Function, o Options) []Finding {
+	if o.DormantAfter == 0 {
+		o.DormantAfter = 30 * 24 * time.Hour
+	}
+	m := f.Manifest
+	if m == nil {
+		return nil
+	}
+	var out []Finding
+	add := func(check, sev, evidence, fix string) {
+		out = append(out, Finding{Function: f.Name, Check: check, Severity: sev, Evidence: evidence, Fix: fix})
+	}
+	public := m.HTTP.Auth == "public"
+	since := f.LastInvoked
+	if since.IsZero() || since.Before(f.Deployed) {
+		since = f.Deployed
+	}
+	idle := o.Now.Sub(since)
+	if idle >= o.DormantAfter && (len(f.Grants) > 0 || f.HasTriggers || public) {
+		add("dormant", Medium, fmt.Sprintf("no invocation for %s, yet it keeps %d grants%s", days(idle), len(f.Grants), ifs(f.HasTriggers, " and its triggers", "")),
+			"remove it (moat rm "+f.Name+") if nothing needs it, or redeploy it with the grants it still needs")
+	}
+	if o.Now.Sub(f.Deployed) >= o.DormantAfter {
+		var unused []string
+		for _, g := range f.Grants {
+			if g.LastUsed == nil || o.Now.Sub(*g.LastUsed) >= o.DormantAfter {
+				unused = append(unused, g.Grant)
+			}
+		}
+		if len(unused) > 0 {
+			add("unused-grants", Medium, fmt.Sprintf("%s not used in %s", strings.Join(unused, ", "), days(o.DormantAfter)),
+				"drop them from permissions: "+strings.Join(smaller(m, unused), "; "))
+		}
+	}
+	if public && m.Input.Schema == "" && takesBody(m) {
+		add("public-no-schema", High, "public, takes "+strings.Join(bodyMethods(m), ", ")+" bodies, and has no input.schema",
+			"add input.schema (JSON Schema 2020-12): the node then refuses bad input before any instance starts")
+	}
+	if public && m.Limits.Rate == (manifest.Rate{}) && m.Limits.RatePerCaller == (manifest.Rate{}) && m.Budget == (manifest.Budget{}) {
+		add("public-unbounded", High, "public with no limits.rate, no limits.rate_per_caller and no budget",
+			"set limits.rate_per_caller and a budget (invocations and gb_seconds per day): a flood then costs a known amount")
+	}
+	for _, e := range m.Permissions.Egress {
+		if why := riskyEgress(e); why != "" {
+			add("egress-risky", High, fmt.Sprintf("egress %s: %s", e, why), "grant only https:// prefixes on public hosts")
+		}
+	}
+	for _, k := range sortedKeys(m.Env) {
+		if why := secretLooking(m.Env[k]); why != "" {
+			add("secret-in-env", High, fmt.Sprintf("env %s looks like a secret (%s); its value is not shown", k, why),
+				"move it to a secret: moat secret set "+strings.ToUpper(k)+", then permissions.secrets")
+		}
+	}
+	if len(f.Vulnerable) > 0 {
+		add("vulnerable", High, fmt.Sprintf("open advisories: %s", strings.Join(f.Vulnerable, ", ")), "moat vuln ls names the versions to move to; rebuild and redeploy")
+	}
+	if f.SignedBy == "" && !f.SignaturesReq {
+		add("unsigned", Low, "the active version carries no signature, and the node does not require one",
+			"sign deploys (moat keygen, moat sign) and run the node with --require-signature --trusted-key")
+	}
+	if strings.TrimSpace(m.Owner) == "" {
+		add("no-owner", Low, "no owner: nobody to ask when it breaks or leaks", "set owner in moat.yaml")
+	}
+	if f.DeadLetters > 0 {
+		add("dead-letters", Medium, fmt.Sprintf("%d dead letters kept", f.DeadLetters), "moat dlq ls "+f.Name+", fix the cause, then moat dlq replay or purge")
+	}
+	if m.HTTP.Auth == "internal" && len(m.HTTP.Callers) == 0 && !f.HasTriggers {
+		add("unreachable", Low, "auth internal, no callers and no triggers: nothing can run it", "remove it, or name its callers in http.callers")
+	} else if m.HTTP.Auth == "internal" && !f.HasTriggers {
+		var missing []string
+		for _, c := range m.HTTP.Callers {
+			if !slices.Contains(f.CalledBy, c) {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) == len(m.HTTP.Callers) {
+			add("unreachable", Low, "its callers ("+strings.Join(missing, ", ")+") have no permissions.invoke naming it", "remove it, or grant the callers permissions.invoke")
+		}
+	}
+	return out
+}
+
+func ifs(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
+func days(d time.Duration) string { return fmt.Sprintf("%d days", int(d.Hours()/24)) }
+
+func bodyMethods(m *manifest.Manifest) []string {
+	var out []string
+	for _, meth := range m.Methods() {
+		if meth == "POST" || meth == "PUT" || meth == "PATCH" {
+			out = append(out, meth)
+		}
+	}
+	return out
+}
+
+func takesBody(m *manifest.Manifest) bool { return len(bodyMethods(m)) > 0 }
+
+// smaller says what the permissions would be without the unused grants.
+func smaller(m *manifest.Manifest, unused []string) []string {
+	var out []string
+	for _, g := range unused {
+		kind, rest, _ := strings.Cut(g, ":")
+		switch kind {
+		case "kv":
+			bucket, _, _ := strings.Cut(rest, ":")
+			out = append(out, "remove kv."+bucket)
+		case "secret":
+			out = append(out, "remove "+rest+" from secrets")
+		case "egress":
+			out = append(out, "remove "+rest+" from egress")
+		case "invoke":
+			out = append(out, "remove "+rest+" from invoke")
+		default:
+			out = append(out, "remove "+g)
+		}
+	}
+	return out
+}
+
+// riskyEgress says what is wrong with an egress prefix: plain http, or a
+// host that is an address in a private, loopback or link-local range.
+func riskyEgress(prefix string) string {
+	u, err := url.Parse(prefix)
+	if err != nil {
+		return "not a URL"
+	}
+	if u.Scheme != "https" {
+		return "not https: the traffic and whatever it carries can be read and changed on the way"
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil && (ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()) {
+		return "a private or loopback address: a way into the internal network"
+	}
+	if h := strings.ToLower(u.Hostname()); h == "localhost" || strings.HasSuffix(h, ".internal") || strings.HasSuffix(h, ".local") {
+		return "an internal host name"
+	}
+	return ""
+}
+
+// Known key formats; a match says which, never the value.
+var keyFormats = []struct {
+	name string
+	re   *regexp.Regexp
+}{
+	{"an AWS access key id", regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`)},
+	{"a GitHub token", regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{36,}\b`)},
+	{"a Slack token", regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
+	{"a Stripe secret key", regexp.MustCompile(`\b[rs]k_(live|test)_[A-Za-z0-9]{16,}\b`)},
+	{"a private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)},
+	{"a JWT", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`)},
+	{"a URL with a password", regexp.MustCompile(`://[^/\s:@]+:[^/\s@]+@`)},
+}
+
+// secretLooking says why v looks like a secret, or "".
+func secretLooking(v string) string {
+	for _, k := range keyFormats {
+		if k.re.MatchString(v) {
+			return k.name
+		}
+	}
+	if len(v) >= 24 && !strings.ContainsAny(v, " /") && entropy(v) >= 4.2 {
+		return "a long random-looking string"
+	}
+	return ""
+}
+
+// entropy is the Shannon entropy of s in bits per character.
+func entropy(s string) float64 {
+	counts := map[rune]int{}
+	n := 0
+	for _, r := range s {
+		counts[r]++
+		n++
+	}
+	var h float64
+	for _, c := range counts {
+		p := float64(c) / float64(n)
+		h -= p * math.Log2(p)
+	}
+	return h
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
