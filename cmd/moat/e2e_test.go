@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -1471,4 +1472,63 @@ func guestDir(t *testing.T, wasm, module, manifest string) string {
 	os.WriteFile(filepath.Join(dir, module), b, 0o644)
 	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(manifest), 0o644)
 	return dir
+}
+
+// TestPostureCommand deploys functions built to fail the posture checks
+// and one built to pass them, and reads moat posture as a user would.
+func TestPostureCommand(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.mustMoat(t, "deploy", capsDir(t, `name: leaky
+module: fn.wasm
+http: {auth: public, methods: [POST]}
+env: {AWS_KEY_ID: AKIAIOSFODNN7EXAMPLE}
+permissions: {egress: ["http://mail.example.net/v3/"]}
+`))
+	s.mustMoat(t, "deploy", capsDir(t, "name: lonely\nmodule: fn.wasm\nowner: ops\nhttp: {auth: internal}\n"))
+	dir := capsDir(t, `name: tidy
+module: fn.wasm
+owner: web-team
+http: {auth: public, methods: [POST]}
+input: {schema: s.json}
+limits: {rate_per_caller: 2/s}
+budget: {invocations: 1000/day}
+`)
+	os.WriteFile(filepath.Join(dir, "s.json"), []byte(`{"type":"object"}`), 0o644)
+	s.mustMoat(t, "deploy", dir)
+
+	var fs []struct{ Function, Check, Severity, Evidence, Fix string }
+	out := s.mustMoat(t, "posture", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		t.Fatal(err)
+	}
+	by := map[string][]string{}
+	for i, f := range fs {
+		by[f.Function] = append(by[f.Function], f.Check)
+		if i > 0 && f.Severity == "high" && fs[i-1].Severity != "high" {
+			t.Errorf("not most pressing first: %+v", fs)
+		}
+		if f.Evidence == "" || f.Fix == "" {
+			t.Errorf("a finding without evidence or fix: %+v", f)
+		}
+	}
+	for fn, want := range map[string][]string{
+		"leaky":  {"egress-risky", "no-owner", "public-no-schema", "public-unbounded", "secret-in-env", "unsigned"},
+		"lonely": {"unreachable", "unsigned"},
+		"tidy":   {"unsigned"},
+	} {
+		got := by[fn]
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", fn, got, want)
+		}
+	}
+	if strings.Contains(out, "AKIAIOSFODNN7EXAMPLE") {
+		t.Error("posture printed the secret-looking value")
+	}
+	if text := s.mustMoat(t, "posture", "leaky"); !strings.Contains(text, "HIGH") || !strings.Contains(text, "secret-in-env") || strings.Contains(text, "lonely") {
+		t.Errorf("posture leaky:\n%s", text)
+	}
+	if _, _, err := s.moat(t, "posture", "nosuch"); err == nil {
+		t.Error("posture of a function that is not there succeeded")
+	}
 }

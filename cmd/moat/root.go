@@ -102,6 +102,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newAuditCmd(e),
 		newSecretCmd(e),
 		newKVCmd(e),
+		newPostureCmd(e),
 		newPublishCmd(e),
 		newDLQCmd(e),
 		newKeygenCmd(e),

@@ -94,6 +94,7 @@ type API struct {
 	rotate   Rotation
 	supply   *supplyRoutes
 	events   eventBus
+	posture  PostureConfig
 	quiet    *logcap.Limiter
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
@@ -150,6 +151,7 @@ func Routes() []Route {
 		{"GET /api/v1/functions/{name}/sbom", readers},
 		{"POST /api/v1/events/{subject}", publishers},
 		{"GET /api/v1/functions/{name}/triggers", readers},
+		{"GET /api/v1/posture", readers},
 		{"GET /api/v1/functions/{name}/dlq", deployers},
 		{"GET /api/v1/functions/{name}/dlq/{id}", deployers},
 		{"POST /api/v1/functions/{name}/dlq/replay", deployers},
@@ -174,13 +176,14 @@ type Services struct {
 	Rotate    Rotation
 	Supply    *supplyRoutes
 	Events    eventBus // nil: the event routes answer 503
+	Posture   PostureConfig
 }
 
 // New returns the API handler. Log streams end when stopping does.
 func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
-		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply, events: s.Events,
+		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply, events: s.Events, posture: s.Posture,
 		quiet: logcap.New(time.Second, 4096)} // one line a second per source and message
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                           a.list,
@@ -210,6 +213,7 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"DELETE /api/v1/vulns/exceptions/{function}/{id}": a.removeException,
 		"GET /api/v1/functions/{name}/sbom":               a.sbom,
 		"POST /api/v1/events/{subject}":                   a.needEvents(a.publish),
+		"GET /api/v1/posture":                             a.postureOf,
 		"GET /api/v1/functions/{name}/triggers":           a.needEvents(a.triggers),
 		"GET /api/v1/functions/{name}/dlq":                a.needEvents(a.listLetters),
 		"GET /api/v1/functions/{name}/dlq/{id}":           a.needEvents(a.showLetter),

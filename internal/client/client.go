@@ -27,6 +27,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/posture"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/supply"
@@ -432,4 +433,14 @@ func (c *Client) Purge(ctx context.Context, fn string) (int, error) {
 		Purged int `json:"purged"`
 	}
 	return out.Purged, c.do(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(fn)+"/dlq", "", nil, &out)
+}
+
+// Posture returns the posture findings of every function, or of fn alone.
+func (c *Client) Posture(ctx context.Context, fn string) ([]posture.Finding, error) {
+	q := url.Values{}
+	if fn != "" {
+		q.Set("function", fn)
+	}
+	var out []posture.Finding
+	return out, c.do(ctx, http.MethodGet, "/api/v1/posture?"+q.Encode(), "", nil, &out)
 }

@@ -91,6 +91,9 @@ type Config struct {
 	// BodyWait is how long a function's request body may take to arrive;
 	// 0 is 30s.
 	BodyWait time.Duration
+	// DormantAfter is how long without an invocation makes a function
+	// dormant for the posture checks; 0 is 30 days.
+	DormantAfter time.Duration
 	// EventAckWait is how long an event delivered to a node may go without
 	// word from it before it is delivered again; 0 is 30s.
 	EventAckWait time.Duration
@@ -325,6 +328,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.refusals, Trail: trail,
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
 		Supply: api.Supply(n.supply), Events: n.events,
+		Posture: api.PostureConfig{DormantAfter: cfg.DormantAfter, RequireSignature: cfg.RequireSignature},
 	}, stopping))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")

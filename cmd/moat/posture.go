@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newPostureCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "posture [NAME]",
+		Short: "Show every function's risks (or NAME's), most pressing first: each with its evidence and the fix",
+		Long: "The posture checks read what the node records: dormant functions, grants\n" +
+			"not used, public functions without a schema or without bounds, egress to\n" +
+			"plain http or private addresses, secret-looking env values (never shown),\n" +
+			"open advisories, unsigned versions, no owner, dead letters, functions\n" +
+			"nothing can call. docs/posture.md lists them.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, _ := functionArg(args, "")
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			fs, err := c.Posture(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			return e.print(fs, func(w io.Writer) {
+				if len(fs) == 0 {
+					fmt.Fprintln(w, "no findings")
+					return
+				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEVERITY\tFUNCTION\tCHECK\tEVIDENCE\tFIX")
+				for _, f := range fs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(f.Severity), f.Function, f.Check,
+						oneLine(string(printable([]byte(f.Evidence))), 90), oneLine(f.Fix, 90))
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
