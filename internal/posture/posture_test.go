@@ -47,18 +47,20 @@ func TestChecks(t *testing.T) {
 			f.Manifest.Permissions.Secrets = []string{"MAILER_KEY"}
 			f.Grants = append(f.Grants, Grant{Grant: "secret:MAILER_KEY"})
 		}, []string{"unused-grants"}},
-		"public without schema":   {func(f *Function) { f.Manifest.Input.Schema = "" }, []string{"public-no-schema"}},
+		"public without schema":    {func(f *Function) { f.Manifest.Input.Schema = "" }, []string{"public-no-schema"}},
 		"GET only needs no schema": {func(f *Function) { f.Manifest.Input.Schema = ""; f.Manifest.HTTP.Methods = []string{"GET"} }, nil},
 		"public unbounded": {func(f *Function) {
 			f.Manifest.Limits.RatePerCaller = manifest.Rate{}
 			f.Manifest.Budget = manifest.Budget{}
 		}, []string{"public-unbounded"}},
-		"egress http":       {func(f *Function) { f.Manifest.Permissions.Egress = []string{"http://mail.example.net/"} }, []string{"egress-risky"}},
-		"egress private":    {func(f *Function) { f.Manifest.Permissions.Egress = []string{"https://10.0.0.7/api/"} }, []string{"egress-risky"}},
-		"egress public":     {func(f *Function) { f.Manifest.Permissions.Egress = []string{"https://mail.example.net/v3/"} }, nil},
-		"aws key in env":    {func(f *Function) { f.Manifest.Env = map[string]string{"AWS_ID": "AKIAIOSFODNN7EXAMPLE"} }, []string{"secret-in-env"}},
-		"random in env":     {func(f *Function) { f.Manifest.Env = map[string]string{"TOKEN": "q8Zt3LmX9vR2pWk7Yb4Nc6Hd1Jf5Gs0A"} }, []string{"secret-in-env"}},
-		"plain env":         {func(f *Function) { f.Manifest.Env = map[string]string{"CATALOG_TITLE": "Widgets of every colour and size"} }, nil},
+		"egress http":    {func(f *Function) { f.Manifest.Permissions.Egress = []string{"http://mail.example.net/"} }, []string{"egress-risky"}},
+		"egress private": {func(f *Function) { f.Manifest.Permissions.Egress = []string{"https://10.0.0.7/api/"} }, []string{"egress-risky"}},
+		"egress public":  {func(f *Function) { f.Manifest.Permissions.Egress = []string{"https://mail.example.net/v3/"} }, nil},
+		"aws key in env": {func(f *Function) { f.Manifest.Env = map[string]string{"AWS_ID": "AKIAIOSFODNN7EXAMPLE"} }, []string{"secret-in-env"}},
+		"random in env":  {func(f *Function) { f.Manifest.Env = map[string]string{"TOKEN": "q8Zt3LmX9vR2pWk7Yb4Nc6Hd1Jf5Gs0A"} }, []string{"secret-in-env"}},
+		"plain env": {func(f *Function) {
+			f.Manifest.Env = map[string]string{"CATALOG_TITLE": "Widgets of every colour and size"}
+		}, nil},
 		"vulnerable":        {func(f *Function) { f.Vulnerable = []string{"GO-2022-1059"} }, []string{"vulnerable"}},
 		"unsigned":          {func(f *Function) { f.SignedBy = "" }, []string{"unsigned"}},
 		"unsigned required": {func(f *Function) { f.SignedBy = ""; f.SignaturesReq = true }, nil},
