@@ -1537,3 +1537,32 @@ budget: {invocations: 1000/day}
 		t.Error("posture of a function that is not there succeeded")
 	}
 }
+
+// TestNodeChecksItself imports an advisory against a module the node is
+// built with: moat version --node names it and the version to move to.
+func TestNodeChecksItself(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	if out := s.mustMoat(t, "version", "--node"); !strings.Contains(out, "no advisory database imported") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("before an import:\n%s", out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "MOAT-TEST-0001.json"), []byte(`{"schema_version":"1.6.0","id":"MOAT-TEST-0001","modified":"2026-12-01T00:00:00Z",
+"summary":"a test advisory against the CLI library the node is built with",
+"affected":[{"package":{"ecosystem":"Go","name":"github.com/spf13/cobra"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"99.0.0"}]}]}]}`), 0o644)
+	s.mustMoat(t, "vulndb", "import", dir)
+	var rep struct {
+		Go, Version string
+		Components  int
+		Findings    []struct{ ID, Package, Fixed string }
+	}
+	if err := json.Unmarshal([]byte(s.mustMoat(t, "version", "--node", "-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Go != runtime.Version() || rep.Components < 5 || len(rep.Findings) != 1 || rep.Findings[0].ID != "MOAT-TEST-0001" ||
+		rep.Findings[0].Package != "github.com/spf13/cobra" || rep.Findings[0].Fixed != "v99.0.0" {
+		t.Fatalf("the node's report: %+v", rep)
+	}
+	if out := s.mustMoat(t, "version", "--node"); !strings.Contains(out, "1 advisory matches the node") || !strings.Contains(out, "MOAT-TEST-0001") {
+		t.Errorf("version --node:\n%s", out)
+	}
+}

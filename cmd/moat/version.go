@@ -5,6 +5,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -51,13 +53,51 @@ func (v buildVersion) String() string {
 }
 
 func newVersionCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var node bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the binary's version and the Go toolchain that built it",
+		Short: "Print the binary's version and the Go toolchain that built it (--node: the node's, and the advisories that match it)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := currentVersion()
-			return e.print(v, func(w io.Writer) { fmt.Fprintln(w, v) })
+			if !node {
+				return e.print(v, func(w io.Writer) { fmt.Fprintln(w, v) })
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.Node(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.print(rep, func(w io.Writer) {
+				fmt.Fprintf(w, "node: moat %s", rep.Version)
+				if rep.Commit != "" {
+					fmt.Fprintf(w, " (commit %s)", rep.Commit)
+				}
+				fmt.Fprintf(w, ", %s %s, %d components\n", rep.Go, rep.Platform, rep.Components)
+				switch {
+				case rep.Database.ImportedAt.IsZero():
+					fmt.Fprintln(w, "no advisory database imported: moat vulndb import, then ask again")
+				case len(rep.Findings) == 0:
+					fmt.Fprintf(w, "no advisory matches the node (database imported %s)\n", rep.Database.ImportedAt.UTC().Format(time.RFC3339))
+				default:
+					what := fmt.Sprintf("%d advisories match", len(rep.Findings))
+					if len(rep.Findings) == 1 {
+						what = "1 advisory matches"
+					}
+					fmt.Fprintf(w, "%s the node: upgrade it (docs/operations.md, Upgrade and rollback)\n", what)
+					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "  ID\tPACKAGE\tVERSION\tFIXED IN\tSEVERITY")
+					for _, f := range rep.Findings {
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.ID, f.Package, f.Version, orDash(f.Fixed), f.Severity)
+					}
+					tw.Flush()
+				}
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&node, "node", false, "ask the node: its version, and the imported advisories that match its build")
+	return cmd
 }

@@ -444,3 +444,9 @@ func (c *Client) Posture(ctx context.Context, fn string) ([]posture.Finding, err
 	var out []posture.Finding
 	return out, c.do(ctx, http.MethodGet, "/api/v1/posture?"+q.Encode(), "", nil, &out)
 }
+
+// Node returns what the node is built of and the advisories that match it.
+func (c *Client) Node(ctx context.Context) (*api.NodeReport, error) {
+	var out api.NodeReport
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/node", "", nil, &out)
+}

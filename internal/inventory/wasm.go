@@ -123,17 +123,36 @@ func FromWasm(wasm []byte) (*Inventory, error) {
 		pickVersion(mem, versions, refs, m.producers),
 		m.producers,
 	)
-	c := &collector{file: wasmFile, source: goBuildInfo}
+	if err := fromBuildInfo(inv, bi, wasmFile); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// FromBuildInfo is what a Go binary is made of, from its build info (for
+// the node's own: debug.ReadBuildInfo).
+func FromBuildInfo(bi *debug.BuildInfo) (*Inventory, error) {
+	inv := &Inventory{GoVersion: biGoVersion(bi)}
+	if err := fromBuildInfo(inv, bi, "build info"); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// fromBuildInfo fills inv's components: the standard library of
+// inv.GoVersion, and bi's main module and dependencies.
+func fromBuildInfo(inv *Inventory, bi *debug.BuildInfo, file string) error {
+	c := &collector{file: file, source: goBuildInfo}
 	if v, ok := stdlibVersion(inv.GoVersion); ok {
 		if err := c.add("Go", "stdlib", v); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if bi != nil {
 		inv.Main = cmpOrString(bi.Main.Path, bi.Path)
 		if bi.Main.Path != "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			if err := c.add("Go", bi.Main.Path, bi.Main.Version); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		for _, d := range bi.Deps {
@@ -145,12 +164,12 @@ func FromWasm(wasm []byte) (*Inventory, error) {
 				v = d.Replace.Version
 			}
 			if err := c.add("Go", d.Path, v); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	inv.Components = normalize(c.out)
-	return inv, nil
+	return nil
 }
 
 // cmpOrString returns the first non-empty string.

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/moatfn/moat/internal/inventory"
+	"github.com/moatfn/moat/internal/supply"
+	"github.com/moatfn/moat/internal/vulndb"
+)
+
+// NodeReport is the answer of GET /api/v1/node: what the node is built of
+// and what the imported advisories say of it, as of a function.
+type NodeReport struct {
+	Version    string           `json:"version"` // the module version, or "(devel)"
+	Commit     string           `json:"commit,omitempty"`
+	Go         string           `json:"go"`
+	Platform   string           `json:"platform"`
+	Components int              `json:"components"`
+	Database   vulndb.Status    `json:"database"`
+	Findings   []supply.Finding `json:"findings"`
+}
+
+// nodeReport answers GET /api/v1/node: the node's own build info, matched
+// against the imported database like a function's.
+func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) {
+	rep := NodeReport{Version: "(devel)", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Findings: []supply.Finding{}}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		writeJSON(w, http.StatusOK, rep)
+		return
+	}
+	if bi.Main.Version != "" {
+		rep.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			rep.Commit = s.Value
+		}
+	}
+	inv, err := inventory.FromBuildInfo(bi)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rep.Components = len(inv.Components)
+	if a.supply != nil {
+		res, err := a.supply.scan(r.Context(), ScanRequest{Components: inv.Components})
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		rep.Database = res.Database
+		if res.Findings != nil {
+			rep.Findings = res.Findings
+		}
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
