@@ -1565,4 +1565,7 @@ func TestNodeChecksItself(t *testing.T) {
 	if out := s.mustMoat(t, "version", "--node"); !strings.Contains(out, "1 advisory matches the node") || !strings.Contains(out, "MOAT-TEST-0001") {
 		t.Errorf("version --node:\n%s", out)
 	}
+	if out := s.mustMoat(t, "posture"); !strings.Contains(out, "(node)") || !strings.Contains(out, "node-vulnerable") || !strings.Contains(out, "MOAT-TEST-0001") {
+		t.Errorf("posture does not show the node's own advisory:\n%s", out)
+	}
 }

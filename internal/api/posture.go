@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/moatfn/moat/internal/manifest"
@@ -11,6 +12,9 @@ import (
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/supply"
 )
+
+// NodeFunction names the node itself in posture findings.
+const NodeFunction = "(node)"
 
 // PostureConfig is what the posture checks need of the node.
 type PostureConfig struct {
@@ -58,6 +62,18 @@ func (a *API) postureOf(w http.ResponseWriter, r *http.Request) {
 	if !found {
 		a.fail(w, r, registry.ErrNotFound)
 		return
+	}
+	// The node is patched like a function is: its own advisories count.
+	if only == "" {
+		if self, err := a.selfReport(r); err == nil && len(self.Findings) > 0 {
+			var ids []string
+			for _, f := range self.Findings {
+				ids = append(ids, f.ID+" ("+f.Package+" "+f.Version+", fixed in "+f.Fixed+")")
+			}
+			out = append(out, posture.Finding{Function: NodeFunction, Check: "node-vulnerable", Severity: posture.High,
+				Evidence: "the node's own build: " + strings.Join(ids, ", "),
+				Fix:      "upgrade the node's binary (moat version --node; docs/operations.md)"})
+		}
 	}
 	rank := map[string]int{posture.High: 0, posture.Medium: 1, posture.Low: 2}
 	slices.SortStableFunc(out, func(x, y posture.Finding) int { return rank[x.Severity] - rank[y.Severity] })

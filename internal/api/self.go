@@ -25,11 +25,19 @@ type NodeReport struct {
 // nodeReport answers GET /api/v1/node: the node's own build info, matched
 // against the imported database like a function's.
 func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) {
-	rep := NodeReport{Version: "(devel)", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Findings: []supply.Finding{}}
+	rep, err := a.selfReport(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (a *API) selfReport(r *http.Request) (*NodeReport, error) {
+	rep := &NodeReport{Version: "(devel)", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Findings: []supply.Finding{}}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		writeJSON(w, http.StatusOK, rep)
-		return
+		return rep, nil
 	}
 	if bi.Main.Version != "" {
 		rep.Version = bi.Main.Version
@@ -41,20 +49,18 @@ func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) {
 	}
 	inv, err := inventory.FromBuildInfo(bi)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	rep.Components = len(inv.Components)
 	if a.supply != nil {
 		res, err := a.supply.scan(r.Context(), ScanRequest{Components: inv.Components})
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return nil, err
 		}
 		rep.Database = res.Database
 		if res.Findings != nil {
 			rep.Findings = res.Findings
 		}
 	}
-	writeJSON(w, http.StatusOK, rep)
+	return rep, nil
 }
