@@ -45,3 +45,42 @@ func newPostureCmd(e *env) *cobra.Command {
 		},
 	}
 }
+
+func newDisableCmd(e *env) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "disable NAME",
+		Short: "Make a function refuse every invocation (503, saying why) until moat enable; audited",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Disable(cmd.Context(), args[0], reason); err != nil {
+				return err
+			}
+			return e.print(map[string]string{"disabled": args[0], "reason": reason}, func(w io.Writer) { fmt.Fprintf(w, "disabled %s\n", args[0]) })
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, shown to callers and in moat ls (default: who disabled it)")
+	return cmd
+}
+
+func newEnableCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "enable NAME",
+		Short: "Make a disabled function serve again (a dormant one, or one disabled by hand or by an advisory); audited",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Enable(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return e.print(map[string]string{"enabled": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "enabled %s\n", args[0]) })
+		},
+	}
+}

@@ -103,6 +103,8 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newSecretCmd(e),
 		newKVCmd(e),
 		newPostureCmd(e),
+		newDisableCmd(e),
+		newEnableCmd(e),
 		newPublishCmd(e),
 		newDLQCmd(e),
 		newKeygenCmd(e),

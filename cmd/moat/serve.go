@@ -156,6 +156,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.UnauditedRuns, "unaudited-invocations", false, "do not audit invocations: only for benchmarks that measure auditing")
 	f.MarkHidden("unaudited-invocations")
 	f.Var(duration.Flag{D: &cfg.DormantAfter}, "dormant-after", "how long without an invocation makes a function dormant in moat posture (default 30d)")
+	f.BoolVar(&cfg.DisableDormant, "disable-dormant", false, "disable dormant functions, checked hourly and audited; moat enable NAME (or a deploy) brings one back")
 	f.Var(duration.Flag{D: &cfg.EventAckWait}, "event-ack-wait", "how long an event held by a node that stopped answering waits before it is delivered again (default 30s)")
 	f.Var(duration.Flag{D: &cfg.AuditMaxAge}, "audit-retention", "drop audit records older than this, like 90d (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")

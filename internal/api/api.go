@@ -42,6 +42,7 @@ type functions interface {
 	List(ctx context.Context) ([]*registry.Function, error)
 	Rollback(ctx context.Context, fn, version string) (*registry.Version, error)
 	Remove(ctx context.Context, fn string) error
+	SetDisabled(ctx context.Context, fn, reason string) error
 }
 
 type logs interface {
@@ -153,6 +154,8 @@ func Routes() []Route {
 		{"GET /api/v1/functions/{name}/triggers", readers},
 		{"GET /api/v1/posture", readers},
 		{"GET /api/v1/node", readers},
+		{"POST /api/v1/functions/{name}/disable", deployers},
+		{"POST /api/v1/functions/{name}/enable", deployers},
 		{"GET /api/v1/functions/{name}/dlq", deployers},
 		{"GET /api/v1/functions/{name}/dlq/{id}", deployers},
 		{"POST /api/v1/functions/{name}/dlq/replay", deployers},
@@ -216,6 +219,8 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"POST /api/v1/events/{subject}":                   a.needEvents(a.publish),
 		"GET /api/v1/posture":                             a.postureOf,
 		"GET /api/v1/node":                                a.nodeReport,
+		"POST /api/v1/functions/{name}/disable":           a.disable,
+		"POST /api/v1/functions/{name}/enable":            a.enable,
 		"GET /api/v1/functions/{name}/triggers":           a.needEvents(a.triggers),
 		"GET /api/v1/functions/{name}/dlq":                a.needEvents(a.listLetters),
 		"GET /api/v1/functions/{name}/dlq/{id}":           a.needEvents(a.showLetter),

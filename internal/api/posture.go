@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
 
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/posture"
@@ -55,7 +58,7 @@ func (a *API) postureOf(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		found = true
-		if in := a.postureInput(r, f, now, opts.DormantAfter, calledBy[f.Name]); in != nil {
+		if in := a.postureInput(r.Context(), f, now, opts.DormantAfter, calledBy[f.Name]); in != nil {
 			out = append(out, posture.Check(*in, opts)...)
 		}
 	}
@@ -82,12 +85,12 @@ func (a *API) postureOf(w http.ResponseWriter, r *http.Request) {
 
 // postureInput gathers what the checks read of f; nil for a function
 // without an active version.
-func (a *API) postureInput(r *http.Request, f *registry.Function, now time.Time, window time.Duration, calledBy []string) *posture.Function {
+func (a *API) postureInput(ctx context.Context, f *registry.Function, now time.Time, window time.Duration, calledBy []string) *posture.Function {
 	v := f.ActiveVersion()
 	if v == nil || v.Manifest == nil {
 		return nil
 	}
-	in := &posture.Function{Name: f.Name, Manifest: v.Manifest, Deployed: v.Deployed, CalledBy: calledBy,
+	in := &posture.Function{Name: f.Name, Manifest: v.Manifest, Deployed: v.Deployed, Enabled: f.Enabled, CalledBy: calledBy,
 		HasTriggers: len(v.Manifest.Triggers) > 0, SignaturesReq: a.posture.RequireSignature}
 	var rep supply.Report
 	if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil {
@@ -98,10 +101,10 @@ func (a *API) postureInput(r *http.Request, f *registry.Function, now time.Time,
 			}
 		}
 	}
-	for _, g := range a.grantUse(r.Context(), f.Name, v.Manifest) {
+	for _, g := range a.grantUse(ctx, f.Name, v.Manifest) {
 		in.Grants = append(in.Grants, posture.Grant{Grant: g.Grant, LastUsed: g.LastUsed})
 	}
-	if rows, err := a.use.Query(r.Context(), f.Name, now.Add(-window), a.price); err == nil {
+	if rows, err := a.use.Query(ctx, f.Name, now.Add(-window), a.price); err == nil {
 		for _, row := range rows {
 			if row.Invocations > 0 && row.Hour.After(in.LastInvoked) {
 				in.LastInvoked = row.Hour
@@ -109,9 +112,80 @@ func (a *API) postureInput(r *http.Request, f *registry.Function, now time.Time,
 		}
 	}
 	if a.events != nil && in.HasTriggers {
-		if ts, err := a.events.Triggers(r.Context(), f.Name); err == nil && len(ts) > 0 {
+		if ts, err := a.events.Triggers(ctx, f.Name); err == nil && len(ts) > 0 {
 			in.DeadLetters = ts[0].DeadLetters
 		}
 	}
 	return in
+}
+
+// DormantPrefix starts the reason of a function the dormant policy
+// disabled.
+const DormantPrefix = "dormant: "
+
+// DisableDormant disables every serving function the posture checks find
+// dormant (--disable-dormant), audited as function.disable by "posture";
+// moat enable NAME (or a deploy) brings one back. It returns the names.
+func (a *API) DisableDormant(ctx context.Context) ([]string, error) {
+	fns, err := a.fns.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	window := a.posture.DormantAfter
+	if window == 0 {
+		window = 30 * 24 * time.Hour
+	}
+	var out []string
+	for _, f := range fns {
+		if f.Disabled != "" {
+			continue
+		}
+		in := a.postureInput(ctx, f, now, window, nil)
+		if in == nil {
+			continue
+		}
+		for _, fd := range posture.Check(*in, posture.Options{Now: now, DormantAfter: window}) {
+			if fd.Check != "dormant" {
+				continue
+			}
+			err := a.fns.SetDisabled(ctx, f.Name, DormantPrefix+fd.Evidence)
+			rec := auditRecordFor("function.disable", f.Name, "dormant", err)
+			rec.Actor = "posture"
+			if aerr := a.audit.Append(ctx, rec, true); aerr != nil && err == nil {
+				err = aerr
+			}
+			if err != nil {
+				return out, err
+			}
+			a.log.Warn("dormant function disabled", slog.String("fn", f.Name), slog.String("why", fd.Evidence))
+			out = append(out, f.Name)
+		}
+	}
+	return out, nil
+}
+
+// DisableRequest is the body of POST /api/v1/functions/{name}/disable.
+type DisableRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (a *API) disable(w http.ResponseWriter, r *http.Request) {
+	var req DisableRequest
+	if err := decodeJSON(r, &req); err != nil || len(req.Reason) > 200 || strings.ContainsFunc(req.Reason, func(c rune) bool { return c < 0x20 }) {
+		Problem(w, http.StatusBadRequest, "bad request", `want {"reason": "..."}: at most 200 characters of plain text`)
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = "disabled by " + identity(r).User()
+	}
+	name := r.PathValue("name")
+	err := a.fns.SetDisabled(r.Context(), name, req.Reason)
+	a.done(w, r, "function.disable", name, "", err, func() { writeJSON(w, http.StatusOK, map[string]string{"disabled": name, "reason": req.Reason}) })
+}
+
+func (a *API) enable(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	err := a.fns.SetDisabled(r.Context(), name, "")
+	a.done(w, r, "function.enable", name, "", err, func() { writeJSON(w, http.StatusOK, map[string]string{"enabled": name}) })
 }

@@ -450,3 +450,14 @@ func (c *Client) Node(ctx context.Context) (*api.NodeReport, error) {
 	var out api.NodeReport
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/node", "", nil, &out)
 }
+
+// Disable makes fn refuse invocations, saying reason, until Enable.
+func (c *Client) Disable(ctx context.Context, fn, reason string) error {
+	b, _ := json.Marshal(api.DisableRequest{Reason: reason})
+	return c.do(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(fn)+"/disable", "application/json", bytes.NewReader(b), nil)
+}
+
+// Enable makes a disabled fn serve again.
+func (c *Client) Enable(ctx context.Context, fn string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(fn)+"/enable", "application/json", strings.NewReader("{}"), nil)
+}

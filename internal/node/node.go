@@ -94,6 +94,10 @@ type Config struct {
 	// DormantAfter is how long without an invocation makes a function
 	// dormant for the posture checks; 0 is 30 days.
 	DormantAfter time.Duration
+	// DisableDormant disables dormant functions, checked every
+	// DormantSweep (0 is an hour); moat enable brings one back.
+	DisableDormant bool
+	DormantSweep   time.Duration
 	// EventAckWait is how long an event delivered to a node may go without
 	// word from it before it is delivered again; 0 is 30s.
 	EventAckWait time.Duration
@@ -111,6 +115,7 @@ type Node struct {
 	events   *events.Bus
 	eventRec *eventRecorder
 	jwt      *auth.JWTVerifier // nil without JWTs
+	api      *api.API
 	refusals *audit.Coalescer
 	logs     *fnlog.Log
 	metrics  *metrics.Metrics
@@ -130,6 +135,27 @@ type Node struct {
 
 // ReloadTLS reads the certificate and key files again; connections made
 // after it get the new certificate. On failure the old one keeps serving.
+// sweepDormant disables dormant functions every DormantSweep until ctx
+// ends (--disable-dormant).
+func (n *Node) sweepDormant(ctx context.Context) {
+	every := n.cfg.DormantSweep
+	if every == 0 {
+		every = time.Hour
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := n.api.DisableDormant(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error("disable dormant functions", slog.Any("err", err))
+		}
+	}
+}
+
 // ReloadJWKS fetches the JWKS anew from its file or URL; the keys in use
 // stay when the new set holds none that can be used.
 func (n *Node) ReloadJWKS(ctx context.Context) error {
@@ -323,13 +349,14 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	mux.Handle(gateway.Prefix, gw)
 	mux.Handle("GET /metrics", api.Guard(keys, failures, []string{auth.RoleAdmin, auth.RoleAuditor}, n.metrics.Handler()))
 	stopping, stop := context.WithCancel(context.Background())
-	mux.Handle(api.Prefix, api.New(log, api.Services{
+	n.api = api.New(log, api.Services{
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.refusals, Trail: trail,
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
 		Supply: api.Supply(n.supply), Events: n.events,
 		Posture: api.PostureConfig{DormantAfter: cfg.DormantAfter, RequireSignature: cfg.RequireSignature},
-	}, stopping))
+	}, stopping)
+	mux.Handle(api.Prefix, n.api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.Problem(w, http.StatusNotFound, "not found", "functions are under /fn/NAME, the control API under /api/v1/")
 	})
@@ -421,6 +448,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		defer close(refused)
 		n.refusals.Run(refusalsCtx)
 	}()
+	if n.cfg.DisableDormant {
+		go n.sweepDormant(ctx)
+	}
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	defer stopEvents()
 	if err := n.events.Start(eventsCtx); err != nil {

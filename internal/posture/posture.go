@@ -46,6 +46,7 @@ type Function struct {
 	Name     string
 	Manifest *manifest.Manifest
 	Deployed time.Time // of the active version
+	Enabled  time.Time // when it was last enabled after being disabled; zero if never
 	// LastInvoked is the hour of its last invocation within the usage kept;
 	// zero when none is recorded.
 	LastInvoked   time.Time
@@ -79,8 +80,10 @@ func Check(f Function, o Options) []Finding {
 	}
 	public := m.HTTP.Auth == "public"
 	since := f.LastInvoked
-	if since.IsZero() || since.Before(f.Deployed) {
-		since = f.Deployed
+	for _, t := range []time.Time{f.Deployed, f.Enabled} {
+		if since.Before(t) {
+			since = t // idle counts from the deploy, or from being enabled again
+		}
 	}
 	idle := o.Now.Sub(since)
 	if idle >= o.DormantAfter && (len(f.Grants) > 0 || f.HasTriggers || public) {

@@ -71,6 +71,9 @@ type Function struct {
 	// invocation (a re-scan found a blocking advisory); a deploy or a
 	// rollback clears it.
 	Disabled string `json:"disabled,omitempty"`
+	// Enabled is when a disabled function was last enabled again: the
+	// dormant policy counts idleness from then too.
+	Enabled time.Time `json:"enabled,omitzero"`
 }
 
 // ActiveVersion returns the serving version.
@@ -660,6 +663,9 @@ func (r *Registry) SetDisabled(ctx context.Context, fn, reason string) error {
 	_, err := r.update(ctx, fn, func(f *Function) error {
 		if len(f.Versions) == 0 {
 			return fmt.Errorf("%s: %w", fn, ErrNotFound)
+		}
+		if reason == "" && f.Disabled != "" {
+			f.Enabled = time.Now().UTC()
 		}
 		f.Disabled = reason
 		return nil
