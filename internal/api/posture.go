@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/posture"
 	"github.com/moatfn/moat/internal/registry"
