@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/spf13/cobra"
 
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -1567,5 +1568,24 @@ func TestNodeChecksItself(t *testing.T) {
 	}
 	if out := s.mustMoat(t, "posture"); !strings.Contains(out, "(node)") || !strings.Contains(out, "node-vulnerable") || !strings.Contains(out, "MOAT-TEST-0001") {
 		t.Errorf("posture does not show the node's own advisory:\n%s", out)
+	}
+}
+
+// TestReadData: -d takes text, @FILE and @- (stdin), each bounded.
+func TestReadData(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "body")
+	os.WriteFile(file, []byte("0123456789"), 0o644)
+	cmd := &cobra.Command{}
+	cmd.SetIn(strings.NewReader("from stdin"))
+	for data, want := range map[string]string{"plain": "plain", "@" + file: "0123456789", "@-": "from stdin"} {
+		if got, err := readData(cmd, data, 16); err != nil || string(got) != want {
+			t.Errorf("readData(%q) = %q, %v", data, got, err)
+		}
+	}
+	if _, err := readData(cmd, "@"+file, 9); err == nil {
+		t.Error("a file over the limit was read")
+	}
+	if _, err := readData(cmd, "@"+file+".missing", 16); err == nil {
+		t.Error("a missing file was read")
 	}
 }

@@ -70,6 +70,10 @@ func newDeployCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// maxInvokeBody bounds what invoke reads for -d: the largest body a
+// function may take (limits.body).
+const maxInvokeBody = 64 << 20
+
 func newInvokeCmd(e *env) *cobra.Command {
 	var data, method, path string
 	var headers []string
@@ -78,15 +82,9 @@ func newInvokeCmd(e *env) *cobra.Command {
 		Short: "Invoke a function over HTTP and print its response body",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var body []byte
-			if strings.HasPrefix(data, "@") {
-				b, err := os.ReadFile(data[1:])
-				if err != nil {
-					return err
-				}
-				body = b
-			} else {
-				body = []byte(data)
+			body, err := readData(cmd, data, maxInvokeBody)
+			if err != nil {
+				return err
 			}
 			h := http.Header{}
 			for _, kv := range headers {
@@ -124,7 +122,7 @@ func newInvokeCmd(e *env) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&data, "data", "d", "", "request body, or @FILE")
+	f.StringVarP(&data, "data", "d", "", "request body, @FILE, or @- for standard input")
 	f.StringVarP(&method, "request", "X", "", "HTTP method (default GET, or POST with -d)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	f.StringVar(&path, "path", "", "path after /fn/NAME")

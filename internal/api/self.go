@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/moatfn/moat/internal/inventory"
 	"github.com/moatfn/moat/internal/supply"
@@ -33,8 +34,9 @@ func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-func (a *API) selfReport(r *http.Request) (*NodeReport, error) {
-	rep := &NodeReport{Version: "(devel)", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Findings: []supply.Finding{}}
+// self is the node's own build: read once, it does not change.
+var self = sync.OnceValues(func() (NodeReport, []inventory.Component) {
+	rep := NodeReport{Version: "(devel)", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return rep, nil
@@ -49,11 +51,18 @@ func (a *API) selfReport(r *http.Request) (*NodeReport, error) {
 	}
 	inv, err := inventory.FromBuildInfo(bi)
 	if err != nil {
-		return nil, err
+		return rep, nil
 	}
 	rep.Components = len(inv.Components)
+	return rep, inv.Components
+})
+
+func (a *API) selfReport(r *http.Request) (*NodeReport, error) {
+	built, components := self()
+	rep := &built
+	rep.Findings = []supply.Finding{}
 	if a.supply != nil {
-		res, err := a.supply.scan(r.Context(), ScanRequest{Components: inv.Components})
+		res, err := a.supply.scan(r.Context(), ScanRequest{Components: components})
 		if err != nil {
 			return nil, err
 		}
