@@ -78,7 +78,7 @@ func (s *syncBuffer) String() string {
 
 func startServer(t *testing.T, data string, args ...string) *server {
 	t.Helper()
-	return startProcess(t, data, exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, args...)...))
+	return startProcess(t, data, exec.Command(moatBin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"}, args...)...))
 }
 
 // startProcess starts cmd, a node that prints "moat serving at URL", and
@@ -375,7 +375,7 @@ func TestReadmeServe(t *testing.T) {
 		t.Fatalf("build the demo: %v\n%s", err, out)
 	}
 	data := t.TempDir()
-	s := startProcess(t, data, exec.Command(bin, "--data", data, "--listen", "127.0.0.1:0", "--mail-api", "127.0.0.1:0", "--inbox", "127.0.0.1:0", "--examples", "../../examples"))
+	s := startProcess(t, data, exec.Command(bin, "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0", "--mail-api", "127.0.0.1:0", "--inbox", "127.0.0.1:0", "--examples", "../../examples"))
 	// The demo says where the inbox is just after the node says where it
 	// serves: wait for that line a moment.
 	inbox := ""

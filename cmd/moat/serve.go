@@ -105,6 +105,9 @@ func newServeCmd(e *env) *cobra.Command {
 				// (docs/performance.md). GOGC overrides it.
 				debug.SetGCPercent(400)
 			}
+			if cfg.ConsoleListen == "off" {
+				cfg.ConsoleListen = ""
+			}
 			ctx := cmd.Context()
 			n, err := node.Start(ctx, log, cfg)
 			if err != nil {
@@ -115,6 +118,9 @@ func newServeCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "moat serving at %s\n", n.URL())
 			fmt.Fprintf(e.stdout, "  admin token: %s (mode 0600; client commands read it from there)\n", filepath.Join(cfg.DataDir, auth.TokenFile))
+			if n.ConsoleURL() != "" {
+				fmt.Fprintf(e.stdout, "  console: %s (sign in with an API key or the admin token)\n", n.ConsoleURL())
+			}
 			for _, d := range cfg.Deploy {
 				fmt.Fprintf(e.stdout, "  deployed %s\n", d)
 			}
@@ -144,6 +150,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", defaultData, "data directory: the store, compiled code, the admin token")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP(S) on")
+	f.StringVar(&cfg.ConsoleListen, "console-listen", "127.0.0.1:8081", "address of the operators' console, its own origin (off: none; a non-loopback address needs TLS)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file")
 	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under the data directory")

@@ -38,8 +38,8 @@ type Alert struct {
 
 // Remaining is what is left of one budget window, as this node last saw it.
 type Remaining struct {
-	Function, Budget, Window string // Window: hour, day or month
-	Left                     float64
+	Function, Budget, Window string  // Window: hour, day or month
+	Amount, Left             float64 // the budget, and what is left of it
 }
 
 // Budgets enforces spend budgets: invocations and GB-seconds per hour, day
@@ -91,7 +91,7 @@ func (b *Budgets) Remaining() []Remaining {
 			delete(b.seen, k)
 			continue
 		}
-		out = append(out, Remaining{Function: w.fn, Budget: w.kind, Window: w.window, Left: max(0, w.amount-w.reserved)})
+		out = append(out, Remaining{Function: w.fn, Budget: w.kind, Window: w.window, Amount: w.amount, Left: max(0, w.amount-w.reserved)})
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/admit"
 	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/events"
@@ -26,6 +27,7 @@ import (
 	"github.com/moatfn/moat/internal/problem"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/usage"
 )
@@ -96,6 +98,8 @@ type API struct {
 	supply   *supplyRoutes
 	events   eventBus
 	posture  PostureConfig
+	budgets  budgetReader
+	health   func(context.Context) (*store.Health, error)
 	quiet    *logcap.Limiter
 	mux      *http.ServeMux
 	// stopping ends when the node drains: streams that would never end on
@@ -181,6 +185,12 @@ type Services struct {
 	Supply    *supplyRoutes
 	Events    eventBus // nil: the event routes answer 503
 	Posture   PostureConfig
+	Budgets   budgetReader // nil: budget burn is not reported
+	Health    func(context.Context) (*store.Health, error)
+}
+
+type budgetReader interface {
+	Remaining() []admit.Remaining
 }
 
 // New returns the API handler. Log streams end when stopping does.
@@ -188,6 +198,7 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
 		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply, events: s.Events, posture: s.Posture,
+		budgets: s.Budgets, health: s.Health,
 		quiet: logcap.New(time.Second, 4096)} // one line a second per source and message
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                           a.list,
@@ -272,6 +283,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }
 
+// ServeAs serves r for the caller id, identified already: the console's
+// way in, so that each action has one implementation, the same role checks
+// and the same audit record whichever door it came through.
+func (a *API) ServeAs(w http.ResponseWriter, r *http.Request, id *auth.Identity) {
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+}
+
 // The reasons of a failed authentication in the audit trail.
 const (
 	ReasonCredential = "credential" // no or a wrong token
@@ -327,9 +345,19 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	spent := map[string][]BudgetUse{}
+	if a.budgets != nil {
+		for _, b := range a.budgets.Remaining() {
+			spent[b.Function] = append(spent[b.Function], BudgetUse{Budget: b.Budget, Window: b.Window, Amount: b.Amount, Left: b.Left})
+		}
+		for _, bs := range spent {
+			slices.SortFunc(bs, func(x, y BudgetUse) int { return strings.Compare(x.Budget+x.Window, y.Budget+y.Window) })
+		}
+	}
 	out := make([]Summary, 0, len(fns))
 	for _, f := range fns {
 		s := summarize(f)
+		s.Budgets = spent[f.Name]
 		if v := f.ActiveVersion(); v != nil {
 			s.Grants = a.grantUse(r.Context(), f.Name, v.Manifest)
 			if a.events != nil && len(v.Manifest.Triggers) > 0 {
@@ -366,6 +394,17 @@ type Summary struct {
 	// Triggers is the state of the function's event triggers: backlog,
 	// events in flight, dead letters.
 	Triggers []events.TriggerState `json:"triggers,omitempty"`
+	// Budgets is what is left of the budget windows this node has spent
+	// from (a budget never spent from is not listed).
+	Budgets []BudgetUse `json:"budgets,omitempty"`
+}
+
+// BudgetUse is one budget window: what it allows and what is left.
+type BudgetUse struct {
+	Budget string  `json:"budget"` // invocations or gb_seconds
+	Window string  `json:"window"` // its name: 2026-11-28T15, 2026-11-28, 2026-11
+	Amount float64 `json:"amount"`
+	Left   float64 `json:"left"`
 }
 
 func summarize(f *registry.Function) Summary {

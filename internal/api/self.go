@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/moatfn/moat/internal/inventory"
+	"github.com/moatfn/moat/internal/store"
 	"github.com/moatfn/moat/internal/supply"
 	"github.com/moatfn/moat/internal/vulndb"
 )
@@ -21,6 +22,10 @@ type NodeReport struct {
 	Components int              `json:"components"`
 	Database   vulndb.Status    `json:"database"`
 	Findings   []supply.Finding `json:"findings"`
+	// Store is the health of the store the node runs on; nil when it
+	// could not be read (Problem says why).
+	Store   *store.Health `json:"store,omitempty"`
+	Problem string        `json:"store_problem,omitempty"`
 }
 
 // nodeReport answers GET /api/v1/node: the node's own build info, matched
@@ -30,6 +35,13 @@ func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.health != nil {
+		if h, err := a.health(r.Context()); err != nil {
+			rep.Problem = err.Error()
+		} else {
+			rep.Store = h
+		}
 	}
 	writeJSON(w, http.StatusOK, rep)
 }

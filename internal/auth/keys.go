@@ -261,3 +261,24 @@ func (k *Keys) Identify(r *http.Request) (*Identity, error) {
 	}
 	return &Identity{ID: key.ID, Role: key.Role, Functions: key.Functions, Subjects: key.Subjects}, nil
 }
+
+// The console's session cookie: ConsoleCookie over plain HTTP (loopback
+// only), ConsoleSecureCookie over TLS, where the __Host- prefix makes the
+// browser refuse it from anywhere but a secure origin with Path=/.
+const (
+	ConsoleCookie       = "moat_console"
+	ConsoleSecureCookie = "__Host-moat_console"
+)
+
+// PlatformCookie reports whether a Set-Cookie value names the console's
+// cookie, in any case or prefix: a function may not set it. Browsers scope
+// cookies by host and not by port, so a function served on the node's
+// address could otherwise replace or shadow an operator's session.
+func PlatformCookie(setCookie string) bool {
+	name, _, _ := strings.Cut(setCookie, "=")
+	name = strings.ToLower(strings.TrimSpace(name))
+	for _, p := range []string{"__host-", "__secure-"} {
+		name = strings.TrimPrefix(name, p)
+	}
+	return strings.HasPrefix(name, ConsoleCookie)
+}

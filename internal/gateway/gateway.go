@@ -183,6 +183,9 @@ func writeResult(w http.ResponseWriter, method, id string, res *pipeline.Result)
 		return
 	}
 	for k, vs := range res.Header {
+		if k == "Set-Cookie" {
+			vs = slices.DeleteFunc(slices.Clone(vs), auth.PlatformCookie)
+		}
 		h[k] = vs
 	}
 	h.Set("Content-Length", strconv.Itoa(len(res.Body)))

@@ -24,6 +24,7 @@ import (
 	"github.com/moatfn/moat/internal/auth"
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/connlimit"
+	"github.com/moatfn/moat/internal/console"
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
 	"github.com/moatfn/moat/internal/framing"
@@ -101,6 +102,10 @@ type Config struct {
 	// EventAckWait is how long an event delivered to a node may go without
 	// word from it before it is delivered again; 0 is 30s.
 	EventAckWait time.Duration
+	// ConsoleListen is where the operators' console serves, on its own
+	// origin; "" serves none. A non-loopback address needs TLS, as the
+	// node's own listener does.
+	ConsoleListen string
 }
 
 // Node is a running node.
@@ -130,6 +135,11 @@ type Node struct {
 	server   *http.Server
 	listener net.Listener
 	url      string
+	// The console, on its own listener; nil without one.
+	console    *console.Console
+	consoleSrv *http.Server
+	consoleLn  net.Listener
+	consoleURL string
 	certs    *certificate // nil without TLS
 }
 
@@ -212,6 +222,11 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	if tlsConfig == nil && !cfg.InsecureHTTP && !isLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen %s: a non-loopback address needs TLS (--tls-cert and --tls-key, or --tls-self-signed) or --insecure-http", cfg.Listen)
+	}
+	if tlsConfig == nil && cfg.ConsoleListen != "" && !isLoopback(cfg.ConsoleListen) {
+		// No --insecure-http here: an operator's session must not cross
+		// a network in the clear.
+		return nil, fmt.Errorf("console listen %s: a non-loopback address needs TLS (--tls-cert and --tls-key, or --tls-self-signed)", cfg.ConsoleListen)
 	}
 	begin := time.Now()
 	admin, created, err := auth.LoadAdmin(cfg.DataDir)
@@ -355,6 +370,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
 		Supply: api.Supply(n.supply), Events: n.events,
 		Posture: api.PostureConfig{DormantAfter: cfg.DormantAfter, RequireSignature: cfg.RequireSignature},
+		Budgets: n.budgets, Health: n.store.Health,
 	}, stopping)
 	mux.Handle(api.Prefix, n.api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -408,13 +424,61 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	}
 	n.listener = ln
 	n.url = scheme + "://" + ln.Addr().String()
-	log.Info("node started", slog.String("url", n.url), slog.String("data", cfg.DataDir),
+	if cfg.ConsoleListen != "" {
+		if err = n.startConsole(ctx, keys, failures, nodeID, tlsConfig); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("node started", slog.String("url", n.url), slog.String("console", n.consoleURL), slog.String("data", cfg.DataDir),
 		slog.String("admin_token_file", filepath.Join(cfg.DataDir, auth.TokenFile)), slog.Bool("admin_token_created", created))
 	return n, nil
 }
 
 // URL is where the node serves, e.g. "http://127.0.0.1:8080".
 func (n *Node) URL() string { return n.url }
+
+// ConsoleURL is where the console serves, e.g. "http://127.0.0.1:8081";
+// "" without one.
+func (n *Node) ConsoleURL() string { return n.consoleURL }
+
+// startConsole listens for the console: its own server, bounded like the
+// node's, so that it stays reachable while functions are flooded.
+func (n *Node) startConsole(ctx context.Context, keys *auth.Keys, failures *auth.FailureLimiter, nodeID string, tlsConfig *tls.Config) error {
+	ln, err := net.Listen("tcp", n.cfg.ConsoleListen)
+	if err != nil {
+		return fmt.Errorf("console listen: %w", err)
+	}
+	ccfg := console.Config{API: n.api, Identify: keys, Failures: failures, Audit: n.refusals, TLS: tlsConfig != nil, Node: nodeID}
+	if isLoopback(ln.Addr().String()) {
+		ccfg.Hosts = console.LoopbackHosts(ln.Addr().String())
+	}
+	n.console = console.New(n.log, ccfg)
+	connLog := logcap.New(time.Second, 4096)
+	bounded := connlimit.New(ln, connlimit.Bounds{Max: 1000, PerSource: 64, Rate: 50}, func(src, reason string) {
+		connLog.Log(context.Background(), n.log, slog.LevelWarn, src, "console connection refused", slog.String("reason", reason), slog.String("source", src))
+	})
+	var handler http.Handler = n.console
+	ln = bounded
+	scheme := "http"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https"
+	}
+	n.consoleSrv = &http.Server{
+		Handler:           framing.CloseAmbiguous(handler),
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         bounded.State,
+		ErrorLog:          slog.NewLogLogger(logcap.New(time.Second, 1).Handler(n.log.Handler(), "console server"), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	n.consoleLn = ln
+	n.consoleURL = scheme + "://" + ln.Addr().String()
+	return nil
+}
 
 // InstancesStarted returns how many function instances the node started.
 func (n *Node) InstancesStarted() uint64 { return n.sandbox.Started() }
@@ -427,6 +491,9 @@ func (n *Node) Registry() *registry.Registry { return n.registry }
 func (n *Node) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- n.server.Serve(n.listener) }()
+	if n.consoleSrv != nil {
+		go n.consoleSrv.Serve(n.consoleLn)
+	}
 	meterCtx, stopMeter := context.WithCancel(context.Background())
 	metered := make(chan struct{})
 	go func() {
@@ -477,6 +544,11 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	if n.consoleSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.consoleSrv.Shutdown(sctx) // its log tails ended with the API's stopping
+		cancel()
 	}
 	n.events.Stop(n.cfg.DrainTimeout) // lets running events finish
 	stopEvents()
@@ -565,6 +637,9 @@ func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 }
 
 func (n *Node) close() {
+	if n.consoleLn != nil {
+		n.consoleLn.Close() // already, if it served
+	}
 	if n.budgets != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.budgets.Close(ctx)

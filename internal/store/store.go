@@ -288,3 +288,44 @@ func Modify(ctx context.Context, kv jetstream.KeyValue, key string, attempts int
 	}
 	return fmt.Errorf("%s: %w", key, ErrContention)
 }
+
+// Health is what an operator asks of the store: which server the node
+// talks to, in which cluster, and how full JetStream is.
+type Health struct {
+	Server    string   `json:"server"`            // the NATS server's name
+	Cluster   string   `json:"cluster,omitempty"` // "" on one node
+	Peers     []string `json:"peers,omitempty"`   // the servers holding the functions' bucket, leader first
+	Embedded  bool     `json:"embedded"`
+	Streams   int      `json:"streams"`
+	Consumers int      `json:"consumers"`
+	Memory    uint64   `json:"memory_bytes"`
+	Storage   uint64   `json:"storage_bytes"`
+	// MaxStorage is JetStream's file storage limit; -1 for none.
+	MaxStorage int64 `json:"max_storage_bytes"`
+	// Lagging names the replicas of the functions' bucket not current.
+	Lagging []string `json:"lagging,omitempty"`
+}
+
+// Health reads the store's health from the server.
+func (s *Store) Health(ctx context.Context) (*Health, error) {
+	info, err := s.JS.AccountInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream account: %w", err)
+	}
+	h := &Health{Server: s.NC.ConnectedServerName(), Cluster: s.NC.ConnectedClusterName(), Embedded: s.ns != nil,
+		Streams: info.Streams, Consumers: info.Consumers, Memory: info.Memory, Storage: info.Store, MaxStorage: info.Limits.MaxStore}
+	if st, err := s.JS.Stream(ctx, "KV_moat_functions"); err == nil {
+		if si, err := st.Info(ctx); err == nil && si.Cluster != nil {
+			if si.Cluster.Leader != "" {
+				h.Peers = append(h.Peers, si.Cluster.Leader)
+			}
+			for _, p := range si.Cluster.Replicas {
+				h.Peers = append(h.Peers, p.Name)
+				if !p.Current || p.Offline {
+					h.Lagging = append(h.Lagging, p.Name)
+				}
+			}
+		}
+	}
+	return h, nil
+}

@@ -44,6 +44,7 @@ func main() {
 func run() error {
 	data := flag.String("data", ".moat", "the node's data directory")
 	listen := flag.String("listen", "127.0.0.1:8080", "where the node listens")
+	consoleListen := flag.String("console-listen", "127.0.0.1:8081", "where the operators' console listens (off: none)")
 	mailAPI := flag.String("mail-api", "127.0.0.1:8443", "where the mail stand-in's HTTPS API listens")
 	inbox := flag.String("inbox", "127.0.0.1:8025", "where the mail stand-in's inbox listens (plain HTTP, for the browser)")
 	examples := flag.String("examples", "examples", "the examples folder")
@@ -67,7 +68,10 @@ func run() error {
 	}
 	defer mail.Close()
 
-	n, err := node.Start(ctx, log, node.Config{DataDir: *data, Listen: *listen, EgressCAFile: mail.CAFile,
+	if *consoleListen == "off" {
+		*consoleListen = ""
+	}
+	n, err := node.Start(ctx, log, node.Config{DataDir: *data, Listen: *listen, ConsoleListen: *consoleListen, EgressCAFile: mail.CAFile,
 		// The operator lets grants reach the mail stand-in, which listens on loopback.
 		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
@@ -116,6 +120,9 @@ func run() error {
 	}
 	fmt.Printf("moat serving at %s\n", n.URL())
 	fmt.Printf("  admin token: %s (mode 0600; client commands read it from there)\n", filepath.Join(*data, auth.TokenFile))
+	if n.ConsoleURL() != "" {
+		fmt.Printf("  the console: %s (sign in with the admin token, or a key: moat key create --role auditor)\n", n.ConsoleURL())
+	}
 	fmt.Printf("  the widget catalog: %s/fn/page/\n", n.URL())
 	fmt.Printf("  the inbox: %s (the mail stand-in)\n", mail.Inbox)
 	fmt.Printf("  try: curl %s/fn/hello?name=you\n", n.URL())
