@@ -140,7 +140,7 @@ type Node struct {
 	consoleSrv *http.Server
 	consoleLn  net.Listener
 	consoleURL string
-	certs    *certificate // nil without TLS
+	certs      *certificate // nil without TLS
 }
 
 // ReloadTLS reads the certificate and key files again; connections made
