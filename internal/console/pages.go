@@ -630,6 +630,21 @@ func (c *Console) node(w http.ResponseWriter, r *http.Request) {
 }
 
 var funcs = template.FuncMap{
+	// hourAgo says when, to the hour, usage last counted something: usage
+	// is kept by the hour.
+	"hourAgo": func(hour time.Time) string {
+		if hour.IsZero() {
+			return "not in 30 days"
+		}
+		d := time.Since(hour)
+		switch {
+		case d < time.Hour:
+			return "this hour"
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%d h ago", int(d.Hours()))
+		}
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	},
 	"ago": func(t time.Time) string {
 		if t.IsZero() {
 			return "never"

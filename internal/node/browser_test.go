@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,7 +55,7 @@ func newBrowser(t *testing.T) *browser {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	args := []string{"--headless", "--no-sandbox", "--window-size=1400,1000", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
 	var created struct {
 		Value struct {
@@ -162,5 +163,103 @@ func TestWidgetFormInBrowser(t *testing.T) {
 	b.open(w.mail.Inbox + "/")
 	if got := b.text("article h2"); got != "Your widget catalog" {
 		t.Fatalf("the inbox shows %q", got)
+	}
+}
+
+// attr returns the attribute (or property) name of the element css selects.
+func (b *browser) attr(css, name string) string {
+	var v struct {
+		Value string `json:"value"`
+	}
+	b.do(http.MethodGet, b.session+"/element/"+b.find(css)+"/attribute/"+name, nil, &v)
+	return v.Value
+}
+
+// count returns how many elements css selects.
+func (b *browser) count(css string) int {
+	var found struct {
+		Value []map[string]string `json:"value"`
+	}
+	b.do(http.MethodPost, b.session+"/elements", map[string]string{"using": "css selector", "value": css}, &found)
+	return len(found.Value)
+}
+
+// url returns the address of the page shown.
+func (b *browser) url() string {
+	var v struct {
+		Value string `json:"value"`
+	}
+	b.do(http.MethodGet, b.session+"/url", nil, &v)
+	return v.Value
+}
+
+// cookies returns the browser's cookies for the page shown, HttpOnly ones
+// too (WebDriver sees them; a page's script does not).
+func (b *browser) cookies() map[string]string {
+	var v struct {
+		Value []struct{ Name, Value string } `json:"value"`
+	}
+	b.do(http.MethodGet, b.session+"/cookie", nil, &v)
+	out := map[string]string{}
+	for _, c := range v.Value {
+		out[c.Name] = c.Value
+	}
+	return out
+}
+
+// screenshot writes the page shown as a PNG under dir.
+func (b *browser) screenshot(dir, name string) {
+	b.t.Helper()
+	var v struct {
+		Value string `json:"value"`
+	}
+	b.do(http.MethodGet, b.session+"/screenshot", nil, &v)
+	png, err := base64.StdEncoding.DecodeString(v.Value)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// waitText waits until the text of css satisfies ok.
+func (b *browser) waitText(css string, ok func(string) bool) string {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := b.text(css)
+		if ok(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s says %q", css, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// script runs js in the page shown and returns what it returns.
+func (b *browser) script(js string) any {
+	var v struct {
+		Value any `json:"value"`
+	}
+	b.do(http.MethodPost, b.session+"/execute/sync", map[string]any{"script": js, "args": []any{}}, &v)
+	return v.Value
+}
+
+// submit clicks what css selects and waits for the page it loads: the
+// old page is marked, and the wait ends when a page without the mark has
+// loaded (a form that answers with the page it was on has the same URL).
+func (b *browser) submit(css string) {
+	b.t.Helper()
+	b.script("window.__moatOld = true")
+	b.click(css)
+	deadline := time.Now().Add(15 * time.Second)
+	for b.script("return !window.__moatOld && document.readyState === 'complete'") != true {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("clicking %s loaded no page", css)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

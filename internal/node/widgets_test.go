@@ -116,7 +116,7 @@ func startWidgets(t *testing.T) *widgets {
 	w.relaxed = func(y string) string {
 		return strings.Replace(w.toMailer(y), "rate_per_caller: 2/s", "rate_per_caller: 1000/s", 1)
 	}
-	n := startNodeConfig(t, Config{DataDir: data, EgressCAFile: mail.CAFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	n := startNodeConfig(t, Config{DataDir: data, ConsoleListen: "127.0.0.1:0", EgressCAFile: mail.CAFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	w.n = n
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "Go/all.zip"), nil); err != nil {
 		t.Fatal(err)

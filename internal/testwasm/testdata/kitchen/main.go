@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -111,6 +112,29 @@ func handle(w http.ResponseWriter, r *http.Request) {
 			os.Stderr.WriteString(line)
 		}
 		fmt.Fprint(w, "logged a lot")
+	case "attack":
+		// A page on the functions' origin that goes for the console named
+		// in ?console=: it plants a cookie of the console's name, reads
+		// what cookies it can, and posts changes to the console with the
+		// browser's credentials. The console's tests load it in a browser.
+		console := r.URL.Query().Get("console")
+		w.Header().Add("Set-Cookie", "moat_console=planted; Path=/")
+		w.Header().Add("Set-Cookie", "__Host-moat_console=planted; Path=/; Secure")
+		w.Header().Add("Set-Cookie", "kitchen=1; Path=/")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		js, _ := json.Marshal(console)
+		fmt.Fprintf(w, `<!doctype html><title>attack</title>
+<p id="server-cookie">%s</p><p id="cookie">pending</p><p id="post">pending</p><p id="read">pending</p>
+<form id="forged" method="post" action="%s/functions/page/disable"><input name="csrf" value="guess"><input name="reason" value="forged"><button id="go" type="submit">go</button></form>
+<script>
+const console_ = %s;
+document.getElementById('cookie').textContent = 'cookie:' + document.cookie;
+fetch(console_ + '/functions/page/disable', {method: 'POST', credentials: 'include', mode: 'no-cors',
+  headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'csrf=guess&reason=forged'})
+  .then(r => { document.getElementById('post').textContent = 'sent:' + r.type; }, e => { document.getElementById('post').textContent = 'error'; });
+fetch(console_ + '/', {credentials: 'include'}).then(r => r.text())
+  .then(t => { document.getElementById('read').textContent = 'read:' + t; }, e => { document.getElementById('read').textContent = 'blocked'; });
+</script>`, html.EscapeString("cookie header: "+os.Getenv("HTTP_COOKIE")), html.EscapeString(console), js)
 	case "raw":
 		// Writes the request body as its whole CGI response: the tests'
 		// way to send any response a hostile guest could.
