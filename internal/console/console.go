@@ -229,7 +229,7 @@ func (c *Console) current(r *http.Request) (*session, *auth.Identity) {
 		return nil, nil
 	}
 	k := sessionKey(ck.Value)
-	now := c.now()
+	now := c.clock()
 	c.mu.Lock()
 	s := c.sessions[k]
 	if s != nil && (now.Sub(s.lastSeen) > IdleTimeout || now.Sub(s.created) > MaxAge) {
@@ -364,7 +364,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	value := randomToken()
-	now := c.now()
+	now := c.clock()
 	s := &session{token: token, id: id, csrf: randomToken(), created: now, lastSeen: now}
 	c.mu.Lock()
 	if len(c.sessions) >= MaxSessions {
@@ -404,6 +404,13 @@ func (c *Console) audited(r *http.Request, rec audit.Record) {
 	}
 }
 
+// SetClock replaces the console's clock: for tests of session ends.
+func (c *Console) SetClock(now func() time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = now
+}
+
 // Sessions is how many sessions are open.
 func (c *Console) Sessions() int {
 	c.mu.Lock()
@@ -426,4 +433,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+func (c *Console) clock() time.Time {
+	c.mu.Lock()
+	now := c.now
+	c.mu.Unlock()
+	return now()
 }

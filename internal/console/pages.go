@@ -114,7 +114,7 @@ func (c *Console) functions(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err, 0, "", "")
 		return
 	}
-	now := c.now()
+	now := c.clock()
 	var rows []usage.Row
 	if err := c.call(r, http.MethodGet, "/api/v1/usage?since=720h", nil, &rows); err != nil {
 		c.errorPage(w, r, err, 0, "", "")
@@ -298,7 +298,7 @@ func (c *Console) function(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err, 0, "", "")
 		return
 	}
-	now := c.now()
+	now := c.clock()
 	var rows []usage.Row
 	if err := c.call(r, http.MethodGet, "/api/v1/usage?since=168h&function="+name, nil, &rows); err != nil {
 		c.errorPage(w, r, err, 0, "", "")
