@@ -262,6 +262,25 @@ func (k *Keys) Identify(r *http.Request) (*Identity, error) {
 	return &Identity{ID: key.ID, Role: key.Role, Functions: key.Functions, Subjects: key.Subjects}, nil
 }
 
+// Lookup returns the identity of the key id as it stands now, for a
+// session opened with it: ErrBadCredential once it is revoked or expired.
+// "admin" is the admin token.
+func (k *Keys) Lookup(id string) (*Identity, error) {
+	if id == "admin" {
+		if k.admin == nil {
+			return nil, ErrBadCredential
+		}
+		return &Identity{ID: "admin", Role: RoleAdmin}, nil
+	}
+	k.mu.RLock()
+	key := k.cache[id]
+	k.mu.RUnlock()
+	if key == nil || key.Expires != nil && !k.now().Before(*key.Expires) {
+		return nil, ErrBadCredential
+	}
+	return &Identity{ID: key.ID, Role: key.Role, Functions: key.Functions, Subjects: key.Subjects}, nil
+}
+
 // The console's session cookie: ConsoleCookie over plain HTTP (loopback
 // only), ConsoleSecureCookie over TLS, where the __Host- prefix makes the
 // browser refuse it from anywhere but a secure origin with Path=/.

@@ -55,6 +55,8 @@ type backend interface {
 
 type identifier interface {
 	Identify(r *http.Request) (*auth.Identity, error)
+	// Lookup is the key id's identity as it stands now.
+	Lookup(id string) (*auth.Identity, error)
 }
 
 type failureLimiter interface {
@@ -95,11 +97,10 @@ type Console struct {
 	sessions map[[32]byte]*session // by SHA-256 of the cookie's value
 }
 
-// session is one signed-in browser. The key itself stays on the node, so
-// that each request is identified again: a revoked or expired key ends
+// session is one signed-in browser. It keeps the key's id, not the key:
+// each request looks the key up again, so a revoked or expired key ends
 // its sessions at once.
 type session struct {
-	token    string
 	id       *auth.Identity
 	csrf     string
 	created  time.Time
@@ -243,7 +244,7 @@ func (c *Console) current(r *http.Request) (*session, *auth.Identity) {
 	if s == nil {
 		return nil, nil
 	}
-	id, err := c.identify(s.token)
+	id, err := c.cfg.Identify.Lookup(s.id.ID)
 	if err != nil || id.Role != s.id.Role || !consoleRole(id.Role) {
 		c.mu.Lock()
 		delete(c.sessions, k)
@@ -365,7 +366,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	value := randomToken()
 	now := c.clock()
-	s := &session{token: token, id: id, csrf: randomToken(), created: now, lastSeen: now}
+	s := &session{id: id, csrf: randomToken(), created: now, lastSeen: now}
 	c.mu.Lock()
 	if len(c.sessions) >= MaxSessions {
 		var oldest [32]byte
