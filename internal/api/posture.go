@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -43,10 +44,15 @@ func (a *API) postureOf(w http.ResponseWriter, r *http.Request) {
 		opts.DormantAfter = 30 * 24 * time.Hour
 	}
 	calledBy := map[string][]string{}
+	opts.Toolchains = []string{runtime.Version()} // the node's own, and those that built its functions
 	for _, f := range fns {
 		if v := f.ActiveVersion(); v != nil {
 			for _, callee := range v.Manifest.Permissions.Invoke {
 				calledBy[callee] = append(calledBy[callee], f.Name)
+			}
+			var rep supply.Report
+			if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil && rep.GoVersion != "" {
+				opts.Toolchains = append(opts.Toolchains, rep.GoVersion)
 			}
 		}
 	}
@@ -93,7 +99,7 @@ func (a *API) postureInput(ctx context.Context, f *registry.Function, now time.T
 		HasTriggers: len(v.Manifest.Triggers) > 0, SignaturesReq: a.posture.RequireSignature}
 	var rep supply.Report
 	if len(v.Checks) > 0 && json.Unmarshal(v.Checks, &rep) == nil {
-		in.SignedBy = rep.SignedBy
+		in.SignedBy, in.GoVersion, in.ModuleSecrets = rep.SignedBy, rep.GoVersion, rep.ModuleSecrets
 		for _, fd := range rep.Findings {
 			if fd.Decision != "allowed" {
 				in.Vulnerable = append(in.Vulnerable, fd.ID)

@@ -201,6 +201,9 @@ func grantsOf(m *manifest.Manifest) []string {
 	for _, f := range p.Invoke {
 		out = append(out, "invoke:"+f)
 	}
+	for _, s := range p.Publish {
+		out = append(out, "publish:"+s)
+	}
 	slices.Sort(out)
 	return out
 }

@@ -523,13 +523,14 @@ func (h *Host) publish(ctx context.Context, inv *Invocation, d *decoder) ([]byte
 	if err := manifest.CheckSubject(subject); err != nil {
 		return nil, invalid(err)
 	}
-	if !inv.Perms.MayPublish(subject) {
+	grant, ok := inv.Perms.PublishGrant(subject)
+	if !ok {
 		return nil, h.deny(ctx, inv, "publish", subject, "subject not in the publish grant")
 	}
 	if h.events == nil {
 		return nil, statusErr(sandbox.StatusUnavailable, "publishing events is not available on this node")
 	}
-	h.used(inv, "publish:"+subject)
+	h.used(inv, "publish:"+grant) // the grant, not the subject: one record per pattern
 	publisher := "fn:" + inv.Function
 	if inv.User != "" {
 		publisher += ";" + inv.User

@@ -70,9 +70,10 @@ const (
 // constant offset; the others (passive, or placed by a global) have no
 // known address.
 type segment struct {
-	addr   uint64
-	placed bool
-	data   []byte
+	addr       uint64
+	placed     bool
+	data       []byte
+	fileOffset int // where data begins in the module file
 }
 
 func (s segment) end() uint64 { return s.addr + uint64(len(s.data)) }
@@ -376,6 +377,7 @@ func parseData(r *wasmReader) ([]segment, error) {
 		if s.data, err = r.vec(); err != nil {
 			return nil, err
 		}
+		s.fileOffset = r.at + r.off - len(s.data)
 		segs = append(segs, s)
 	}
 	if !r.done() {
@@ -738,4 +740,31 @@ func stdlibVersion(goVersion string) (string, bool) {
 		v += ".0"
 	}
 	return v + pre, true
+}
+
+// DataStrings calls fn with each run of at least min printable ASCII bytes
+// in a WebAssembly module's data segments, and the run's offset in the
+// module file: where a module's strings are. A module that does not parse
+// has none.
+func DataStrings(wasm []byte, min int, fn func(offset int, s []byte)) error {
+	m, err := parseWasm(wasm)
+	if err != nil {
+		return err
+	}
+	for _, s := range m.segments {
+		start := -1
+		for i := 0; i <= len(s.data); i++ {
+			if i < len(s.data) && s.data[i] >= 0x20 && s.data[i] < 0x7f {
+				if start < 0 {
+					start = i
+				}
+				continue
+			}
+			if start >= 0 && i-start >= min {
+				fn(s.fileOffset+start, s.data[start:i])
+			}
+			start = -1
+		}
+	}
+	return nil
 }

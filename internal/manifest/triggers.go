@@ -206,12 +206,19 @@ func SubjectMatches(pattern, subject string) bool {
 
 // MayPublish reports whether the function may publish on subject.
 func (p *Permissions) MayPublish(subject string) bool {
+	_, ok := p.PublishGrant(subject)
+	return ok
+}
+
+// PublishGrant returns the first pattern of the publish grant that covers
+// subject: the grant a publish uses.
+func (p *Permissions) PublishGrant(subject string) (string, bool) {
 	for _, pat := range p.Publish {
 		if SubjectMatches(pat, subject) {
-			return true
+			return pat, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // triggers returns the handler of the triggers list.

@@ -20,6 +20,7 @@ import (
 	"github.com/moatfn/moat/internal/egress"
 	"github.com/moatfn/moat/internal/inventory"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/posture"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/secrets"
 	"github.com/moatfn/moat/internal/sign"
@@ -76,6 +77,7 @@ func (s *supplyChain) check(ctx context.Context, m *manifest.Manifest, up *regis
 		return nil, fmt.Errorf("%w: dependencies: %w", registry.ErrBadDeploy, err)
 	}
 	rep.GoVersion, rep.Main, rep.Components = inv.GoVersion, inv.Main, inv.Components
+	rep.ModuleSecrets = posture.ModuleSecrets(up.Files[m.Module])
 	exc, err := s.exceptions.For(ctx, m.Name)
 	if err != nil {
 		return nil, err

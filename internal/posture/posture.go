@@ -13,9 +13,11 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moatfn/moat/internal/inventory"
 	"github.com/moatfn/moat/internal/manifest"
 )
 
@@ -56,13 +58,23 @@ type Function struct {
 	DeadLetters   int
 	CalledBy      []string // the functions whose manifests may invoke this one
 	HasTriggers   bool
-	SignaturesReq bool // the node requires signatures: unsigned cannot happen
+	SignaturesReq bool   // the node requires signatures: unsigned cannot happen
+	GoVersion     string // the toolchain that built it, "go1.26.8"; "" when not Go
+	// ModuleSecrets says what secret-looking strings the module's data
+	// holds and where ("an AWS access key id at data offset 0x1f2c"),
+	// never the value.
+	ModuleSecrets []string
 }
 
 // Options tune the checks.
 type Options struct {
 	Now          time.Time
 	DormantAfter time.Duration // 0 is 30 days
+	// Toolchains are the Go versions the node knows of (its own, those
+	// that built the functions deployed): a function built with an older
+	// patch of one of their minors, or a minor Go no longer supports, is
+	// on a deprecated runtime.
+	Toolchains []string
 }
 
 // Check runs every check on f.
@@ -120,6 +132,15 @@ func Check(f Function, o Options) []Finding {
 			add("secret-in-env", High, fmt.Sprintf("env %s looks like a secret (%s); its value is not shown", k, why),
 				"move it to a secret: moat secret set "+strings.ToUpper(k)+", then permissions.secrets")
 		}
+	}
+	if f.GoVersion != "" {
+		if sev, evidence, fix := toolchainCheck(f.GoVersion, o.Toolchains); sev != "" {
+			add("toolchain-outdated", sev, evidence, fix)
+		}
+	}
+	for _, where := range f.ModuleSecrets {
+		add("secret-in-module", High, "the module's data holds "+where+"; its value is not shown",
+			"take it out of the source and the binary, rotate it, and read it at run time from a secret (permissions.secrets)")
 	}
 	if len(f.Vulnerable) > 0 {
 		add("vulnerable", High, fmt.Sprintf("open advisories: %s", strings.Join(f.Vulnerable, ", ")), "moat vuln ls names the versions to move to; rebuild and redeploy")
@@ -186,6 +207,8 @@ func smaller(m *manifest.Manifest, unused []string) []string {
 			out = append(out, "remove "+rest+" from egress")
 		case "invoke":
 			out = append(out, "remove "+rest+" from invoke")
+		case "publish":
+			out = append(out, "remove "+rest+" from publish")
 		default:
 			out = append(out, "remove "+g)
 		}
@@ -262,4 +285,112 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// goVersion is a released Go toolchain's version: go1.MINOR.PATCH.
+type goVersion struct{ minor, patch int }
+
+// parseGo reads "go1.26.8" (and "go1.21", patch 0); a pre-release
+// ("go1.27rc1") or anything else is not a release.
+func parseGo(s string) (goVersion, bool) {
+	rest, ok := strings.CutPrefix(s, "go1.")
+	if !ok {
+		return goVersion{}, false
+	}
+	minor, patch, _ := strings.Cut(rest, ".")
+	var v goVersion
+	var err error
+	if v.minor, err = strconv.Atoi(minor); err != nil || v.minor < 0 {
+		return goVersion{}, false
+	}
+	if patch != "" {
+		if v.patch, err = strconv.Atoi(patch); err != nil || v.patch < 0 {
+			return goVersion{}, false
+		}
+	}
+	return v, true
+}
+
+// toolchainCheck compares the toolchain that built a function with those
+// the node knows of. Go supports a release until two newer ones are out
+// (go.dev/doc/devel/release): a minor two behind the newest known is
+// unsupported (high); an older patch of a supported minor misses fixes
+// (medium).
+func toolchainCheck(built string, known []string) (sev, evidence, fix string) {
+	b, ok := parseGo(built)
+	if !ok {
+		return "", "", ""
+	}
+	newest, newestPatch := b, b
+	for _, k := range known {
+		v, ok := parseGo(k)
+		if !ok {
+			continue
+		}
+		if v.minor > newest.minor || v.minor == newest.minor && v.patch > newest.patch {
+			newest = v
+		}
+		if v.minor == b.minor && v.patch > newestPatch.patch {
+			newestPatch = v
+		}
+	}
+	name := func(v goVersion) string { return fmt.Sprintf("go1.%d.%d", v.minor, v.patch) }
+	switch {
+	case newest.minor-b.minor >= 2:
+		return High, fmt.Sprintf("built with %s; Go supports only its two newest releases, and %s is known here", built, name(newest)),
+			"rebuild with " + name(newest) + " and redeploy"
+	case newestPatch.patch > b.patch:
+		return Medium, fmt.Sprintf("built with %s; %s is known here, with the fixes since", built, name(newestPatch)),
+			"rebuild with " + name(newestPatch) + " (or newer) and redeploy"
+	}
+	return "", "", ""
+}
+
+// maxModuleSecrets bounds what one module reports.
+const maxModuleSecrets = 20
+
+// ModuleSecrets scans a module's data for secret-looking strings: a known
+// key format anywhere, or a random-looking value right after a label that
+// says it is one (api_key=, token:, password=, Bearer ...). It says what and
+// where, never the value.
+//
+// A bare random string is not reported: the Go linker packs a module's
+// strings back to back with nothing between them, and its tables and
+// packed words ("SunMonTueWed", "SHA256-RSASHA384") pass any plain entropy
+// test. Measured on the examples: a plain entropy rule (32 characters of
+// 4.5 bits, mixed case and digits) fired on every Go module, the labelled
+// rule on none.
+func ModuleSecrets(wasm []byte) []string {
+	var out []string
+	seen := map[string]bool{}
+	report := func(what string, offset int) {
+		if len(out) < maxModuleSecrets && !seen[what] {
+			seen[what] = true
+			out = append(out, fmt.Sprintf("%s at byte %#x", what, offset))
+		}
+	}
+	inventory.DataStrings(wasm, 16, func(offset int, s []byte) {
+		for _, k := range keyFormats {
+			if loc := k.re.FindIndex(s); loc != nil {
+				report(k.name, offset+loc[0])
+			}
+		}
+		for _, m := range labelled.FindAllSubmatchIndex(s, -1) {
+			if v := s[m[2]:m[3]]; randomValue(string(v)) {
+				report("a random-looking value labelled as a secret", offset+m[2])
+			}
+		}
+	})
+	return out
+}
+
+// labelled is a secret's label, then its value.
+var labelled = regexp.MustCompile(`(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|bearer)["']?\s*[:= ]\s*["']?([A-Za-z0-9+/=_.-]{20,256})`)
+
+// randomValue: long, letters and digits mixed, 3.5 bits a character or
+// more; not a word, a name or a placeholder.
+func randomValue(v string) bool {
+	letters := strings.IndexFunc(v, func(r rune) bool { return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' }) >= 0
+	digits := strings.IndexFunc(v, func(r rune) bool { return '0' <= r && r <= '9' }) >= 0
+	return letters && digits && entropy(v) >= 3.5
 }

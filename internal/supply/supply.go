@@ -84,7 +84,10 @@ type Report struct {
 	Main       string                `json:"main,omitempty"`
 	Components []inventory.Component `json:"components,omitempty"`
 	Findings   []Finding             `json:"findings,omitempty"`
-	ScannedAt  time.Time             `json:"scanned_at"`
+	// ModuleSecrets says what secret-looking strings the module's data
+	// holds and where, never the value (docs/posture.md).
+	ModuleSecrets []string  `json:"module_secrets,omitempty"`
+	ScannedAt     time.Time `json:"scanned_at"`
 	// Database is when the vulnerability database used was imported; zero
 	// when the node had none.
 	Database time.Time `json:"database,omitzero"`
