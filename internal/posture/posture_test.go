@@ -52,12 +52,12 @@ func TestChecks(t *testing.T) {
 			f.Manifest.Permissions.Publish = []string{"orders.>"}
 			f.Grants = append(f.Grants, Grant{Grant: "publish:orders.>"})
 		}, []string{"unused-grants"}},
-		"current toolchain": {func(f *Function) { f.GoVersion = "go1.26.8" }, nil},
-		"older patch":       {func(f *Function) { f.GoVersion = "go1.26.2" }, []string{"toolchain-outdated"}},
-		"unsupported minor": {func(f *Function) { f.GoVersion = "go1.24.9" }, []string{"toolchain-outdated"}},
-		"a newer toolchain": {func(f *Function) { f.GoVersion = "go1.27.0" }, nil},
-		"not Go":            {func(f *Function) { f.GoVersion = "" }, nil},
-		"secret in module":  {func(f *Function) { f.ModuleSecrets = []string{"an AWS access key id at data offset 0x10"} }, []string{"secret-in-module"}},
+		"current toolchain":        {func(f *Function) { f.GoVersion = "go1.26.8" }, nil},
+		"older patch":              {func(f *Function) { f.GoVersion = "go1.26.2" }, []string{"toolchain-outdated"}},
+		"unsupported minor":        {func(f *Function) { f.GoVersion = "go1.24.9" }, []string{"toolchain-outdated"}},
+		"a newer toolchain":        {func(f *Function) { f.GoVersion = "go1.27.0" }, nil},
+		"not Go":                   {func(f *Function) { f.GoVersion = "" }, nil},
+		"secret in module":         {func(f *Function) { f.ModuleSecrets = []string{"an AWS access key id at data offset 0x10"} }, []string{"secret-in-module"}},
 		"public without schema":    {func(f *Function) { f.Manifest.Input.Schema = "" }, []string{"public-no-schema"}},
 		"GET only needs no schema": {func(f *Function) { f.Manifest.Input.Schema = ""; f.Manifest.HTTP.Methods = []string{"GET"} }, nil},
 		"public unbounded": {func(f *Function) {
