@@ -13,13 +13,24 @@ import (
 
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/sdkcopy"
 )
 
 func newNewCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var command bool
+	cmd := &cobra.Command{
 		Use:   "new NAME",
-		Short: "Write a new Go function (an http.Handler served by net/http/cgi) in folder NAME",
-		Args:  cobra.ExactArgs(1),
+		Short: "Write a new Go function in folder NAME: a reactor on the SDK (the fast path), or with --command a net/http/cgi command",
+		Long: `Write a new Go function in folder NAME: main.go, moat.yaml and go.mod.
+
+By default the function is a reactor on the Go SDK: Moat initialises it once
+at deploy and serves each request from a fresh copy of that snapshot, many
+times cheaper than a command. The SDK is laid beside it in NAME/moat-sdk,
+from the copy this moat binary carries, and go.mod points at it with a
+replace directive: the function builds with nothing but Go, offline, anywhere.
+
+With --command it is a plain net/http/cgi command: only the standard library.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := filepath.Base(args[0])
 			if !manifest.ValidName(name) {
@@ -36,20 +47,36 @@ func newNewCmd(e *env) *cobra.Command {
 			}
 			files := map[string]string{
 				"go.mod":    "module " + name + "\n\ngo 1.24\n",
-				"main.go":   newMain,
+				"main.go":   newCommandMain,
 				"moat.yaml": fmt.Sprintf(newManifest, name, name),
+			}
+			made := "main.go, moat.yaml, go.mod"
+			if !command {
+				files["main.go"] = newReactorMain
+				files["go.mod"] = fmt.Sprintf("module %s\n\ngo %s\n\nrequire %s v0.0.0\n\n// The SDK this moat binary carries, laid beside the function by moat new.\nreplace %s => ./%s\n",
+					name, sdkcopy.GoVersion(), sdkcopy.Module, sdkcopy.Module, sdkDir)
+				if err := sdkcopy.WriteTo(filepath.Join(dir, sdkDir)); err != nil {
+					return fmt.Errorf("the SDK: %w", err)
+				}
+				made += ", " + sdkDir + "/ (the SDK)"
 			}
 			for f, body := range files {
 				if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
 					return err
 				}
 			}
-			return e.print(map[string]string{"created": dir}, func(w io.Writer) {
-				fmt.Fprintf(w, "created %s: main.go, moat.yaml, go.mod\nnext: moat build %s && moat deploy %s\n", dir, dir, dir)
+			kind := map[bool]string{false: "reactor", true: "command"}[command]
+			return e.print(map[string]string{"created": dir, "kind": kind}, func(w io.Writer) {
+				fmt.Fprintf(w, "created %s (a %s): %s\nnext: moat build %s && moat deploy %s\n", dir, kind, made, dir, dir)
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&command, "command", false, "write a plain net/http/cgi command (standard library only) instead of an SDK reactor")
+	return cmd
 }
+
+// sdkDir is where moat new lays the SDK in a new function's folder.
+const sdkDir = "moat-sdk"
 
 func newBuildCmd(e *env) *cobra.Command {
 	return &cobra.Command{
@@ -70,7 +97,35 @@ func newBuildCmd(e *env) *cobra.Command {
 	}
 }
 
-const newMain = `// Command is a Moat function: a plain http.Handler, served over CGI.
+const newReactorMain = `// Command is a Moat function: an http.Handler registered with the Moat SDK.
+// Built as a reactor, Moat runs init once at deploy and serves each request
+// from a fresh copy of the memory it left: do the work that does not depend
+// on the request here (parse templates, build tables), never per-request
+// randomness or secrets (docs/functions.md).
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/moatfn/moat/sdk/fn"
+)
+
+func init() { fn.HandleFunc(handle) } // register in init: a reactor never runs main
+
+func main() { fn.Main() } // serves the one request when built as a command
+
+func handle(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = "world"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"greeting": "hello, " + name})
+}
+`
+
+const newCommandMain = `// Command is a Moat function: a plain http.Handler, served over CGI.
 package main
 
 import (

@@ -155,11 +155,32 @@ func TestAuthorDeployInvoke(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	work := t.TempDir()
 	fn := filepath.Join(work, "greeter")
-	s.mustMoat(t, "new", fn)
+	// As a new user outside this repository: no module download, no
+	// network, no workspace; the SDK comes from the moat binary.
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOWORK", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	if out := s.mustMoat(t, "new", fn); !strings.Contains(out, "a reactor") {
+		t.Fatalf("new: %q", out)
+	}
 	s.mustMoat(t, "build", fn)
+	if wasm, err := os.ReadFile(filepath.Join(fn, "greeter.wasm")); err != nil || !bytes.Contains(wasm, []byte("moat_handle")) {
+		t.Fatalf("moat new did not make a reactor (%v)", err)
+	}
 	if out := s.mustMoat(t, "deploy", fn); !strings.Contains(out, "deployed greeter version") {
 		t.Fatalf("deploy output: %q", out)
 	}
+	// The command kind, for those who want only the standard library.
+	cgiFn := filepath.Join(work, "plain")
+	s.mustMoat(t, "new", "--command", cgiFn)
+	s.mustMoat(t, "deploy", "--build", cgiFn)
+	if wasm, err := os.ReadFile(filepath.Join(cgiFn, "plain.wasm")); err != nil || bytes.Contains(wasm, []byte("moat_handle")) {
+		t.Fatal("moat new --command did not make a command")
+	}
+	if out := s.mustMoat(t, "invoke", "plain", "--path", "/?name=cgi"); !strings.Contains(out, `"greeting":"hello, cgi"`) {
+		t.Fatalf("invoke plain: %q", out)
+	}
+	s.mustMoat(t, "rm", "plain")
 	if out := s.mustMoat(t, "invoke", "greeter", "--path", "/?name=moat"); !strings.Contains(out, `"greeting":"hello, moat"`) {
 		t.Fatalf("invoke output: %q", out)
 	}
