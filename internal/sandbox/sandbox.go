@@ -165,6 +165,14 @@ type Module struct {
 // and served from that snapshot (docs/snapshots.md); an *InitError reports
 // an initialisation that failed.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []string) (*Module, error) {
+	return r.CompileInit(ctx, wasm, memory, env, nil)
+}
+
+// CompileInit is Compile for a reactor that reads initInput on its stdin
+// during _initialize, at deploy: how one runtime module (the JavaScript
+// runtime) is handed each function's script, and keeps it evaluated in
+// the snapshot. A command ignores it.
+func (r *Runtime) CompileInit(ctx context.Context, wasm []byte, memory int64, env []string, initInput []byte) (*Module, error) {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return nil, fmt.Errorf("%w: not WebAssembly (no \\0asm magic)", ErrInvalidModule)
 	}
@@ -216,7 +224,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte, memory int64, env []
 	}
 	switch {
 	case prep != nil && reactor:
-		if m.snap, err = takeSnapshot(ctx, rt, m.compiled, prep, env, memory); err != nil {
+		if m.snap, err = takeSnapshot(ctx, rt, m.compiled, prep, env, memory, initInput); err != nil {
 			m.compiled.Close(ctx)
 			return nil, err
 		}

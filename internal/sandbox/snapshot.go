@@ -43,14 +43,14 @@ type snapshot struct {
 // takeSnapshot runs _initialize in an instance whose memory starts as the
 // data segments set it, then keeps its memory and globals. env is the
 // function's declared environment; the request's variables come per call.
-func takeSnapshot(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, prep *prepared, env []string, memory int64) (*snapshot, error) {
+func takeSnapshot(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, prep *prepared, env []string, memory int64, stdin []byte) (*snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, InitTimeout)
 	defer cancel()
 	logw := &lineWriter{maxBytes: 64 << 10, maxLines: 100}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithArgs("moat").
 		WithRandSource(rand.Reader).WithSysWalltime().WithSysNanotime().
-		WithStdout(io.Discard).WithStderr(logw).
+		WithStdin(bytes.NewReader(stdin)).WithStdout(io.Discard).WithStderr(logw).
 		WithNanosleep(func(ns int64) { sleep(ctx, ns) })
 	mem := &heapMemory{buf: bytes.Clone(prep.image)}
 	runCtx := withEnviron(experimental.WithMemoryAllocator(ctx, fixedAllocator{mem}), newEnviron(env))

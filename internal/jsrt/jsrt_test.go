@@ -1,0 +1,184 @@
+package jsrt
+
+import (
+	"context"
+	"errors"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatfn/moat/internal/cgi"
+	"github.com/moatfn/moat/internal/sandbox"
+	"github.com/moatfn/moat/internal/testwasm"
+)
+
+// runtimeModule builds the runtime from runtime/, as the node's embedded
+// copy is built.
+func runtimeModule(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(testwasm.BuildDir(t, "runtime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newSandbox(t testing.TB) *sandbox.Runtime {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = t.TempDir()
+	}
+	r, err := sandbox.New(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), filepath.Join(cache, "moat-testwasm", "wazero"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+// script is a bundle as moat build makes one: the module's exports in
+// __moat_module.
+func script(body string) []byte {
+	return []byte("var __moat_module = (() => {\n" + body + "\n})();\n")
+}
+
+func run(t *testing.T, m *sandbox.Module, method, path, query string, body string, header ...string) *cgi.Response {
+	t.Helper()
+	env := []string{"REQUEST_METHOD=" + method, "PATH_INFO=" + path, "SERVER_PROTOCOL=HTTP/1.1", "QUERY_STRING=" + query,
+		"SERVER_NAME=fn.example", "SERVER_PORT=80", "HTTP_HOST=fn.example", "CONTENT_LENGTH=" + itoa(len(body))}
+	env = append(env, header...)
+	res, err := m.Run(context.Background(), &sandbox.Request{Args: []string{"js"}, Env: env, Stdin: []byte(body),
+		Timeout: 5 * time.Second, MaxOut: 1 << 20, MaxLog: 64 << 10, MaxLines: 100})
+	if err != nil {
+		t.Fatalf("%s %s: %v (log %q)", method, path, err, res.Log)
+	}
+	resp, err := cgi.ParseResponse(res.Stdout)
+	if err != nil {
+		t.Fatalf("%s %s: %v in %q", method, path, err, res.Stdout)
+	}
+	return resp
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestRuntimeServesFetch(t *testing.T) {
+	r := newSandbox(t)
+	wasm := runtimeModule(t)
+	start := time.Now()
+	m, err := r.CompileInit(context.Background(), wasm, 128<<20, nil, script(`
+let evaluated = 0; evaluated++;
+let count = 0;
+return { default: {
+  async fetch(request, env) {
+    count++;
+    const url = new URL(request.url);
+    if (url.pathname === "/state") return Response.json({ count, evaluated });
+    if (url.pathname === "/echo") {
+      const body = await request.json();
+      return Response.json({ method: request.method, got: body, type: request.headers.get("content-type"), q: url.searchParams.get("q") });
+    }
+    if (url.pathname === "/apis") {
+      const a = new Uint8Array(16); crypto.getRandomValues(a);
+      return Response.json({
+        text: new TextDecoder().decode(new TextEncoder().encode("héllo")),
+        b64: btoa("hi"), unb64: atob("aGk="), uuid: crypto.randomUUID(), nonzero: a.some((x) => x !== 0),
+        params: new URLSearchParams({a: "1 2", b: "&"}).toString(), rel: new URL("../x?y=1", "https://h.example/a/b/c").href,
+      });
+    }
+    if (url.pathname === "/headers") return new Response("made", { status: 201, headers: { "x-one": "1", "content-type": "text/plain" } });
+    if (url.pathname === "/throw") throw new Error("on purpose");
+    if (url.pathname === "/reject") return Promise.reject(new TypeError("rejected on purpose"));
+    if (url.pathname === "/notresponse") return { status: 200 };
+    if (url.pathname === "/log") { console.log("hello", { a: 1 }); console.error("bad"); return new Response("logged"); }
+    return new Response("not found", { status: 404 });
+  }
+}};`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compile and initialise: %v", time.Since(start))
+	if !m.Snapshot() {
+		t.Fatal("not served from a snapshot")
+	}
+	// Fresh state per request: the count the handler bumps is 1 each time,
+	// the module was evaluated once, at initialisation.
+	for range 3 {
+		resp := run(t, m, "GET", "/state", "", "")
+		var got map[string]float64
+		json.Unmarshal(resp.Body, &got)
+		if got["count"] != 1 || got["evaluated"] != 1 {
+			t.Fatalf("state: %s", resp.Body)
+		}
+	}
+	resp := run(t, m, "POST", "/echo", "q=x%20y", `{"name":"Carole"}`, "CONTENT_TYPE=application/json")
+	if got := string(resp.Body); !strings.Contains(got, `"method":"POST"`) || !strings.Contains(got, `"got":{"name":"Carole"}`) ||
+		!strings.Contains(got, `"type":"application/json"`) || !strings.Contains(got, `"q":"x y"`) {
+		t.Fatalf("echo: %s", got)
+	}
+	resp = run(t, m, "GET", "/apis", "", "")
+	var apis map[string]any
+	if err := json.Unmarshal(resp.Body, &apis); err != nil {
+		t.Fatalf("apis: %s", resp.Body)
+	}
+	if apis["text"] != "héllo" || apis["b64"] != "aGk=" || apis["unb64"] != "hi" || apis["nonzero"] != true ||
+		apis["params"] != "a=1+2&b=%26" || apis["rel"] != "https://h.example/a/x?y=1" || len(apis["uuid"].(string)) != 36 {
+		t.Fatalf("apis: %s", resp.Body)
+	}
+	resp = run(t, m, "GET", "/headers", "", "")
+	if resp.Status != 201 || resp.Header.Get("X-One") != "1" || string(resp.Body) != "made" {
+		t.Fatalf("headers: %d %v %q", resp.Status, resp.Header, resp.Body)
+	}
+	for _, p := range []string{"/throw", "/reject", "/notresponse"} {
+		if resp := run(t, m, "GET", p, "", ""); resp.Status != 500 || !strings.Contains(string(resp.Body), "the function failed") {
+			t.Errorf("%s: %d %s", p, resp.Status, resp.Body)
+		}
+	}
+}
+
+// TestRuntimeRefusesBadScripts: a script that cannot serve is refused at
+// deploy, saying why.
+func TestRuntimeRefusesBadScripts(t *testing.T) {
+	r := newSandbox(t)
+	wasm := runtimeModule(t)
+	for name, c := range map[string]struct {
+		src  []byte
+		want string
+	}{
+		"empty":          {nil, "no script"},
+		"syntax":         {[]byte("var __moat_module = {{{"), "evaluating the script"},
+		"no module":      {[]byte("var x = 1;"), "defines no module"},
+		"no default":     {script("return {};"), "no default export"},
+		"no fetch":       {script("return {default: {}};"), "no fetch method"},
+		"throws at init": {script("throw new Error('init failed on purpose');"), "init failed on purpose"},
+	} {
+		_, err := r.CompileInit(context.Background(), wasm, 128<<20, nil, c.src)
+		var ie *sandbox.InitError
+		if !errors.As(err, &ie) || !strings.Contains(strings.Join(ie.Log, "\n"), c.want) {
+			t.Errorf("%s: %v, want an init error saying %q", name, err, c.want)
+		}
+	}
+}
+
+func BenchmarkRuntimeFetch(b *testing.B) {
+	r := newSandbox(b)
+	m, err := r.CompileInit(context.Background(), runtimeModule(b), 128<<20, nil,
+		script(`return {default: {fetch(request) { const u = new URL(request.url); return Response.json({sum: Number(u.searchParams.get("a")) + Number(u.searchParams.get("b"))}); }}};`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &sandbox.Request{Args: []string{"js"}, Env: []string{"REQUEST_METHOD=GET", "PATH_INFO=/sum", "QUERY_STRING=a=1&b=2", "SERVER_PROTOCOL=HTTP/1.1",
+		"SERVER_NAME=fn.example", "SERVER_PORT=80", "HTTP_HOST=fn.example"}, Timeout: 5 * time.Second, MaxOut: 1 << 20, MaxLog: 64 << 10, MaxLines: 100}
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := m.Run(context.Background(), req)
+		if err != nil || !strings.Contains(string(res.Stdout), `{"sum":3}`) {
+			b.Fatalf("%v %q", err, res.Stdout)
+		}
+	}
+}

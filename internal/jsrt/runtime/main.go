@@ -1,0 +1,243 @@
+// Command runtime is Moat's JavaScript runtime: a Go reactor on the SDK
+// that embeds the goja engine. At deploy, its initialisation reads the
+// function's bundled script from stdin, evaluates it and keeps its default
+// export; the snapshot taken then holds the engine warm and the module
+// evaluated, so each request runs only the handler, in a fresh copy of
+// that memory (docs/javascript.md).
+//
+// The programming model is the Workers one: the script's default export
+// has fetch(request, env), which returns a Response or a promise of one.
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/dop251/goja"
+
+	"github.com/moatfn/moat/sdk/fn"
+)
+
+//go:embed prelude.js
+var prelude string
+
+// maxScript bounds the bundled script read at initialisation.
+const maxScript = 16 << 20
+
+var (
+	vm      *goja.Runtime
+	fetch   goja.Callable // the default export's fetch
+	handler goja.Value    // the default export, this of fetch
+	env     goja.Value
+)
+
+func init() {
+	if err := load(); err != nil {
+		// Refused at deploy, with the reason in the deploy's answer.
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fn.HandleFunc(handle)
+}
+
+func main() { fn.Main() }
+
+// load evaluates the prelude and the function's script.
+func load() error {
+	src, err := io.ReadAll(io.LimitReader(os.Stdin, maxScript+1))
+	if err != nil {
+		return fmt.Errorf("reading the script: %w", err)
+	}
+	if len(src) > maxScript {
+		return fmt.Errorf("the script is over %d bytes", maxScript)
+	}
+	if len(src) == 0 {
+		return errors.New("no script: a JavaScript function's bundle is handed to the runtime at deploy")
+	}
+	vm = goja.New()
+	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
+	installNatives(vm)
+	if _, err := vm.RunScript("moat:prelude", prelude); err != nil {
+		return fmt.Errorf("prelude: %w", err)
+	}
+	if _, err := vm.RunScript("index.js", string(src)); err != nil {
+		return fmt.Errorf("evaluating the script: %w", err)
+	}
+	mod := vm.Get("__moat_module")
+	if mod == nil || goja.IsUndefined(mod) || goja.IsNull(mod) {
+		return errors.New("the script defines no module: build it with moat build")
+	}
+	def := mod.ToObject(vm).Get("default")
+	if def == nil || goja.IsUndefined(def) || goja.IsNull(def) {
+		return errors.New("the script has no default export: export default { fetch(request, env) { ... } }")
+	}
+	f, ok := goja.AssertFunction(def.ToObject(vm).Get("fetch"))
+	if !ok {
+		return errors.New("the default export has no fetch method: export default { fetch(request, env) { ... } }")
+	}
+	fetch, handler = f, def
+	env = vm.Get("__moat_env")
+	return nil
+}
+
+func handle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	req, err := newRequest(r, body)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out, err := fetch(handler, req, env)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	res, err := settle(out)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := writeResponse(w, res); err != nil {
+		fail(w, err)
+	}
+}
+
+// settle unwraps a promise: the job queue has run when the call returned,
+// so a promise the handler returned is settled unless it waits on
+// something that never comes (there is no event loop to wait on).
+func settle(v goja.Value) (goja.Value, error) {
+	p, ok := v.Export().(*goja.Promise)
+	if !ok {
+		return v, nil
+	}
+	switch p.State() {
+	case goja.PromiseStateFulfilled:
+		return p.Result(), nil
+	case goja.PromiseStateRejected:
+		return nil, rejection(p.Result())
+	}
+	return nil, errors.New("fetch returned a promise that never settled: nothing here resolves it later (there are no timers)")
+}
+
+// rejection is the error of a rejected promise: its reason, with the
+// stack when it is an Error.
+func rejection(reason goja.Value) error {
+	if reason == nil {
+		return errors.New("rejected")
+	}
+	if o, ok := reason.(*goja.Object); ok {
+		if st := o.Get("stack"); st != nil && !goja.IsUndefined(st) {
+			return errors.New(st.String())
+		}
+	}
+	return errors.New(reason.String())
+}
+
+// fail answers 500 with the error, and logs it with the stack.
+func fail(w http.ResponseWriter, err error) {
+	msg := err.Error()
+	var ex *goja.Exception
+	if errors.As(err, &ex) && ex.Value() != nil {
+		msg = ex.String()
+	}
+	fmt.Fprintln(os.Stderr, "uncaught:", msg)
+	first, _, _ := strings.Cut(msg, "\n")
+	http.Error(w, "the function failed: "+first, http.StatusInternalServerError)
+}
+
+// newRequest makes the JS Request of r.
+func newRequest(r *http.Request, body []byte) (goja.Value, error) {
+	scheme := "http"
+	if r.TLS != nil || os.Getenv("HTTPS") == "on" {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	url := scheme + "://" + host + r.URL.RequestURI()
+	var headers [][2]string
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			headers = append(headers, [2]string{strings.ToLower(k), v})
+		}
+	}
+	ctor, ok := goja.AssertConstructor(vm.Get("Request"))
+	if !ok {
+		return nil, errors.New("no Request")
+	}
+	init := vm.NewObject()
+	init.Set("method", r.Method)
+	pairs := make([]any, len(headers))
+	for i, h := range headers {
+		pairs[i] = []any{h[0], h[1]}
+	}
+	init.Set("headers", vm.ToValue(pairs))
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		init.Set("body", vm.NewArrayBuffer(body))
+	}
+	obj, err := ctor(nil, vm.ToValue(url), init)
+	if err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// writeResponse writes a JS Response.
+func writeResponse(w http.ResponseWriter, v goja.Value) error {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return errors.New("fetch returned nothing: return a Response")
+	}
+	o := v.ToObject(vm)
+	if r := o.Get("__moat_response"); r == nil || !r.ToBoolean() {
+		return fmt.Errorf("fetch returned %s, not a Response", v.String())
+	}
+	status := 0
+	if st := o.Get("status"); st != nil {
+		status = int(st.ToInteger())
+	}
+	if status < 200 || status > 599 {
+		return fmt.Errorf("a Response's status must be 200 to 599, not %d", status)
+	}
+	h := w.Header()
+	var pairs []any
+	if hs := o.Get("__moat_headers"); hs != nil {
+		pairs, _ = hs.Export().([]any)
+	}
+	for _, p := range pairs {
+		kv, _ := p.([]any)
+		if len(kv) == 2 {
+			h.Add(fmt.Sprint(kv[0]), fmt.Sprint(kv[1]))
+		}
+	}
+	body := bytesOf(o.Get("__moat_body"))
+	w.WriteHeader(status)
+	_, err := w.Write(body)
+	return err
+}
+
+// bytesOf reads a body the prelude made: a string, an ArrayBuffer or a
+// typed array; anything else is empty.
+func bytesOf(v goja.Value) []byte {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil
+	}
+	switch x := v.Export().(type) {
+	case string:
+		return []byte(x)
+	case goja.ArrayBuffer:
+		return x.Bytes()
+	case []byte:
+		return x
+	}
+	return []byte(v.String())
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/dop251/goja"
+
+	"github.com/moatfn/moat/sdk/fn"
+)
+
+// installNatives defines what the prelude builds the web APIs on: the
+// parts that need Go (bytes, randomness, URL parsing) and the host calls.
+func installNatives(vm *goja.Runtime) {
+	n := vm.NewObject()
+	set := func(name string, f func(goja.FunctionCall) goja.Value) { n.Set(name, f) }
+	throw := func(format string, args ...any) { panic(vm.NewTypeError(fmt.Sprintf(format, args...))) }
+	bytesArg := func(v goja.Value) []byte {
+		switch x := v.Export().(type) {
+		case goja.ArrayBuffer:
+			return x.Bytes()
+		case []byte:
+			return x
+		case string:
+			return []byte(x)
+		}
+		if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+			return nil
+		}
+		return []byte(v.String())
+	}
+	buffer := func(b []byte) goja.Value { return vm.ToValue(vm.NewArrayBuffer(b)) }
+	set("encode", func(c goja.FunctionCall) goja.Value { return buffer([]byte(c.Argument(0).String())) })
+	set("decode", func(c goja.FunctionCall) goja.Value {
+		b := bytesArg(c.Argument(0))
+		if c.Argument(1).ToBoolean() && !utf8.Valid(b) {
+			throw("TextDecoder: the data is not valid UTF-8")
+		}
+		return vm.ToValue(strings.ToValidUTF8(string(b), "\uFFFD"))
+	})
+	set("random", func(c goja.FunctionCall) goja.Value {
+		n := c.Argument(0).ToInteger()
+		if n < 0 || n > 65536 {
+			panic(vm.NewGoError(errors.New("QuotaExceededError: getRandomValues takes at most 65536 bytes")))
+		}
+		b := make([]byte, n)
+		rand.Read(b)
+		return buffer(b)
+	})
+	set("uuid", func(goja.FunctionCall) goja.Value { return vm.ToValue(uuid4()) })
+	set("atob", func(c goja.FunctionCall) goja.Value {
+		s := strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\n' || r == '\f' || r == '\r' {
+				return -1
+			}
+			return r
+		}, c.Argument(0).String())
+		if len(s)%4 != 0 {
+			s += strings.Repeat("=", 4-len(s)%4)
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			panic(vm.NewGoError(errors.New("InvalidCharacterError: atob: not base64")))
+		}
+		runes := make([]rune, len(b))
+		for i, c := range b {
+			runes[i] = rune(c)
+		}
+		return vm.ToValue(string(runes))
+	})
+	set("btoa", func(c goja.FunctionCall) goja.Value {
+		s := c.Argument(0).String()
+		b := make([]byte, 0, len(s))
+		for _, r := range s {
+			if r > 0xff {
+				panic(vm.NewGoError(errors.New("InvalidCharacterError: btoa: a character outside Latin-1")))
+			}
+			b = append(b, byte(r))
+		}
+		return vm.ToValue(base64.StdEncoding.EncodeToString(b))
+	})
+	set("log", func(c goja.FunctionCall) goja.Value {
+		fmt.Fprintln(os.Stderr, c.Argument(0).String())
+		return goja.Undefined()
+	})
+	set("parseURL", func(c goja.FunctionCall) goja.Value {
+		raw := c.Argument(0).String()
+		var u *url.URL
+		var err error
+		if b := c.Argument(1); !goja.IsUndefined(b) && !goja.IsNull(b) {
+			var base *url.URL
+			if base, err = url.Parse(b.String()); err == nil && base.IsAbs() {
+				u, err = base.Parse(raw)
+			} else if err == nil {
+				err = errors.New("the base is not an absolute URL")
+			}
+		} else {
+			u, err = url.Parse(raw)
+			if err == nil && !u.IsAbs() {
+				err = errors.New("not an absolute URL")
+			}
+		}
+		if err != nil {
+			throw("Invalid URL %q: %v", raw, err)
+		}
+		o := vm.NewObject()
+		o.Set("protocol", u.Scheme+":")
+		o.Set("username", u.User.Username())
+		pw, _ := u.User.Password()
+		o.Set("password", pw)
+		o.Set("hostname", u.Hostname())
+		o.Set("port", u.Port())
+		path := u.EscapedPath()
+		if path == "" && (u.Scheme == "http" || u.Scheme == "https") {
+			path = "/"
+		}
+		o.Set("pathname", path)
+		if u.RawQuery != "" || u.ForceQuery {
+			o.Set("search", "?"+u.RawQuery)
+		} else {
+			o.Set("search", "")
+		}
+		if u.Fragment != "" {
+			o.Set("hash", "#"+u.EscapedFragment())
+		} else {
+			o.Set("hash", "")
+		}
+		return o
+	})
+	// Capabilities: the SDK's host calls, checked by the node against the
+	// manifest's grants. Each answers {ok, value} or {error, code}.
+	result := func(v any, err error) goja.Value {
+		o := vm.NewObject()
+		if err != nil {
+			o.Set("error", err.Error())
+			var fe *fn.Error
+			if errors.As(err, &fe) {
+				o.Set("code", fe.Code.String())
+			}
+			return o
+		}
+		o.Set("ok", true)
+		o.Set("value", v)
+		return o
+	}
+	set("kvGet", func(c goja.FunctionCall) goja.Value {
+		v, rev, err := fn.KV(c.Argument(0).String()).Get(c.Argument(1).String())
+		if err != nil {
+			return result(nil, err)
+		}
+		return result(map[string]any{"value": vm.NewArrayBuffer(v), "revision": rev}, nil)
+	})
+	set("kvPut", func(c goja.FunctionCall) goja.Value {
+		rev, err := fn.KV(c.Argument(0).String()).Put(c.Argument(1).String(), bytesArg(c.Argument(2)))
+		return result(rev, err)
+	})
+	set("kvDelete", func(c goja.FunctionCall) goja.Value {
+		return result(nil, fn.KV(c.Argument(0).String()).Delete(c.Argument(1).String()))
+	})
+	set("kvKeys", func(c goja.FunctionCall) goja.Value {
+		keys, err := fn.KV(c.Argument(0).String()).Keys(c.Argument(1).String())
+		return result(keys, err)
+	})
+	set("secret", func(c goja.FunctionCall) goja.Value {
+		v, err := fn.Secret(c.Argument(0).String())
+		return result(v, err)
+	})
+	vm.Set("__moat_native", n)
+}
+
+// uuid4 is a random (version 4) UUID.
+func uuid4() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,220 @@
+// The web APIs of Moat's JavaScript runtime, on the Go natives of
+// __moat_native. Evaluated once at deploy, before the function's script.
+"use strict";
+(function (g) {
+  const N = g.__moat_native;
+  delete g.__moat_native;
+
+  const toBytes = (b) => {
+    if (b === undefined || b === null) return new Uint8Array(0);
+    if (typeof b === "string") return new Uint8Array(N.encode(b));
+    if (b instanceof ArrayBuffer) return new Uint8Array(b.slice(0));
+    if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    if (b instanceof URLSearchParams) return new Uint8Array(N.encode(b.toString()));
+    throw new TypeError("a body must be a string, an ArrayBuffer, a typed array or URLSearchParams");
+  };
+
+  class TextEncoder {
+    get encoding() { return "utf-8"; }
+    encode(s = "") { return new Uint8Array(N.encode(String(s))); }
+  }
+  class TextDecoder {
+    constructor(label = "utf-8", opts = {}) {
+      if (!/^utf-?8$/i.test(label)) throw new RangeError("TextDecoder: only utf-8");
+      this.fatal = !!opts.fatal;
+    }
+    get encoding() { return "utf-8"; }
+    decode(b) {
+      if (b === undefined) return "";
+      return N.decode(b instanceof ArrayBuffer ? b : toBytes(b).buffer, this.fatal);
+    }
+  }
+
+  const normName = (n) => {
+    n = String(n).toLowerCase();
+    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(n)) throw new TypeError("invalid header name: " + n);
+    return n;
+  };
+  const normValue = (v) => {
+    v = String(v).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    if (/[\0\r\n]/.test(v)) throw new TypeError("invalid header value");
+    return v;
+  };
+  class Headers {
+    constructor(init) {
+      this._h = [];
+      if (init instanceof Headers) init = init.entries();
+      if (init && typeof init[Symbol.iterator] === "function") {
+        for (const [k, v] of init) this.append(k, v);
+      } else if (init) {
+        for (const k of Object.keys(init)) this.append(k, init[k]);
+      }
+    }
+    append(k, v) { this._h.push([normName(k), normValue(v)]); }
+    set(k, v) { k = normName(k); this.delete(k); this._h.push([k, normValue(v)]); }
+    delete(k) { k = normName(k); this._h = this._h.filter((p) => p[0] !== k); }
+    get(k) {
+      k = normName(k);
+      const vs = this._h.filter((p) => p[0] === k).map((p) => p[1]);
+      return vs.length ? vs.join(", ") : null;
+    }
+    has(k) { k = normName(k); return this._h.some((p) => p[0] === k); }
+    forEach(f, self) { for (const [k, v] of this.entries()) f.call(self, v, k, this); }
+    *entries() {
+      const names = [...new Set(this._h.map((p) => p[0]))].sort();
+      for (const n of names) yield [n, this.get(n)];
+    }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+  }
+
+  class URLSearchParams {
+    constructor(init = "") {
+      this._p = [];
+      if (typeof init === "string") {
+        for (const part of init.replace(/^\?/, "").split("&")) {
+          if (!part) continue;
+          const i = part.indexOf("=");
+          const dec = (s) => decodeURIComponent(s.replace(/\+/g, " "));
+          this._p.push(i < 0 ? [dec(part), ""] : [dec(part.slice(0, i)), dec(part.slice(i + 1))]);
+        }
+      } else if (init && typeof init[Symbol.iterator] === "function") {
+        for (const [k, v] of init) this._p.push([String(k), String(v)]);
+      } else if (init) {
+        for (const k of Object.keys(init)) this._p.push([k, String(init[k])]);
+      }
+    }
+    append(k, v) { this._p.push([String(k), String(v)]); }
+    set(k, v) { this.delete(k); this.append(k, v); }
+    delete(k) { this._p = this._p.filter((p) => p[0] !== String(k)); }
+    get(k) { const p = this._p.find((p) => p[0] === String(k)); return p ? p[1] : null; }
+    getAll(k) { return this._p.filter((p) => p[0] === String(k)).map((p) => p[1]); }
+    has(k) { return this._p.some((p) => p[0] === String(k)); }
+    forEach(f, self) { for (const [k, v] of this._p) f.call(self, v, k, this); }
+    *entries() { yield* this._p.map((p) => [p[0], p[1]]); }
+    *keys() { for (const [k] of this._p) yield k; }
+    *values() { for (const [, v] of this._p) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() {
+      const enc = (s) => encodeURIComponent(s).replace(/%20/g, "+");
+      return this._p.map(([k, v]) => enc(k) + "=" + enc(v)).join("&");
+    }
+  }
+
+  class URL {
+    constructor(url, base) {
+      const u = N.parseURL(String(url), base === undefined ? undefined : String(base));
+      Object.assign(this, u);
+      this.searchParams = new URLSearchParams(this.search);
+    }
+    get host() { return this.hostname + (this.port ? ":" + this.port : ""); }
+    get origin() { return this.protocol + "//" + this.host; }
+    get href() {
+      const q = this.searchParams.toString();
+      const auth = this.username ? this.username + (this.password ? ":" + this.password : "") + "@" : "";
+      return this.protocol + "//" + auth + this.host + this.pathname + (q ? "?" + q : "") + this.hash;
+    }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+  }
+
+  class Body {
+    _init(body) { this._body = body === undefined || body === null ? null : toBytes(body); this.bodyUsed = false; }
+    _take() {
+      if (this.bodyUsed) throw new TypeError("the body has been read already");
+      this.bodyUsed = true;
+      return this._body || new Uint8Array(0);
+    }
+    get body() { return this._body; }
+    async arrayBuffer() { const b = this._take(); return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); }
+    async text() { return new TextDecoder().decode(this._take()); }
+    async json() { return JSON.parse(await this.text()); }
+  }
+
+  class Request extends Body {
+    constructor(input, init = {}) {
+      super();
+      const from = input instanceof Request ? input : null;
+      this.url = from ? from.url : new URL(String(input)).href;
+      this.method = String(init.method || (from && from.method) || "GET").toUpperCase();
+      this.headers = new Headers(init.headers || (from && from.headers) || undefined);
+      const body = init.body !== undefined ? init.body : from ? from._body : null;
+      if (body !== null && body !== undefined && (this.method === "GET" || this.method === "HEAD")) {
+        throw new TypeError("a GET or HEAD request has no body");
+      }
+      this._init(body);
+    }
+    clone() { return new Request(this); }
+  }
+
+  class Response extends Body {
+    constructor(body = null, init = {}) {
+      super();
+      this.status = init.status === undefined ? 200 : Number(init.status) | 0;
+      if (this.status < 200 || this.status > 599) throw new RangeError("a Response's status must be 200 to 599");
+      this.statusText = String(init.statusText || "");
+      this.headers = new Headers(init.headers);
+      if (typeof body === "string" && !this.headers.has("content-type")) this.headers.set("content-type", "text/plain;charset=UTF-8");
+      if (body instanceof URLSearchParams && !this.headers.has("content-type")) this.headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+      this._init(body);
+    }
+    get ok() { return this.status >= 200 && this.status < 300; }
+    get __moat_response() { return true; }
+    get __moat_headers() { return this.headers._h.map((p) => [p[0], p[1]]); }
+    get __moat_body() { const b = this._body; return b ? b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) : null; }
+    static json(data, init = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return new Response(JSON.stringify(data), Object.assign({}, init, { headers }));
+    }
+    static redirect(url, status = 302) {
+      return new Response(null, { status, headers: { location: new URL(String(url)).href } });
+    }
+  }
+
+  const crypto = {
+    getRandomValues(a) {
+      if (!ArrayBuffer.isView(a) || a instanceof Float32Array || a instanceof Float64Array) throw new TypeError("getRandomValues takes an integer typed array");
+      const r = new Uint8Array(N.random(a.byteLength));
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(r);
+      return a;
+    },
+    randomUUID() { return N.uuid(); },
+  };
+
+  const fmt = (args) => args.map((a) => {
+    if (typeof a === "string") return a;
+    if (a instanceof Error) return a.stack || String(a);
+    try { return JSON.stringify(a); } catch (e) { return String(a); }
+  }).join(" ");
+  const console = {};
+  for (const level of ["log", "info", "warn", "error", "debug"]) {
+    console[level] = (...args) => N.log((level === "log" ? "" : level.toUpperCase() + " ") + fmt(args));
+  }
+
+  // env: the function's capabilities, each a host call the node checks
+  // against the manifest's grants. A refusal is a rejected promise.
+  const call = (r) => (r.ok ? Promise.resolve(r.value) : Promise.reject(Object.assign(new Error(r.error), { code: r.code })));
+  const bucket = (name) => Object.freeze({
+    get: (key, type = "text") => {
+      const r = N.kvGet(name, String(key));
+      if (r.code === "not found") return Promise.resolve(null);
+      return call(r).then((v) => (type === "arrayBuffer" ? v.value : type === "json" ? JSON.parse(new TextDecoder().decode(v.value)) : new TextDecoder().decode(v.value)));
+    },
+    put: (key, value) => call(N.kvPut(name, String(key), typeof value === "string" ? value : toBytes(value).buffer)).then(() => undefined),
+    delete: (key) => call(N.kvDelete(name, String(key))).then(() => undefined),
+    list: (prefix = "") => call(N.kvKeys(name, String(prefix))).then((keys) => ({ keys: (keys || []).map((k) => ({ name: k })) })),
+  });
+  const KV = new Proxy({}, {
+    get: (_, name) => (typeof name === "string" ? bucket(name) : undefined),
+  });
+  const env = Object.freeze({
+    KV,
+    secrets: Object.freeze({ get: (name) => call(N.secret(String(name))) }),
+  });
+
+  Object.assign(g, { TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
+    atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
+  Object.defineProperty(g, "__moat_env", { value: env });
+})(globalThis);
