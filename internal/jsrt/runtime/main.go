@@ -16,6 +16,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -43,6 +45,22 @@ func init() {
 		os.Exit(1)
 	}
 	fn.HandleFunc(handle)
+	// Every request starts from the snapshot and its memory is dropped
+	// after: collecting garbage inside a request only costs time (the
+	// engine's heap is large, so a collection is milliseconds). The
+	// collector runs only when a request nears the memory cap.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(memoryLimit())
+}
+
+// memoryLimit is where a request's collection starts: most of the linear
+// memory the function may grow to (its limits.memory, which the node
+// passes as MOAT_MEMORY), or 96 MiB.
+func memoryLimit() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("MOAT_MEMORY"), 10, 64); err == nil && n > 0 {
+		return n / 4 * 3
+	}
+	return 96 << 20
 }
 
 func main() { fn.Main() }
