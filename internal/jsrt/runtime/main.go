@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -53,14 +54,17 @@ func init() {
 	debug.SetMemoryLimit(memoryLimit())
 }
 
-// memoryLimit is where a request's collection starts: most of the linear
-// memory the function may grow to (its limits.memory, which the node
-// passes as MOAT_MEMORY), or 96 MiB.
+// memoryLimit is where a request's collection starts: MOAT_MEMORY (the
+// function's limits.memory) less a quarter when the node passes it, else
+// what the runtime holds after initialisation and 16 MiB more, so that a
+// request allocating more collects rather than running out.
 func memoryLimit() int64 {
 	if n, err := strconv.ParseInt(os.Getenv("MOAT_MEMORY"), 10, 64); err == nil && n > 0 {
 		return n / 4 * 3
 	}
-	return 96 << 20
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.Sys) + 16<<20
 }
 
 func main() { fn.Main() }
