@@ -16,9 +16,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -37,6 +34,8 @@ var (
 	fetch   goja.Callable // the default export's fetch
 	handler goja.Value    // the default export, this of fetch
 	env     goja.Value
+	// makeRequest builds the JS Request of the incoming request.
+	makeRequest goja.Callable
 )
 
 func init() {
@@ -46,25 +45,6 @@ func init() {
 		os.Exit(1)
 	}
 	fn.HandleFunc(handle)
-	// Every request starts from the snapshot and its memory is dropped
-	// after: collecting garbage inside a request only costs time (the
-	// engine's heap is large, so a collection is milliseconds). The
-	// collector runs only when a request nears the memory cap.
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(memoryLimit())
-}
-
-// memoryLimit is where a request's collection starts: MOAT_MEMORY (the
-// function's limits.memory) less a quarter when the node passes it, else
-// what the runtime holds after initialisation and 16 MiB more, so that a
-// request allocating more collects rather than running out.
-func memoryLimit() int64 {
-	if n, err := strconv.ParseInt(os.Getenv("MOAT_MEMORY"), 10, 64); err == nil && n > 0 {
-		return n / 4 * 3
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.Sys) + 16<<20
 }
 
 func main() { fn.Main() }
@@ -104,6 +84,12 @@ func load() error {
 	}
 	fetch, handler = f, def
 	env = vm.Get("__moat_env")
+	makeRequest, _ = goja.AssertFunction(vm.Get("__moat_request"))
+	if warm, ok := goja.AssertFunction(vm.Get("__moat_warm")); ok {
+		if _, err := warm(nil); err != nil {
+			return fmt.Errorf("warming the runtime: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -193,25 +179,15 @@ func newRequest(r *http.Request, body []byte) (goja.Value, error) {
 			headers = append(headers, [2]string{strings.ToLower(k), v})
 		}
 	}
-	ctor, ok := goja.AssertConstructor(vm.Get("Request"))
-	if !ok {
-		return nil, errors.New("no Request")
-	}
-	init := vm.NewObject()
-	init.Set("method", r.Method)
 	pairs := make([]any, len(headers))
 	for i, h := range headers {
-		pairs[i] = []any{h[0], h[1]}
+		pairs[i] = vm.NewArray(h[0], h[1])
 	}
-	init.Set("headers", vm.ToValue(pairs))
+	var jsBody goja.Value = goja.Null()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		init.Set("body", vm.NewArrayBuffer(body))
+		jsBody = vm.ToValue(vm.NewArrayBuffer(body))
 	}
-	obj, err := ctor(nil, vm.ToValue(url), init)
-	if err != nil {
-		return nil, err
-	}
-	return obj, nil
+	return makeRequest(nil, vm.ToValue(url), vm.ToValue(r.Method), vm.NewArray(pairs...), jsBody)
 }
 
 // writeResponse writes a JS Response.
