@@ -15,14 +15,13 @@ import (
 
 	"github.com/moatfn/moat/internal/cgi"
 	"github.com/moatfn/moat/internal/sandbox"
-	"github.com/moatfn/moat/internal/testwasm"
 )
 
-// runtimeModule builds the runtime from runtime/, as the node's embedded
-// copy is built.
+// runtimeModule is the runtime the binary carries (which
+// TestEmbeddedRuntimeIsCurrent holds to the sources).
 func runtimeModule(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile(testwasm.BuildDir(t, "runtime"))
+	b, err := Module()
 	if err != nil {
 		t.Fatal(err)
 	}
