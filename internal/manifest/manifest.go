@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -54,7 +55,9 @@ type Manifest struct {
 	// lower-case letters, digits or hyphens. Required.
 	Name string `json:"name"`
 	// Module is the path of the WebAssembly module, relative to the
-	// manifest's folder and inside it. Required.
+	// manifest's folder and inside it; or, ending in .js, of a JavaScript
+	// bundle (moat build writes one), which Moat's JavaScript runtime runs.
+	// Required.
 	Module string `json:"module"`
 	// Owner is free text naming who is responsible for the function.
 	Owner string `json:"owner,omitempty"`
@@ -215,6 +218,10 @@ func (m *Manifest) AllowsMethod(method string) bool {
 	}
 	return slices.Contains(m.HTTP.Methods, method)
 }
+
+// JavaScript reports whether the function is a JavaScript bundle, run by
+// Moat's JavaScript runtime, rather than a WebAssembly module.
+func (m *Manifest) JavaScript() bool { return strings.HasSuffix(m.Module, ".js") }
 
 // Files returns the paths of the files the manifest names, relative to its
 // folder: the module first, then the input schema and the SBOM if set.

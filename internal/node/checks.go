@@ -77,7 +77,11 @@ func (s *supplyChain) check(ctx context.Context, m *manifest.Manifest, up *regis
 		return nil, fmt.Errorf("%w: dependencies: %w", registry.ErrBadDeploy, err)
 	}
 	rep.GoVersion, rep.Main, rep.Components = inv.GoVersion, inv.Main, inv.Components
-	rep.ModuleSecrets = posture.ModuleSecrets(up.Files[m.Module])
+	if m.JavaScript() {
+		rep.ModuleSecrets = posture.ScriptSecrets(up.Files[m.Module])
+	} else {
+		rep.ModuleSecrets = posture.ModuleSecrets(up.Files[m.Module])
+	}
 	exc, err := s.exceptions.For(ctx, m.Name)
 	if err != nil {
 		return nil, err

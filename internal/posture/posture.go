@@ -369,19 +369,37 @@ func ModuleSecrets(wasm []byte) []string {
 			out = append(out, fmt.Sprintf("%s at byte %#x", what, offset))
 		}
 	}
-	inventory.DataStrings(wasm, 16, func(offset int, s []byte) {
-		for _, k := range keyFormats {
-			if loc := k.re.FindIndex(s); loc != nil {
-				report(k.name, offset+loc[0])
-			}
-		}
-		for _, m := range labelled.FindAllSubmatchIndex(s, -1) {
-			if v := s[m[2]:m[3]]; randomValue(string(v)) {
-				report("a random-looking value labelled as a secret", offset+m[2])
-			}
+	inventory.DataStrings(wasm, 16, func(offset int, s []byte) { scanText(s, offset, report) })
+	return out
+}
+
+// ScriptSecrets is ModuleSecrets for a JavaScript bundle: the same
+// formats and labels over its text.
+func ScriptSecrets(script []byte) []string {
+	var out []string
+	seen := map[string]bool{}
+	scanText(script, 0, func(what string, offset int) {
+		if len(out) < maxModuleSecrets && !seen[what] {
+			seen[what] = true
+			out = append(out, fmt.Sprintf("%s at byte %#x", what, offset))
 		}
 	})
 	return out
+}
+
+// scanText reports the secret-looking strings of s, which starts at
+// offset.
+func scanText(s []byte, offset int, report func(what string, offset int)) {
+	for _, k := range keyFormats {
+		if loc := k.re.FindIndex(s); loc != nil {
+			report(k.name, offset+loc[0])
+		}
+	}
+	for _, m := range labelled.FindAllSubmatchIndex(s, -1) {
+		if v := s[m[2]:m[3]]; randomValue(string(v)) {
+			report("a random-looking value labelled as a secret", offset+m[2])
+		}
+	}
 }
 
 // labelled is a secret's label, then its value.

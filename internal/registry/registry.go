@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/moatfn/moat/internal/jsrt"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/store"
@@ -89,7 +90,22 @@ func (f *Function) ActiveVersion() *Version {
 // compiler is what the registry needs from the sandbox.
 type compiler interface {
 	Compile(ctx context.Context, wasm []byte, memory int64, env []string) (*sandbox.Module, error)
+	CompileInit(ctx context.Context, wasm []byte, memory int64, env []string, initInput []byte) (*sandbox.Module, error)
 	keptCompiler
+}
+
+// compile compiles a function's code: its WebAssembly module, or for a
+// JavaScript function the runtime the binary carries, initialised with
+// the function's bundle (docs/javascript.md).
+func (r *Registry) compile(ctx context.Context, m *manifest.Manifest, code []byte) (*sandbox.Module, error) {
+	if m.JavaScript() {
+		rt, err := jsrt.Module()
+		if err != nil {
+			return nil, err
+		}
+		return r.sandbox.CompileInit(ctx, rt, int64(m.Limits.Memory), m.DeclaredEnv(), code)
+	}
+	return r.sandbox.Compile(ctx, code, int64(m.Limits.Memory), m.DeclaredEnv())
 }
 
 // Registry is safe for concurrent use.
@@ -203,7 +219,7 @@ func (r *Registry) Deploy(ctx context.Context, up *Upload) (*Version, error) {
 		return nil, err
 	}
 	start := r.now()
-	mod, err := r.sandbox.Compile(ctx, files[m.Module], int64(m.Limits.Memory), m.DeclaredEnv())
+	mod, err := r.compile(ctx, m, files[m.Module])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Module, err)
 	}
@@ -566,7 +582,7 @@ func (r *Registry) load(ctx context.Context, fn string, v *Version) (mod *sandbo
 		return nil, time.Time{}, err
 	}
 	fetched = r.now()
-	if mod, err = r.sandbox.Compile(ctx, wasm, memory, v.Manifest.DeclaredEnv()); err != nil {
+	if mod, err = r.compile(ctx, v.Manifest, wasm); err != nil {
 		return nil, time.Time{}, fmt.Errorf("compile %s %s: %w", fn, v.ID, err)
 	}
 	return mod, fetched, nil

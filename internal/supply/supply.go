@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moatfn/moat/internal/inventory"
+	"github.com/moatfn/moat/internal/jsrt"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/vulndb"
 )
@@ -107,9 +108,20 @@ func (r *Report) Blocking() []Finding {
 // Inventory reads what a deploy is made of: the module's Go build info,
 // the SBOM and the lock files the manifest names.
 func Inventory(m *manifest.Manifest, files map[string][]byte) (*inventory.Inventory, error) {
-	inv, err := inventory.FromWasm(files[m.Module])
+	code, what := files[m.Module], m.Module
+	if m.JavaScript() {
+		// What runs is the runtime the binary carries: its Go toolchain and
+		// modules are the function's, beside the npm packages of its lock
+		// file.
+		rt, err := jsrt.Module()
+		if err != nil {
+			return nil, err
+		}
+		code, what = rt, "the JavaScript runtime"
+	}
+	inv, err := inventory.FromWasm(code)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Module, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if inv == nil {
 		inv = &inventory.Inventory{}
