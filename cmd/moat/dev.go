@@ -40,7 +40,7 @@ func newDevCmd(e *env) *cobra.Command {
 			}
 			stderr := cmd.ErrOrStderr()
 			cycle := func() {
-				if bundle.HasGo(dir) {
+				if bundle.HasSources(dir) {
 					if _, err := buildWithProgress(cmd, dir); err != nil {
 						fmt.Fprintf(stderr, "build failed; the version deployed before keeps serving:\n%v\n", err)
 						return

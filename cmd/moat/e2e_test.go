@@ -1610,3 +1610,34 @@ func TestReadData(t *testing.T) {
 		t.Error("a missing file was read")
 	}
 }
+
+// TestJavaScriptAuthoring: moat new --lang js, build (bundled in process,
+// no Node.js), deploy, invoke; a syntax error names its line; a lock file
+// the manifest does not name stops the build.
+func TestJavaScriptAuthoring(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	fn := filepath.Join(t.TempDir(), "greeter-js")
+	if out := s.mustMoat(t, "new", "--lang", "js", fn); !strings.Contains(out, "JavaScript") {
+		t.Fatalf("new: %q", out)
+	}
+	if out := s.mustMoat(t, "deploy", "--build", fn); !strings.Contains(out, "deployed greeter-js version") {
+		t.Fatalf("deploy: %q", out)
+	}
+	if out := s.mustMoat(t, "invoke", "greeter-js", "--path", "/?name=js"); !strings.Contains(out, `"greeting":"hello, js"`) {
+		t.Fatalf("invoke: %q", out)
+	}
+	if out := s.mustMoat(t, "sbom", "greeter-js"); !strings.Contains(out, "dop251/goja") {
+		t.Fatalf("sbom: %.300q", out)
+	}
+	index := filepath.Join(fn, "index.js")
+	src, _ := os.ReadFile(index)
+	os.WriteFile(index, []byte("export default {\n  fetch(request) {\n    return new Response(\"x\"\n  },\n};\n"), 0o644)
+	if _, _, err := s.moat(t, "build", fn); err == nil || !strings.Contains(err.Error(), "index.js:4:") {
+		t.Fatalf("a syntax error: %v", err)
+	}
+	os.WriteFile(index, src, 0o644)
+	os.WriteFile(filepath.Join(fn, "package-lock.json"), []byte(`{"lockfileVersion": 3, "packages": {}}`), 0o644)
+	if _, _, err := s.moat(t, "build", fn); err == nil || !strings.Contains(err.Error(), "lockfiles: [package-lock.json]") {
+		t.Fatalf("an unnamed lock file: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -210,13 +211,14 @@ func Reactor(dir string) bool {
 	return false
 }
 
-// HasGo reports whether the function folder at path holds Go sources.
-func HasGo(path string) bool {
+// HasSources reports whether the function folder at path holds sources to
+// build: Go, or the JavaScript of a function whose module is a bundle.
+func HasSources(path string) bool {
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		path = filepath.Dir(path)
 	}
 	files, _ := filepath.Glob(filepath.Join(path, "*.go"))
-	return len(files) > 0
+	return len(files) > 0 || JSEntry(path) != ""
 }
 
 // Build builds the function in the folder at path when it has Go sources:
@@ -237,10 +239,22 @@ func BuildProgress(ctx context.Context, path string, progress io.Writer) (string
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", manifest.FileName, err)
 	}
+	out := filepath.Join(dir, filepath.FromSlash(m.Module))
+	if m.JavaScript() {
+		entry := JSEntry(dir)
+		if entry == "" {
+			return "", fmt.Errorf("%s has no JavaScript to bundle: index.js, or package.json's main", dir)
+		}
+		// What npm installed goes into the bundle: its lock file must be
+		// named, so that the deploy inventories it and gates advisories.
+		if _, err := os.Stat(filepath.Join(dir, "package-lock.json")); err == nil && !slices.Contains(m.LockFiles, "package-lock.json") {
+			return "", fmt.Errorf("%s has a package-lock.json that %s does not name: add lockfiles: [package-lock.json], so that the packages bundled are inventoried and checked at deploy", dir, manifest.FileName)
+		}
+		return out, BuildJS(dir, entry, out, progress)
+	}
 	goFiles, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 	if len(goFiles) == 0 {
 		return "", fmt.Errorf("%s has no Go sources to build", dir)
 	}
-	out := filepath.Join(dir, filepath.FromSlash(m.Module))
 	return out, BuildGoProgress(ctx, dir, out, progress)
 }

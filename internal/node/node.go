@@ -608,7 +608,7 @@ func expandApps(dirs []string) []string {
 // DeployDirs builds (when they hold Go sources) and deploys function folders.
 func (n *Node) DeployDirs(ctx context.Context, dirs []string) error {
 	for _, d := range expandApps(dirs) {
-		if bundle.HasGo(d) {
+		if bundle.HasSources(d) {
 			n.log.Info("building", slog.String("dir", d))
 			if _, err := bundle.Build(ctx, d); err != nil {
 				return err
