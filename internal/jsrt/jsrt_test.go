@@ -143,6 +143,48 @@ return { default: {
 
 // TestRuntimeRefusesBadScripts: a script that cannot serve is refused at
 // deploy, saying why.
+// TestNoCodeFromStrings: eval and every way to the Function constructors
+// throw, at deploy and in a request.
+func TestNoCodeFromStrings(t *testing.T) {
+	r := newSandbox(t)
+	m, err := r.CompileInit(context.Background(), runtimeModule(t), 64<<20, nil, script(`
+const tries = {
+  eval: () => eval("1+1"),
+  indirectEval: () => (0, globalThis.eval)("1+1"),
+  Function: () => Function("return 1")(),
+  newFunction: () => new Function("return 1")(),
+  viaConstructor: () => (() => {}).constructor("return 1")(),
+  viaPrototype: () => Object.getPrototypeOf(function () {}).constructor("return 1")(),
+  async: () => (async () => {}).constructor("return 1")(),
+  generator: () => (function* () {}).constructor("yield 1")().next(),
+  reassign: () => { globalThis.eval = (s) => s; return eval("2"); },
+};
+const atInit = {};
+for (const [k, f] of Object.entries(tries)) { try { f(); atInit[k] = "ran"; } catch (e) { atInit[k] = e.name; } }
+return {default: {fetch(request) {
+  const now = {};
+  for (const [k, f] of Object.entries(tries)) { try { f(); now[k] = "ran"; } catch (e) { now[k] = e.name; } }
+  return Response.json({atInit, now});
+}}};`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]map[string]string
+	if err := json.Unmarshal(run(t, m, "GET", "/", "", "").Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	for when, res := range got {
+		for k, v := range res {
+			if v == "ran" {
+				t.Errorf("%s: %s ran code from a string", when, k)
+			}
+		}
+		if len(res) != 9 {
+			t.Errorf("%s: %v", when, res)
+		}
+	}
+}
+
 func TestRuntimeRefusesBadScripts(t *testing.T) {
 	r := newSandbox(t)
 	wasm := runtimeModule(t)

@@ -238,6 +238,18 @@
     secrets: Object.freeze({ get: (name) => call(N.secret(String(name))) }),
   });
 
+  // No code from strings: eval and the Function constructors (reached also
+  // as the constructor of any function, async function or generator)
+  // throw. A script is what was bundled and deployed, never text a
+  // request brought (docs/javascript.md).
+  const refuse = function () { throw new EvalError("code from strings is not allowed on Moat (eval, new Function)"); };
+  for (const f of [function () {}, async function () {}, function* () {}]) {
+    const proto = Object.getPrototypeOf(f);
+    Object.defineProperty(proto, "constructor", { value: refuse, writable: false, configurable: false });
+  }
+  Object.defineProperty(g, "Function", { value: refuse, writable: false, configurable: false });
+  Object.defineProperty(g, "eval", { value: refuse, writable: false, configurable: false });
+
   Object.assign(g, { TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
     atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
   Object.defineProperty(g, "__moat_env", { value: env });
