@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/testwasm"
 )
 
 // notesJS is a JavaScript function as moat build bundles one: the module's
@@ -111,4 +115,76 @@ func callNotes(n *testNode, method, path, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestJavaScriptReachesOut: fetch to the egress grant only (TLS checked),
+// env.call to a function it may invoke, env.publish on its subjects; each
+// refusal a rejected promise.
+func TestJavaScriptReachesOut(t *testing.T) {
+	ca := newTestCA(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok/rates", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Seen-Method", r.Method)
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, `{"eur": 1.1, "got": %q, "auth": %q}`, b, r.Header.Get("Authorization"))
+	})
+	api := ca.server(t, mux)
+	data := t.TempDir()
+	caFile := filepath.Join(data, "egress-ca.pem")
+	os.WriteFile(caFile, ca.pem, 0o600)
+	n := startNodeConfig(t, Config{DataDir: data, NoSync: true, EgressCAFile: caFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	deploy(t, n, strings.Replace(strings.Replace(kitchenManifest, "name: kitchen", "name: callee", 1), "http: {auth: public}", "http: {auth: internal, callers: [reach-js]}", 1), testwasm.Bytes(t, "kitchen"))
+	deploy(t, n, sinkManifest, testwasm.Bytes(t, "caps"))
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(fmt.Sprintf(`name: reach-js
+module: index.js
+http: {auth: public}
+permissions: {egress: ["%s/ok/"], invoke: [callee], publish: [orders.created]}
+`, api.URL)), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.js"), []byte(`var __moat_module = (() => ({ default: {
+  async fetch(request, env) {
+    const u = new URL(request.url);
+    const base = u.searchParams.get("api");
+    const out = {};
+    const r = await fetch(base + "/ok/rates", { method: "POST", body: "hi", headers: { authorization: "Bearer x" } });
+    out.fetch = [r.status, r.headers.get("x-seen-method"), await r.json()];
+    for (const [k, url] of [["outside", base + "/other"], ["plain", "http://example.com/"], ["metadata", "https://169.254.169.254/latest/"]]) {
+      try { await fetch(url); out[k] = "reached"; } catch (e) { out[k] = e.code || e.message; }
+    }
+    const c = await env.call("callee", "/hello?name=js");
+    out.call = [c.status, await c.text()];
+    try { await env.call("notgranted", "/"); out.callOther = "reached"; } catch (e) { out.callOther = e.code; }
+    out.published = typeof (await env.publish("orders.created", { mode: "ok" })) === "string";
+    try { await env.publish("orders.deleted", "x"); out.publishOther = "published"; } catch (e) { out.publishOther = e.code; }
+    return Response.json(out);
+  }
+}}))();
+`), 0o644)
+	deployDir(t, n, dir)
+	resp, err := http.Get(n.URL() + "/fn/reach-js/?api=" + url.QueryEscape(api.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	f, _ := got["fetch"].([]any)
+	if len(f) != 3 || f[0] != 200.0 || f[1] != "POST" || !strings.Contains(fmt.Sprint(f[2]), "got:hi") || !strings.Contains(fmt.Sprint(f[2]), "auth:Bearer x") {
+		t.Errorf("fetch: %v", got["fetch"])
+	}
+	for _, k := range []string{"outside", "plain", "metadata", "callOther", "publishOther"} {
+		if got[k] != "denied" {
+			t.Errorf("%s: %v, want denied", k, got[k])
+		}
+	}
+	if c, _ := got["call"].([]any); len(c) != 2 || c[0] != 200.0 || c[1] != "hello, js\n" {
+		t.Errorf("call: %v", got["call"])
+	}
+	if got["published"] != true {
+		t.Errorf("publish: %v", got["published"])
+	}
 }

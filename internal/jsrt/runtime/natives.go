@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -170,6 +173,51 @@ func installNatives(vm *goja.Runtime) {
 	set("secret", func(c goja.FunctionCall) goja.Value {
 		v, err := fn.Secret(c.Argument(0).String())
 		return result(v, err)
+	})
+	// An HTTP exchange through the host: egress (fetch) or a call to
+	// another function (env.call). The answer is {status, headers, body}.
+	answer := func(resp *http.Response, err error) goja.Value {
+		if err != nil {
+			return result(nil, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return result(nil, err)
+		}
+		var pairs []any
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				pairs = append(pairs, vm.NewArray(strings.ToLower(k), v))
+			}
+		}
+		return result(map[string]any{"status": resp.StatusCode, "headers": vm.NewArray(pairs...), "body": vm.NewArrayBuffer(b)}, nil)
+	}
+	headerArg := func(v goja.Value) http.Header {
+		h := http.Header{}
+		pairs, _ := v.Export().([]any)
+		for _, p := range pairs {
+			if kv, ok := p.([]any); ok && len(kv) == 2 {
+				h.Add(fmt.Sprint(kv[0]), fmt.Sprint(kv[1]))
+			}
+		}
+		return h
+	}
+	set("httpDo", func(c goja.FunctionCall) goja.Value {
+		body := bytesArg(c.Argument(3))
+		req, err := http.NewRequest(c.Argument(0).String(), c.Argument(1).String(), bytes.NewReader(body))
+		if err != nil {
+			throw("fetch: %v", err)
+		}
+		req.Header = headerArg(c.Argument(2))
+		return answer(fn.HTTPClient().Do(req))
+	})
+	set("invoke", func(c goja.FunctionCall) goja.Value {
+		return answer(fn.Call(c.Argument(0).String(), c.Argument(1).String(), c.Argument(2).String(), bytesArg(c.Argument(4)), headerArg(c.Argument(3))))
+	})
+	set("publish", func(c goja.FunctionCall) goja.Value {
+		id, err := fn.Publish(c.Argument(0).String(), c.Argument(1).String(), c.Argument(2).String(), bytesArg(c.Argument(3)))
+		return result(id, err)
 	})
 	vm.Set("__moat_native", n)
 }

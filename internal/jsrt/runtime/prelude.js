@@ -233,9 +233,54 @@
   const KV = new Proxy({}, {
     get: (_, name) => (typeof name === "string" ? bucket(name) : undefined),
   });
+  const pairsOf = (h) => new Headers(h)._h.map((p) => [p[0], p[1]]);
+  const responseOf = (v) => {
+    const r = new Response(v.status === 204 || v.status === 304 ? null : v.body, { status: v.status < 200 ? 502 : v.status });
+    r.headers._h = v.headers;
+    return r;
+  };
+  const bodyOf = (init, from) => {
+    const b = init.body !== undefined ? init.body : from ? from._body : null;
+    return b === null || b === undefined ? null : toBytes(b).buffer;
+  };
+  // fetch reaches only what the manifest's egress grant names; the host
+  // checks the URL, verifies TLS and follows redirects itself.
+  const fetch = (input, init = {}) => {
+    try {
+      const from = input instanceof Request ? input : null;
+      const url = from ? from.url : new URL(String(input)).href;
+      const method = String(init.method || (from && from.method) || "GET").toUpperCase();
+      const headers = pairsOf(init.headers || (from && from.headers) || undefined);
+      return call(N.httpDo(method, url, headers, bodyOf(init, from))).then(responseOf);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
   const env = Object.freeze({
     KV,
     secrets: Object.freeze({ get: (name) => call(N.secret(String(name))) }),
+    // call another function the manifest may invoke: a path ("/x?y=1"),
+    // or a Request whose path is taken.
+    call: (name, input = "/", init = {}) => {
+      try {
+        const from = input instanceof Request ? input : null;
+        let path = from ? new URL(from.url).pathname + new URL(from.url).search : String(input);
+        if (!path.startsWith("/")) path = "/" + path;
+        const method = String(init.method || (from && from.method) || "GET").toUpperCase();
+        const headers = pairsOf(init.headers || (from && from.headers) || undefined);
+        return call(N.invoke(String(name), method, path, headers, bodyOf(init, from))).then(responseOf);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    // publish an event on a subject the manifest's publish grant covers;
+    // the promise gives the event's id.
+    publish: (subject, data, opts = {}) => {
+      const json = typeof data !== "string" && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data);
+      const bytes = json ? N.encode(JSON.stringify(data)) : toBytes(data).buffer;
+      const ct = opts.contentType || (json ? "application/json" : typeof data === "string" ? "text/plain" : "application/octet-stream");
+      return call(N.publish(String(subject), String(opts.type || ""), ct, bytes));
+    },
   });
 
   // No code from strings: eval and the Function constructors (reached also
@@ -250,7 +295,7 @@
   Object.defineProperty(g, "Function", { value: refuse, writable: false, configurable: false });
   Object.defineProperty(g, "eval", { value: refuse, writable: false, configurable: false });
 
-  Object.assign(g, { TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
+  Object.assign(g, { fetch, TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
     atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
   Object.defineProperty(g, "__moat_env", { value: env });
   Object.defineProperty(g, "__moat_request", { value: hostRequest });
