@@ -1629,6 +1629,15 @@ func TestJavaScriptAuthoring(t *testing.T) {
 	if out := s.mustMoat(t, "sbom", "greeter-js"); !strings.Contains(out, "dop251/goja") {
 		t.Fatalf("sbom: %.300q", out)
 	}
+	// The example, with its input schema at the door.
+	s.mustMoat(t, "deploy", "--build", "../../examples/hello-js")
+	if out := s.mustMoat(t, "invoke", "hello-js", "-d", `{"name":"Carole"}`, "-H", "Content-Type: application/json"); !strings.Contains(out, `"greeting":"hello, Carole"`) {
+		t.Fatalf("hello-js: %q", out)
+	}
+	if _, _, err := s.moat(t, "invoke", "hello-js", "-d", `{"name":"Carole","cmd":"$(id)"}`, "-H", "Content-Type: application/json"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("hello-js with an unexpected field: %v", err)
+	}
+
 	index := filepath.Join(fn, "index.js")
 	src, _ := os.ReadFile(index)
 	os.WriteFile(index, []byte("export default {\n  fetch(request) {\n    return new Response(\"x\"\n  },\n};\n"), 0o644)
