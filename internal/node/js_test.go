@@ -9,11 +9,16 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
+	"github.com/moatfn/moat/internal/auth"
+	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -186,5 +191,76 @@ permissions: {egress: ["%s/ok/"], invoke: [callee], publish: [orders.created]}
 	}
 	if got["published"] != true {
 		t.Errorf("publish: %v", got["published"])
+	}
+}
+
+// TestJavaScriptWithNpm: the widget story's inventory-admin in JavaScript,
+// with lodash from npm (scripts/npm-examples installs it from the committed
+// lock file), bundled, deployed with its lock file inventoried; the same
+// function pinned to a lodash with an advisory is refused at deploy,
+// naming the advisory and the version to move to.
+func TestJavaScriptWithNpm(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := exec.Command("bash", filepath.Join(root, "scripts", "npm-examples")).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/npm-examples: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	n := startNodeConfig(t, Config{DataDir: t.TempDir(), NoSync: true})
+	if err := n.client.ImportVulnDB(ctx, osvFile(t, "npm/all.zip"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A copy, so that the build writes nothing into the checkout.
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "inventory-js"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bundle.Build(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	deployDir(t, n, dir)
+	key, err := n.client.CreateKey(ctx, api.KeyRequest{Role: auth.RoleInvoker, Functions: []string{"inventory-js"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, n.URL()+"/fn/inventory-js"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do("PUT", "/blue/big", `{"stock":5,"price":"12.50 EUR"}`); code != 204 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	for _, bad := range []string{`{"stock":-1,"price":"x"}`, `{"stock":1.5,"price":"x"}`, `{"stock":1,"price":"x","__proto__":{"admin":true}}`, `not json`, `[]`} {
+		if code, _ := do("PUT", "/blue/big", bad); code != 400 {
+			t.Errorf("put %s: %d", bad, code)
+		}
+	}
+	if code, _ := do("PUT", "/purple/big", `{"stock":1,"price":"x"}`); code != 404 {
+		t.Errorf("an unknown item: %d", code)
+	}
+	if code, body := do("GET", "/", ""); code != 200 || body != `{"blue/big":{"stock":5,"price":"12.50 EUR"}}` {
+		t.Fatalf("get: %d %s", code, body)
+	}
+	sbom, err := n.client.SBOM(ctx, "inventory-js")
+	if err != nil || !strings.Contains(string(sbom), "pkg:npm/lodash@4.17.21") {
+		t.Fatalf("sbom: %v %.400s", err, sbom)
+	}
+	// Pinned to lodash 4.17.20: refused, naming the advisory and the fix.
+	lock, _ := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	os.WriteFile(filepath.Join(dir, "package-lock.json"), []byte(strings.ReplaceAll(string(lock), `"4.17.21"`, `"4.17.20"`)), 0o644)
+	b, err := bundle.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.client.Deploy(ctx, b)
+	if err == nil || !strings.Contains(err.Error(), "GHSA-35jh-r3h4-6jhm") || !strings.Contains(err.Error(), "4.17.21") {
+		t.Fatalf("lodash 4.17.20: %v", err)
 	}
 }

@@ -295,7 +295,9 @@
   Object.defineProperty(g, "Function", { value: refuse, writable: false, configurable: false });
   Object.defineProperty(g, "eval", { value: refuse, writable: false, configurable: false });
 
-  Object.assign(g, { fetch, TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
+  // self is the global object, as in Workers (libraries look for it before
+  // falling back to Function("return this")).
+  Object.assign(g, { self: g, fetch, TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
     atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
   Object.defineProperty(g, "__moat_env", { value: env });
   Object.defineProperty(g, "__moat_request", { value: hostRequest });
