@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moatfn/moat/internal/api"
 	"github.com/moatfn/moat/internal/audit"
@@ -29,6 +30,10 @@ let served = 0;
 return { default: {
   async fetch(request, env) {
     served++;
+    if (request.headers.get("ce-type")) {
+      await env.KV.notes.put("event", JSON.stringify({ type: request.headers.get("ce-type"), id: request.headers.get("ce-id"), data: await request.json() }));
+      return new Response(null, { status: 204 });
+    }
     const url = new URL(request.url);
     const k = url.searchParams.get("k");
     switch (url.pathname) {
@@ -61,6 +66,8 @@ http: {auth: public, methods: [GET, POST]}
 limits: {memory: 64MiB, timeout: 5s, rate_per_caller: 100/s}
 budget: {invocations: 1000/day}
 permissions: {kv: {notes: read-write}}
+triggers:
+  - queue: {subject: notes.added}
 `
 
 // TestJavaScriptFunction deploys a JavaScript bundle through the API and
@@ -98,6 +105,23 @@ func TestJavaScriptFunction(t *testing.T) {
 		}
 	}
 	auditHas(t, n, url.Values{"action": {"deny"}, "fn": {"notes-js"}}, func(r audit.Record) bool { return r.Capability == "kv.get" && strings.HasPrefix(r.Resource, "other") })
+	// A CloudEvent arrives as a Request with its ce-* headers.
+	pub, err := n.client.Publish(context.Background(), "notes.added", http.Header{"Content-Type": {"application/json"}, "Ce-Type": {"note.added"}}, []byte(`{"k":"b"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := do("GET", "/get?k=event", "")
+		if code == 200 {
+			if !strings.Contains(body, `"type":"note.added"`) || !strings.Contains(body, `"id":"`+pub.ID+`"`) || !strings.Contains(body, `"data":{"k":"b"}`) {
+				t.Fatalf("the event as the function saw it: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not handled")
+		}
+	}
 	// The inventory is the runtime's: goja and the Go toolchain that built it.
 	sbom, err := n.client.SBOM(context.Background(), "notes-js")
 	if err != nil || !strings.Contains(string(sbom), "github.com/dop251/goja") {
