@@ -212,6 +212,8 @@ func TestConsoleHardening(t *testing.T) {
 		if good == "" {
 			t.Fatal("no CSRF token on the page")
 		}
+		// The right token with its last character changed.
+		wrong := good[:len(good)-1] + map[bool]string{true: "B", false: "A"}[strings.HasSuffix(good, "A")]
 		cases := []struct {
 			name string
 			form url.Values
@@ -219,7 +221,7 @@ func TestConsoleHardening(t *testing.T) {
 			want int
 		}{
 			{"no token", url.Values{"reason": {"x"}}, nil, http.StatusForbidden},
-			{"wrong token", url.Values{"csrf": {good[:len(good)-1] + "A"}}, nil, http.StatusForbidden},
+			{"wrong token", url.Values{"csrf": {wrong}}, nil, http.StatusForbidden},
 			{"token in the query only", url.Values{}, nil, http.StatusForbidden},
 			{"cross-site", url.Values{"csrf": {good}}, http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
 			{"same-site (the functions' origin)", url.Values{"csrf": {good}}, http.Header{"Sec-Fetch-Site": {"same-site"}}, http.StatusForbidden},
