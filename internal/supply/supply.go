@@ -7,6 +7,7 @@ package supply
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -133,15 +134,39 @@ func Inventory(m *manifest.Manifest, files map[string][]byte) (*inventory.Invent
 		}
 		inv.Components = append(inv.Components, cs...)
 	}
+	var bundled map[string]bool
+	if m.JavaScript() {
+		bundled = BundledPackages(files[m.Module])
+	}
 	for _, lf := range m.LockFiles {
 		cs, err := inventory.ParseLockFile(path.Base(lf), files[lf])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", lf, err)
 		}
+		if len(bundled) > 0 {
+			// Only what went into the bundle runs: a dev dependency in
+			// the lock file does not.
+			cs = slices.DeleteFunc(cs, func(c inventory.Component) bool { return c.Ecosystem == "npm" && !bundled[c.Name] })
+		}
 		inv.Components = append(inv.Components, cs...)
 	}
 	inv.Components = dedupe(inv.Components)
 	return inv, nil
+}
+
+// bundledFrom matches the comment esbuild writes before each module it
+// bundles: "// node_modules/lodash/pick.js".
+var bundledFrom = regexp.MustCompile(`(?m)^[ \t]*// (?:[^\n]*/)?node_modules/((?:@[^/\n]+/)?[^/\n]+)/`)
+
+// BundledPackages names the npm packages a JavaScript bundle holds, read
+// off the bundle itself. None (a bundle made otherwise, or with no
+// dependency) means every package of the lock files counts.
+func BundledPackages(script []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range bundledFrom.FindAllSubmatch(script, -1) {
+		out[string(m[1])] = true
+	}
+	return out
 }
 
 func dedupe(cs []inventory.Component) []inventory.Component {
