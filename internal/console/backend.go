@@ -52,11 +52,30 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // maxAnswer bounds what one API answer may hold for a page.
 const maxAnswer = 32 << 20
 
+// apiRequest is a control API request for the page's caller: it carries
+// the browser's address and user agent, marked as the console's, so that
+// the audit record says who, from where and through which door.
+func apiRequest(r *http.Request, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(r.Context(), method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.RemoteAddr = r.RemoteAddr
+	req.Header.Set("User-Agent", consoleAgent(r))
+	return req, nil
+}
+
+// problemOf is the API's answer other than success.
+func problemOf(status int, body []byte) *apiError {
+	e := &apiError{Status: status}
+	if json.Unmarshal(body, e) != nil || e.Title == "" {
+		e.Title = http.StatusText(status)
+	}
+	return e
+}
+
 // call serves method path (with a JSON body, if not nil) through the
-// control API for the page's caller, and decodes the answer into out. The
-// request carries the browser's address and user agent, marked as the
-// console's, so that the audit record says who, from where and through
-// which door.
+// control API for the page's caller, and decodes the answer into out.
 func (c *Console) call(r *http.Request, method, path string, body, out any) error {
 	var rd io.Reader = http.NoBody
 	if body != nil {
@@ -66,12 +85,10 @@ func (c *Console) call(r *http.Request, method, path string, body, out any) erro
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), method, path, rd)
+	req, err := apiRequest(r, method, path, rd)
 	if err != nil {
 		return err
 	}
-	req.RemoteAddr = r.RemoteAddr
-	req.Header.Set("User-Agent", consoleAgent(r))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -81,17 +98,37 @@ func (c *Console) call(r *http.Request, method, path string, body, out any) erro
 		rec.status = http.StatusOK
 	}
 	if rec.status >= 300 {
-		e := &apiError{Status: rec.status}
-		if json.Unmarshal(rec.body.Bytes(), e) != nil || e.Title == "" {
-			e.Title = http.StatusText(rec.status)
-		}
-		return e
+		return problemOf(rec.status, rec.body.Bytes())
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// stream serves GET path through the control API for the page's caller
+// and hands each line of a successful answer to line as it comes (a log
+// tail); an answer other than success is returned as an *apiError.
+func (c *Console) stream(r *http.Request, path string, line func([]byte) error) error {
+	req, err := apiRequest(r, http.MethodGet, path, http.NoBody)
+	if err != nil {
+		return err
+	}
+	var errBody []byte
+	st := &streamer{header: http.Header{}}
+	st.line = func(b []byte) error {
+		if st.status >= 300 {
+			errBody = append(errBody, b...)
+			return nil
+		}
+		return line(b)
+	}
+	c.cfg.API.ServeAs(st, req, from(r).id)
+	if st.status >= 300 {
+		return problemOf(st.status, append(errBody, st.buf...))
 	}
 	return nil
 }

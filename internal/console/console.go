@@ -307,14 +307,11 @@ func (c *Console) signedIn(h http.HandlerFunc) http.HandlerFunc {
 
 // refuse audits a change the console refused before it reached the API.
 func (c *Console) refuse(r *http.Request, id *auth.Identity, why string) {
-	rec := audit.Record{Action: "refuse", Target: "console " + r.Method + " " + truncate(r.URL.Path, 100), Outcome: audit.Refused, Reason: why,
-		Source: r.RemoteAddr, UserAgent: truncate(r.UserAgent(), 200)}
+	rec := audit.Record{Action: "refuse", Target: "console " + r.Method + " " + truncate(r.URL.Path, 100), Outcome: audit.Refused, Reason: why}
 	if id != nil {
 		rec.Actor = id.User()
 	}
-	if err := c.cfg.Audit.Append(r.Context(), rec, false); err != nil {
-		c.log.Error("audit append", slog.String("action", rec.Action), slog.Any("err", err))
-	}
+	c.audited(r, rec)
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -410,13 +407,6 @@ func (c *Console) SetClock(now func() time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = now
-}
-
-// Sessions is how many sessions are open.
-func (c *Console) Sessions() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.sessions)
 }
 
 // LoopbackHosts are the Host headers a console listening on addr

@@ -356,31 +356,15 @@ func (c *Console) function(w http.ResponseWriter, r *http.Request) {
 // logEntries reads fn's last n log entries through the API.
 func (c *Console) logEntries(r *http.Request, fn string, n int) ([]fnlog.Entry, error) {
 	var out []fnlog.Entry
-	var apiErr *apiError
-	st := &streamer{header: http.Header{}}
-	var errBody []byte
-	st.line = func(b []byte) error {
-		if st.status >= 300 {
-			errBody = append(errBody, b...)
-			return nil
-		}
+	err := c.stream(r, "/api/v1/functions/"+fn+"/logs?n="+strconv.Itoa(n), func(b []byte) error {
 		var e fnlog.Entry
 		if json.Unmarshal(b, &e) == nil {
 			out = append(out, e)
 		}
 		return nil
-	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/api/v1/functions/"+fn+"/logs?n="+strconv.Itoa(n), nil)
+	})
 	if err != nil {
 		return nil, err
-	}
-	req.RemoteAddr = r.RemoteAddr
-	req.Header.Set("User-Agent", consoleAgent(r))
-	c.cfg.API.ServeAs(st, req, from(r).id)
-	if st.status >= 300 {
-		apiErr = &apiError{Status: st.status}
-		json.Unmarshal(append(errBody, st.buf...), apiErr)
-		return nil, apiErr
 	}
 	slices.Reverse(out) // newest first
 	return out, nil
@@ -399,13 +383,6 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err, 0, "", "")
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/api/v1/functions/"+name+"/logs?n=50&follow=true", nil)
-	if err != nil {
-		c.errorPage(w, r, err, 0, "", "")
-		return
-	}
-	req.RemoteAddr = r.RemoteAddr
-	req.Header.Set("User-Agent", consoleAgent(r))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	p := page{Title: name + ": live log", Node: c.cfg.Node, Data: name}
@@ -416,15 +393,9 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
-	var errBody []byte
-	st := &streamer{header: http.Header{}}
-	st.line = func(b []byte) error {
-		if st.status >= 300 {
-			errBody = append(errBody, b...)
-			return nil
-		}
+	err := c.stream(r, "/api/v1/functions/"+name+"/logs?n=50&follow=true", func(b []byte) error {
 		var e fnlog.Entry
-		if err := json.Unmarshal(b, &e); err != nil {
+		if json.Unmarshal(b, &e) != nil {
 			return nil
 		}
 		if err := c.pages.ExecuteTemplate(w, "log-entry", e); err != nil {
@@ -434,12 +405,10 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 		return nil
-	}
-	c.cfg.API.ServeAs(st, req, from(r).id)
-	if st.status >= 300 {
-		e := &apiError{Status: st.status}
-		json.Unmarshal(append(errBody, st.buf...), e)
-		p.Error = e.Error()
+	})
+	var ae *apiError
+	if errors.As(err, &ae) {
+		p.Error = ae.Error()
 	}
 	c.pages.ExecuteTemplate(w, "tail-foot", p)
 }

@@ -361,30 +361,35 @@ const maxModuleSecrets = 20
 // 4.5 bits, mixed case and digits) fired on every Go module, the labelled
 // rule on none.
 func ModuleSecrets(wasm []byte) []string {
-	var out []string
-	seen := map[string]bool{}
-	report := func(what string, offset int) {
-		if len(out) < maxModuleSecrets && !seen[what] {
-			seen[what] = true
-			out = append(out, fmt.Sprintf("%s at byte %#x", what, offset))
-		}
-	}
-	inventory.DataStrings(wasm, 16, func(offset int, s []byte) { scanText(s, offset, report) })
-	return out
+	var f secretFindings
+	inventory.DataStrings(wasm, 16, func(offset int, s []byte) { scanText(s, offset, f.report) })
+	return f.out
 }
 
 // ScriptSecrets is ModuleSecrets for a JavaScript bundle: the same
 // formats and labels over its text.
 func ScriptSecrets(script []byte) []string {
-	var out []string
-	seen := map[string]bool{}
-	scanText(script, 0, func(what string, offset int) {
-		if len(out) < maxModuleSecrets && !seen[what] {
-			seen[what] = true
-			out = append(out, fmt.Sprintf("%s at byte %#x", what, offset))
-		}
-	})
-	return out
+	var f secretFindings
+	scanText(script, 0, f.report)
+	return f.out
+}
+
+// secretFindings keeps the first finding of each kind, at most
+// maxModuleSecrets.
+type secretFindings struct {
+	out  []string
+	seen map[string]bool
+}
+
+func (f *secretFindings) report(what string, offset int) {
+	if len(f.out) >= maxModuleSecrets || f.seen[what] {
+		return
+	}
+	if f.seen == nil {
+		f.seen = map[string]bool{}
+	}
+	f.seen[what] = true
+	f.out = append(f.out, fmt.Sprintf("%s at byte %#x", what, offset))
 }
 
 // scanText reports the secret-looking strings of s, which starts at
