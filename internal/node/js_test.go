@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,7 @@ func TestJavaScriptFunction(t *testing.T) {
 	if err != nil || !strings.Contains(string(sbom), "github.com/dop251/goja") {
 		t.Fatalf("sbom: %v %.300s", err, sbom)
 	}
+	t.Run("isolation", func(t *testing.T) { testJavaScriptIsolation(t, n) })
 	// A restart loads it from the store and initialises it again.
 	n.stop()
 	n = startNodeConfig(t, Config{DataDir: data, NoSync: true})
@@ -286,5 +288,158 @@ func TestJavaScriptWithNpm(t *testing.T) {
 	_, err = n.client.Deploy(ctx, b)
 	if err == nil || !strings.Contains(err.Error(), "GHSA-35jh-r3h4-6jhm") || !strings.Contains(err.Error(), "4.17.21") {
 		t.Fatalf("lodash 4.17.20: %v", err)
+	}
+}
+
+// isolationJS probes what a request can leave behind and what it can
+// reach: each path does one thing a hostile or careless script would.
+const isolationJS = `var __moat_module = (() => {
+let count = 0;
+const cache = new Map();
+let pending = null;
+let thenRan = false;
+return { default: {
+  async fetch(request) {
+    const url = new URL(request.url);
+    switch (url.pathname) {
+    case "/state": {
+      const seen = { count, cached: cache.size, pending: pending !== null, thenRan, leak: typeof globalThis.leak, proto: typeof Object.prototype.polluted };
+      count++;
+      cache.set("k" + count, "v");
+      pending = new Promise(() => {});
+      Promise.resolve().then(() => new Promise((r) => { globalThis.later = r; })).then(() => { thenRan = true; });
+      globalThis.leak = "left behind";
+      Object.prototype.polluted = true;
+      return Response.json(seen);
+    }
+    case "/random": {
+      const a = new Uint8Array(8); crypto.getRandomValues(a);
+      return Response.json({ math: Math.random(), uuid: crypto.randomUUID(), bytes: Array.from(a), now: Date.now(), date: new Date().toISOString() });
+    }
+    case "/loop": for (;;) {}
+    case "/recurse": { const f = (n) => f(n + 1) + 1; return new Response(String(f(0))); }
+    case "/catch-recurse": { const f = (n) => f(n + 1) + 1; try { f(0); } catch (e) { return new Response(e.name); } return new Response("no limit"); }
+    case "/string": { let s = "x"; for (;;) s = s + s; }
+    case "/array": { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
+    case "/never": return new Promise(() => {});
+    case "/throw": throw new Error("db password is hunter2 at /srv/app/db.js");
+    case "/host": {
+      const out = {};
+      for (const k of ["process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly", "setTimeout"]) out[k] = typeof globalThis[k];
+      try { require("fs"); out.fs = "reached"; } catch (e) { out.fs = e.name; }
+      try { out.ctor = (function () { return this; }).constructor("return process")(); } catch (e) { out.ctor = e.name; }
+      out.globals = Object.getOwnPropertyNames(globalThis).filter((k) => !k.startsWith("__moat_") && /process|require|fs|os|exec|spawn|child|file|env/i.test(k));
+      return Response.json(out);
+    }
+    }
+    return new Response("not found", { status: 404 });
+  }
+}};
+})();
+`
+
+// testJavaScriptIsolation: a global, a module-level cache, a pending
+// promise and a polluted prototype do not survive to the next request;
+// randomness differs per request and the clock is the request's; a loop,
+// a recursion, a huge string or array and a promise that never settles
+// are stopped at the function's limits with the usual statuses; a throw
+// answers 502 with the invocation id only; the host is not there to touch.
+func testJavaScriptIsolation(t *testing.T, n *testNode) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: iso-js\nmodule: index.js\nhttp: {auth: public}\nlimits: {memory: 64MiB, timeout: 2s}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.js"), []byte(isolationJS), 0o644)
+	deployDir(t, n, dir)
+	get := func(path string) (int, string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(n.URL() + "/fn/iso-js" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	for range 3 {
+		code, body, _ := get("/state")
+		want := `{"count":0,"cached":0,"pending":false,"thenRan":false,"leak":"undefined","proto":"undefined"}`
+		if code != 200 || body != want {
+			t.Fatalf("state carried over: %d %s, want %s", code, body, want)
+		}
+	}
+	type random struct {
+		Math  float64
+		UUID  string
+		Bytes []int
+		Now   int64
+		Date  string
+	}
+	seen := map[string]bool{}
+	for i := range 3 {
+		before := time.Now().UnixMilli()
+		code, body, _ := get("/random")
+		var r random
+		if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil {
+			t.Fatalf("random: %d %s", code, body)
+		}
+		for _, v := range []string{fmt.Sprint(r.Math), r.UUID, fmt.Sprint(r.Bytes)} {
+			if seen[v] {
+				t.Fatalf("request %d repeats %s: randomness carried over from the snapshot", i, v)
+			}
+			seen[v] = true
+		}
+		if r.Now < before-1000 || r.Now > time.Now().UnixMilli()+1000 || !strings.HasPrefix(r.Date, time.UnixMilli(r.Now).UTC().Format("2006-01-02T15")) {
+			t.Fatalf("Date.now() %d is not the request's time (%d); Date %s", r.Now, before, r.Date)
+		}
+	}
+	// A memory hog meets the memory cap or, when the collector slows it
+	// enough near the cap, the timeout: either way it is stopped.
+	for path, want := range map[string][]int{"/loop": {504}, "/recurse": {502}, "/catch-recurse": {502}, "/string": {502, 504}, "/array": {502, 504}, "/never": {502}, "/throw": {502}} {
+		start := time.Now()
+		code, body, h := get(path)
+		if !slices.Contains(want, code) {
+			t.Errorf("%s: %d %s, want %v", path, code, body, want)
+		}
+		took := time.Since(start)
+		t.Logf("%s: %d in %v", path, code, took.Round(time.Millisecond))
+		if took > 15*time.Second {
+			t.Errorf("%s took %v", path, took)
+		}
+		id := h.Get("Moat-Invocation-Id")
+		if id == "" || !strings.Contains(body, id) {
+			t.Errorf("%s: the answer does not name invocation %q: %s", path, id, body)
+		}
+		if strings.Contains(body, "hunter2") || strings.Contains(body, "db.js") {
+			t.Errorf("%s: the answer shows the script's error: %s", path, body)
+		}
+		// The log has what the answer leaves out.
+		logWants := map[string][]string{"/throw": {"hunter2", "index.js"}, "/catch-recurse": {"stack overflow"}, "/never": {"never settled"}}
+		if len(logWants[path]) > 0 {
+			log := strings.Join(entryFor(t, n, "iso-js", id).Lines, "\n")
+			for _, w := range logWants[path] {
+				if !strings.Contains(log, w) {
+					t.Errorf("%s: the log has no %q: %q", path, w, log)
+				}
+			}
+		}
+	}
+	code, body, _ := get("/host")
+	var host map[string]any
+	if err := json.Unmarshal([]byte(body), &host); code != 200 || err != nil {
+		t.Fatalf("host: %d %s", code, body)
+	}
+	for _, k := range []string{"process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly", "setTimeout"} {
+		if host[k] != "undefined" {
+			t.Errorf("%s is %v in the script", k, host[k])
+		}
+	}
+	if host["fs"] != "ReferenceError" || host["ctor"] != "EvalError" {
+		t.Errorf("require and the Function constructor: %s", body)
+	}
+	if g, _ := host["globals"].([]any); len(g) != 0 {
+		t.Errorf("globals that look like the host: %v", g)
+	}
+	// And it still serves.
+	if code, body, _ := get("/state"); code != 200 || !strings.Contains(body, `"count":0`) {
+		t.Fatalf("after the faults: %d %s", code, body)
 	}
 }

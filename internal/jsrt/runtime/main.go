@@ -26,6 +26,12 @@ import (
 //go:embed prelude.js
 var prelude string
 
+// maxCallStack is the deepest the script's calls may nest (V8's default
+// allows about 10,000 frames of a small function). Deeper is a stack
+// overflow, which the script cannot catch: the run fails (502) long
+// before a runaway recursion could reach the memory cap.
+const maxCallStack = 10000
+
 // maxScript bounds the bundled script read at initialisation.
 const maxScript = 16 << 20
 
@@ -62,6 +68,7 @@ func load() error {
 		return errors.New("no script: a JavaScript function's bundle is handed to the runtime at deploy")
 	}
 	vm = goja.New()
+	vm.SetMaxCallStackSize(maxCallStack)
 	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
 	installNatives(vm)
 	if _, err := vm.RunScript("moat:prelude", prelude); err != nil {
@@ -150,16 +157,23 @@ func rejection(reason goja.Value) error {
 	return errors.New(reason.String())
 }
 
-// fail answers 500 with the error, and logs it with the stack.
-func fail(w http.ResponseWriter, err error) {
+// fail ends the run as failed: the error and its stack go to the
+// function's log, and the caller gets the node's 502 with the invocation
+// id only, as for a Go function that panics. A message thrown by the
+// script can hold what the caller must not see (a query, a key, a path),
+// so none of it is in the answer.
+func fail(_ http.ResponseWriter, err error) {
 	msg := err.Error()
 	var ex *goja.Exception
-	if errors.As(err, &ex) && ex.Value() != nil {
+	var overflow *goja.StackOverflowError
+	switch {
+	case errors.As(err, &overflow):
+		msg = fmt.Sprintf("stack overflow: calls nested deeper than %d%s", maxCallStack, overflow.String())
+	case errors.As(err, &ex) && ex.Value() != nil:
 		msg = ex.String()
 	}
 	fmt.Fprintln(os.Stderr, "uncaught:", msg)
-	first, _, _ := strings.Cut(msg, "\n")
-	http.Error(w, "the function failed: "+first, http.StatusInternalServerError)
+	os.Exit(1)
 }
 
 // newRequest makes the JS Request of r.
