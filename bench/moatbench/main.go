@@ -47,7 +47,7 @@ func main() {
 	floodPace := flag.Int("flood-pace", 0, "internal: requests a second for -flood; 0 is as fast as possible")
 	floodClients := flag.Int("flood-clients", 32, "internal: concurrent clients for -flood")
 	loadURL := flag.String("load", "", "load this URL from -c clients for -duration and print requests a second (for A/B comparisons of two nodes)")
-	only := flag.String("only", "", "run one section alone: \"flood\" (a fresh node, the flood section -rounds times)")
+	only := flag.String("only", "", "run one section alone on a fresh node: \"flood\" (the flood section -rounds times) or \"js\" (JavaScript beside workerd)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *probeURL != "" {
@@ -68,6 +68,10 @@ func main() {
 	ctx := context.Background()
 	if *only == "flood" {
 		floodOnly(ctx, *moatBin, *bareBin, *rounds)
+		return
+	}
+	if *only == "js" {
+		jsOnly(ctx, *moatBin, *bareBin, *conc, *rounds, *duration, *seq)
 		return
 	}
 
@@ -176,7 +180,15 @@ func main() {
 
 	// Fresh sandboxes (docs/snapshots.md): a Go reactor with JSON in and
 	// out, against the same handler natively and in workerd.
-	freshSandboxes(ctx, c, node, bare, *conc, *rounds, *duration, *seq)
+	wd, err := startWorkerd()
+	if err != nil {
+		log.Printf("workerd not measured: %v", err)
+		wd = nil
+	} else {
+		defer wd.stop()
+	}
+	freshSandboxes(ctx, c, node, bare, wd, *conc, *rounds, *duration, *seq)
+	javaScript(ctx, c, node, bare, wd, *conc, *rounds, *duration, *seq)
 
 	// Auditing: the same node software with invocations unaudited, in the
 	// same run.
@@ -630,7 +642,7 @@ func check(err error) {
 
 // freshSandboxes deploys examples/sum and measures it beside bare Go and
 // workerd serving the same JSON handler.
-func freshSandboxes(ctx context.Context, c *client.Client, node, bare *proc, conc, rounds int, duration time.Duration, seq int) {
+func freshSandboxes(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, rounds int, duration time.Duration, seq int) {
 	if _, err := bundle.Build(ctx, "examples/sum"); err != nil {
 		log.Fatal(err)
 	}
@@ -639,12 +651,6 @@ func freshSandboxes(ctx context.Context, c *client.Client, node, bare *proc, con
 	_, err = c.Deploy(ctx, sum)
 	check(err)
 	check(postJSONOnce(node.url + "/fn/sum"))
-	wd, err := startWorkerd()
-	if err != nil {
-		log.Printf("workerd not measured: %v", err)
-	} else {
-		defer wd.stop()
-	}
 	fmt.Printf("\n## Fresh sandboxes: a Go function, JSON in and out (examples/sum, a reactor served from its snapshot)\n\n")
 	fmt.Printf("Sequential POST requests over loopback HTTP (n=%d):\n\n| target | p50 | p99 |\n|---|---|---|\n", seq)
 	bareLat := latenciesPOST(bare.url+"/json", seq)
@@ -807,4 +813,149 @@ func runProbe(url string, n int) {
 		fmt.Fprintln(w, int64(d))
 	}
 	check(w.Flush())
+}
+
+// jsManifest deploys bench/workerd/worker.js, the script workerd runs, as
+// the JavaScript function js.
+const jsManifest = `name: js
+module: dist/index.js
+owner: moatbench
+limits: {memory: 64MiB, timeout: 5s, concurrency: 64, body: 64KiB}
+http: {auth: public, methods: [GET, POST]}
+`
+
+// javaScript serves workerd's own script as a Moat JavaScript function
+// (fresh state per request) and measures it beside workerd (one isolate,
+// reused) and the Go reactor, over the same loopback HTTP.
+func javaScript(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, rounds int, duration time.Duration, seq int) {
+	dir, err := os.MkdirTemp("", "moatbench-js")
+	check(err)
+	defer os.RemoveAll(dir)
+	src, err := os.ReadFile("bench/workerd/worker.js")
+	check(err)
+	check(os.WriteFile(filepath.Join(dir, "index.js"), src, 0o644))
+	check(os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(jsManifest), 0o644))
+	_, err = bundle.Build(ctx, dir)
+	check(err)
+	b, err := bundle.Read(dir)
+	check(err)
+	t0 := time.Now()
+	_, err = c.Deploy(ctx, b)
+	check(err)
+	deployTook := time.Since(t0)
+	check(postJSONOnce(node.url + "/fn/js/json"))
+	check(get(node.url + "/fn/js/hello?name=bench"))
+
+	fmt.Printf("\n## JavaScript: workerd's script as a Moat function (fresh state per request) beside workerd (one isolate, reused)\n\n")
+	fmt.Printf("The script is bench/workerd/worker.js in both; Moat bundles it and serves it from the JavaScript runtime's snapshot (docs/javascript.md). Deploy of it, runtime compiled already: %s.\n\n", ms(deployTook))
+	fmt.Printf("Sequential requests over loopback HTTP (n=%d):\n\n| target | p50 | p99 | p50 overhead over bare Go |\n|---|---|---|---|\n", seq)
+	type row struct {
+		name      string
+		lat, base []time.Duration
+	}
+	bareHello := latencies(bare.url+"/hello?name=bench", seq)
+	bareJSON := latenciesPOST(bare.url+"/json", seq)
+	rows := []row{
+		{"bare Go, GET /hello", bareHello, bareHello},
+		{"moat, GET /fn/js/hello (JavaScript)", latencies(node.url+"/fn/js/hello?name=bench", seq), bareHello},
+		{"moat, GET /fn/hello (Go command)", latencies(node.url+"/fn/hello?name=bench", seq), bareHello},
+	}
+	if wd != nil {
+		rows = append(rows, row{"workerd, GET /hello", latencies(wd.url+"/hello?name=bench", seq), bareHello})
+	}
+	rows = append(rows,
+		row{"bare Go, POST /json", bareJSON, bareJSON},
+		row{"moat, POST /fn/js/json (JavaScript)", latenciesPOST(node.url+"/fn/js/json", seq), bareJSON},
+		row{"moat, POST /fn/sum (Go reactor)", latenciesPOST(node.url+"/fn/sum", seq), bareJSON})
+	if wd != nil {
+		rows = append(rows, row{"workerd, POST /json", latenciesPOST(wd.url+"/json", seq), bareJSON})
+	}
+	for _, r := range rows {
+		fmt.Printf("| %s | %s | %s | %s |\n", r.name, us(pct(r.lat, 50)), us(pct(r.lat, 99)), us(pct(r.lat, 50)-pct(r.base, 50)))
+	}
+
+	type target struct {
+		name string
+		srv  *proc
+		path string
+		post bool
+	}
+	targets := []target{
+		{"bare Go, GET /hello", bare, "/hello?name=bench", false},
+		{"moat, GET /fn/js/hello (JavaScript)", node, "/fn/js/hello?name=bench", false},
+		{"bare Go, POST /json", bare, "/json", true},
+		{"moat, POST /fn/js/json (JavaScript)", node, "/fn/js/json", true},
+		{"moat, POST /fn/sum (Go reactor)", node, "/fn/sum", true},
+	}
+	if wd != nil {
+		targets = append(targets, target{"workerd, GET /hello", wd, "/hello?name=bench", false}, target{"workerd, POST /json", wd, "/json", true})
+	}
+	rps := make([][]float64, len(targets))
+	cpu := make([][]float64, len(targets))
+	for r := 0; r < rounds; r++ {
+		for i, tgt := range targets {
+			run := load
+			if tgt.post {
+				run = postJSON
+			}
+			run(tgt.srv.url+tgt.path, conc, time.Second) // warm up
+			cpu0 := tgt.srv.cpu()
+			n, errs, took := run(tgt.srv.url+tgt.path, conc, duration)
+			used := tgt.srv.cpu() - cpu0
+			if errs > 0 {
+				log.Printf("%s: %d errors", tgt.name, errs)
+			}
+			rps[i] = append(rps[i], float64(n)/took.Seconds())
+			cpu[i] = append(cpu[i], used.Seconds()/float64(max(n, 1)))
+		}
+	}
+	fmt.Printf("\nThroughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores; workerd runs every request on one thread):\n\n", conc, rounds, duration)
+	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare Go | CPU ratio to bare Go |\n|---|---|---|---|---|\n")
+	baseOf := func(tgt target) int {
+		if tgt.post {
+			return 2
+		}
+		return 0
+	}
+	for i, tgt := range targets {
+		b := baseOf(tgt)
+		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, medianF(rps[i]), medianF(cpu[i])*1e6,
+			medianF(rps[i])/medianF(rps[b]), medianF(cpu[i])/medianF(cpu[b]))
+	}
+	if wd != nil {
+		fmt.Printf("\nMoat's JavaScript against workerd on the same script: /hello %.3fx its throughput (%.2fx its CPU per request), /json %.3fx (%.2fx).\n",
+			medianF(rps[1])/medianF(rps[5]), medianF(cpu[1])/medianF(cpu[5]), medianF(rps[3])/medianF(rps[6]), medianF(cpu[3])/medianF(cpu[6]))
+	}
+}
+
+// jsOnly runs the JavaScript section alone, on a fresh node with the Go
+// functions it is compared with.
+func jsOnly(ctx context.Context, moatBin, bareBin string, conc, rounds int, duration time.Duration, seq int) {
+	bare := start(bareBin, "listening at ")
+	defer bare.stop()
+	data, err := os.MkdirTemp("", "moatbench")
+	check(err)
+	defer os.RemoveAll(data)
+	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node.data = data
+	defer node.stop()
+	c := node.client(data)
+	for _, dir := range []string{"examples/hello", "examples/sum"} {
+		_, err := bundle.Build(ctx, dir)
+		check(err)
+		b, err := bundle.Read(dir)
+		check(err)
+		_, err = c.Deploy(ctx, b)
+		check(err)
+	}
+	firstOK(c, "hello")
+	check(postJSONOnce(node.url + "/fn/sum"))
+	wd, err := startWorkerd()
+	if err != nil {
+		log.Printf("workerd not measured: %v", err)
+		wd = nil
+	} else {
+		defer wd.stop()
+	}
+	javaScript(ctx, c, node, bare, wd, conc, rounds, duration, seq)
 }

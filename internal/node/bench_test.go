@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/testwasm"
 )
@@ -335,4 +337,37 @@ func mustRead(tb testing.TB, path string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkGatewayJavaScript is BenchmarkGatewayReactor for the
+// JavaScript runtime: bench/workerd/worker.js (the script workerd runs in
+// bench/run), bundled and served by the whole handler without the network.
+func BenchmarkGatewayJavaScript(b *testing.B) {
+	n := startNode(b, b.TempDir())
+	src, err := os.ReadFile(filepath.Join("..", "..", "bench", "workerd", "worker.js"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.js"), src, 0o644)
+	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte("name: js\nmodule: dist/index.js\nlimits: {memory: 64MiB, concurrency: 64}\nhttp: {auth: public, methods: [GET, POST]}\n"), 0o644)
+	if _, err := bundle.Build(context.Background(), dir); err != nil {
+		b.Fatal(err)
+	}
+	deployDir(b, n, dir)
+	h := n.server.Handler
+	body := `{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("POST", "/fn/js/json", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"sum":55.5`) {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
 }

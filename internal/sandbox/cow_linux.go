@@ -25,8 +25,9 @@ import (
 // and the zeros after it.
 type cowPool struct {
 	fd    int
-	image int    // bytes of image, a multiple of the page size
-	view  []byte // the image, mapped shared and read-only
+	size  int    // bytes of memory the image stands for, a multiple of the page size
+	image int    // bytes of it held in the memfd: the rest is zeros
+	view  []byte // the memfd, mapped shared and read-only
 
 	mu   sync.Mutex
 	free []*cowMemory
@@ -40,6 +41,11 @@ func newCOWPool(image []byte, idle int) (*cowPool, error) {
 		return nil, fmt.Errorf("memfd: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "moat-snapshot")
+	size := len(image)
+	// Trailing zero pages (a heap reserved but never written, such as the
+	// JavaScript runtime's headroom) stay out of the memfd, which is
+	// memory: past it each instance maps anonymous zeros.
+	image = image[:trimZeroPages(image)]
 	if _, err := f.Write(image); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("memfd: %w", err)
@@ -55,7 +61,7 @@ func newCOWPool(image []byte, idle int) (*cowPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	p := &cowPool{fd: fd2, image: len(image), idle: idle}
+	p := &cowPool{fd: fd2, size: size, image: len(image), idle: idle}
 	if len(image) > 0 {
 		if p.view, err = unix.Mmap(fd2, 0, len(image), unix.PROT_READ, unix.MAP_SHARED); err != nil {
 			unix.Close(fd2)
@@ -81,7 +87,7 @@ func (p *cowPool) Allocate(_, max uint64) experimental.LinearMemory {
 		unix.Munmap(m.buf)
 	}
 	p.mu.Unlock()
-	if max < uint64(p.image) {
+	if max < uint64(p.size) {
 		return nil
 	}
 	buf, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
@@ -175,18 +181,18 @@ func (m *cowMemory) Free() {
 // cannot be read, the memory is dropped back to the image with madvise.
 // It reports false when the memory could not be restored.
 func (p *cowPool) restore(m *cowMemory) bool {
-	if m.used != uint64(p.image) {
+	if m.used != uint64(p.size) {
 		return false
 	}
 	if privateHook != nil {
 		privateHook(privateBytes(m.buf[:m.used]))
 	}
-	buf := m.buf[:p.image]
+	buf := m.buf[:p.size]
 	page := os.Getpagesize()
-	if p.image <= smallImage {
+	if p.size <= smallImage {
 		// Comparing a small image page by page costs less than the
 		// system call that reads pagemap.
-		p.restoreRange(buf, 0, p.image)
+		p.restoreRange(buf, 0, p.size)
 		return true
 	}
 	if runs, ok := writtenRuns(buf, maxDirtyPages); ok {
@@ -224,14 +230,36 @@ func (p *cowPool) restore(m *cowMemory) bool {
 }
 
 // restoreRange copies back from the image each page of buf[from:to] that
-// differs from it; pages that do not differ are left alone (and unwritten).
+// differs from it (zeros past the memfd); pages that do not differ are
+// left alone (and unwritten).
 func (p *cowPool) restoreRange(buf []byte, from, to int) {
 	page := os.Getpagesize()
 	for off := from; off < to; off += page {
-		if !bytes.Equal(buf[off:off+page], p.view[off:off+page]) {
-			copy(buf[off:off+page], p.view[off:off+page])
+		was := zeroPage[:page]
+		if off < p.image {
+			was = p.view[off : off+page]
+		}
+		if !bytes.Equal(buf[off:off+page], was) {
+			copy(buf[off:off+page], was)
 		}
 	}
+}
+
+// zeroPage is a page of zeros, to compare with and copy from.
+var zeroPage = make([]byte, os.Getpagesize())
+
+// trimZeroPages returns the length of image without its trailing pages of
+// zeros.
+func trimZeroPages(image []byte) int {
+	page := os.Getpagesize()
+	n := len(image) / page * page
+	if n != len(image) {
+		return len(image) // not whole pages: kept as it is
+	}
+	for n > 0 && bytes.Equal(image[n-page:n], zeroPage) {
+		n -= page
+	}
+	return n
 }
 
 // smallImage is the image size up to which restore compares every page

@@ -91,3 +91,54 @@ func TestSnapshotWithoutPagemapScan(t *testing.T) {
 	TestSnapshotStateDoesNotCarryOver(t)
 	TestSnapshotRequest(t)
 }
+
+// TestZeroTailStaysOutOfTheImage: trailing zero pages are not in the
+// memfd, yet every memory the pool hands out reads the whole image, and a
+// request's writes there, in the file's part and in the zeros past it, are
+// undone by restore and by Free, whichever path restore takes.
+func TestZeroTailStaysOutOfTheImage(t *testing.T) {
+	page := os.Getpagesize()
+	const pages, data = 800, 100 // 100 pages of data, 700 of zeros
+	image := make([]byte, pages*page)
+	for i := 0; i < data*page; i += 97 {
+		image[i] = byte(i/97) | 1
+	}
+	for _, noScan := range []bool{false, true} {
+		was := scanUnsupported.Swap(noScan)
+		p, err := newCOWPool(image, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.image != data*page || p.size != pages*page {
+			t.Fatalf("memfd holds %d bytes of %d, want %d of %d", p.image, p.size, data*page, pages*page)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(p.fd, &st); err != nil || st.Size != int64(data*page) {
+			t.Fatalf("memfd size %d (%v)", st.Size, err)
+		}
+		for round := range 3 {
+			m := p.Allocate(uint64(pages*page), uint64(pages*page+16*page)).(*cowMemory)
+			buf := m.Reallocate(uint64(pages * page))
+			if !bytesEqual(buf, image) {
+				t.Fatalf("round %d: the memory is not the image", round)
+			}
+			for _, off := range []int{0, 5*page + 3, (data-1)*page + 1, data * page, (data+50)*page + 9, pages*page - 1} {
+				buf[off] ^= 0xff
+			}
+			if round == 1 {
+				for i := data * page; i < pages*page; i += page {
+					buf[i] = 1 // more pages than restore copies back: it drops them all
+				}
+			}
+			if !p.restore(m) || !bytesEqual(m.buf[:pages*page], image) {
+				t.Fatalf("round %d, without scan %v: restore left the request's writes", round, noScan)
+			}
+			buf[(data+20)*page] = 7
+			m.Free()
+		}
+		p.close()
+		scanUnsupported.Store(was)
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }

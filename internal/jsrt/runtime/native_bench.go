@@ -1,0 +1,5 @@
+//go:build nativebench
+
+package main
+
+const nativeBench = true
