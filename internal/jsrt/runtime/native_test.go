@@ -22,18 +22,26 @@ func BenchmarkHandleNative(b *testing.B) {
 		b.Fatal(err)
 	}
 	// The module as moat build bundles it: exports in __moat_module.
-	js := "var __moat_module = (() => {\n" + strings.Replace(string(src), "export default {", "return { default: {", 1) + "}})();\n"
-	js = strings.TrimSuffix(strings.TrimSpace(strings.Replace(js, "},\n};\n}})();", "},\n}};\n})();", 1)), "")
-	if err := loadScript([]byte(js)); err != nil {
+	worker := "var __moat_module = (() => {\n" + strings.Replace(string(src), "export default {", "return { default: {", 1) + "}})();\n"
+	worker = strings.Replace(worker, "},\n};\n}})();", "},\n}};\n})();", 1)
+	constant := `var __moat_module = (() => { const r = '{"sum":3}'; return {default: {fetch() { return new Response(r); }}}; })();`
+	b.Run("json", func(b *testing.B) { benchNative(b, worker, "POST", "/json", `"sum":55.5`) })
+	b.Run("hello", func(b *testing.B) { benchNative(b, worker, "GET", "/hello?name=bench", `hello, bench`) })
+	b.Run("notfound", func(b *testing.B) { benchNative(b, worker, "GET", "/none", `404`) })
+	b.Run("constant", func(b *testing.B) { benchNative(b, constant, "GET", "/", `"sum":3`) })
+}
+
+func benchNative(b *testing.B, script, method, path, want string) {
+	if err := loadScript([]byte(script)); err != nil {
 		b.Fatal(err)
 	}
 	body := `{"name":"moat","items":[1,2,3.5,4,5,6,7,8,9,10]}`
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		r := httptest.NewRequest("POST", "http://fn.example/json", strings.NewReader(body))
+		r := httptest.NewRequest(method, "http://fn.example"+path, strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		handle(w, r)
-		if w.Code != 200 || !strings.Contains(w.Body.String(), `"sum":55.5`) {
+		if !strings.Contains(w.Body.String(), want) {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
 	}

@@ -20,7 +20,7 @@
   }
   class TextDecoder {
     constructor(label = "utf-8", opts = {}) {
-      if (!/^utf-?8$/i.test(label)) throw new RangeError("TextDecoder: only utf-8");
+      if (label !== "utf-8" && !/^utf-?8$/i.test(label)) throw new RangeError("TextDecoder: only utf-8");
       this.fatal = !!opts.fatal;
     }
     get encoding() { return "utf-8"; }
@@ -30,32 +30,16 @@
     }
   }
 
-  // Header names are tokens (RFC 9110); checked by a table, not a regular
-  // expression: this runs for every header of every request.
-  const tchar = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") tchar[c.charCodeAt(0)] = 1;
-  const normName = (n) => {
-    n = String(n).toLowerCase();
-    if (n.length === 0) throw new TypeError("invalid header name: empty");
-    for (let i = 0; i < n.length; i++) {
-      const c = n.charCodeAt(i);
-      if (c >= 128 || !tchar[c]) throw new TypeError("invalid header name: " + n);
-    }
-    return n;
-  };
-  const normValue = (v) => {
-    v = String(v).trim();
-    for (let i = 0; i < v.length; i++) {
-      const c = v.charCodeAt(i);
-      if (c === 0 || c === 10 || c === 13) throw new TypeError("invalid header value");
-    }
-    return v;
-  };
+  // Header names are tokens (RFC 9110), values have no NUL or line break:
+  // checked in Go (this runs for every header of every request).
+  const normName = (n) => N.headerName(String(n));
+  const normValue = (v) => N.headerValue(String(v));
   class Headers {
     constructor(init) {
       this._h = [];
-      if (init instanceof Headers) init = init.entries();
-      if (init && typeof init[Symbol.iterator] === "function") {
+      if (init instanceof Headers) {
+        this._h = init._h.map((p) => [p[0], p[1]]);
+      } else if (init && typeof init[Symbol.iterator] === "function") {
         for (const [k, v] of init) this.append(k, v);
       } else if (init) {
         for (const k of Object.keys(init)) this.append(k, init[k]);
@@ -66,10 +50,19 @@
     delete(k) { k = normName(k); this._h = this._h.filter((p) => p[0] !== k); }
     get(k) {
       k = normName(k);
-      const vs = this._h.filter((p) => p[0] === k).map((p) => p[1]);
-      return vs.length ? vs.join(", ") : null;
+      const h = this._h;
+      let v = null;
+      for (let i = 0; i < h.length; i++) {
+        if (h[i][0] === k) v = v === null ? h[i][1] : v + ", " + h[i][1];
+      }
+      return v;
     }
-    has(k) { k = normName(k); return this._h.some((p) => p[0] === k); }
+    has(k) {
+      k = normName(k);
+      const h = this._h;
+      for (let i = 0; i < h.length; i++) if (h[i][0] === k) return true;
+      return false;
+    }
     forEach(f, self) { for (const [k, v] of this.entries()) f.call(self, v, k, this); }
     *entries() {
       const names = [...new Set(this._h.map((p) => p[0]))].sort();
@@ -84,12 +77,7 @@
     constructor(init = "") {
       this._p = [];
       if (typeof init === "string") {
-        for (const part of init.replace(/^\?/, "").split("&")) {
-          if (!part) continue;
-          const i = part.indexOf("=");
-          const dec = (s) => decodeURIComponent(s.replace(/\+/g, " "));
-          this._p.push(i < 0 ? [dec(part), ""] : [dec(part.slice(0, i)), dec(part.slice(i + 1))]);
-        }
+        this._p = init === "" || init === "?" ? [] : N.parseQuery(init);
       } else if (init && typeof init[Symbol.iterator] === "function") {
         for (const [k, v] of init) this._p.push([String(k), String(v)]);
       } else if (init) {
@@ -188,9 +176,15 @@
     get __moat_headers() { return this.headers._h.map((p) => [p[0], p[1]]); }
     get __moat_body() { const b = this._body; return b ? b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) : null; }
     static json(data, init = {}) {
-      const headers = new Headers(init.headers);
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(JSON.stringify(data), Object.assign({}, init, { headers }));
+      const body = JSON.stringify(data);
+      if (body === undefined) throw new TypeError("Response.json: the data is not JSON");
+      const headers = init.headers === undefined ? [] : new Headers(init.headers)._h;
+      let typed = false;
+      for (let i = 0; i < headers.length; i++) if (headers[i][0] === "content-type") typed = true;
+      if (!typed) headers.push(["content-type", "application/json"]);
+      const r = new Response(body, { status: init.status, statusText: init.statusText });
+      r.headers._h = headers;
+      return r;
     }
     static redirect(url, status = 302) {
       return new Response(null, { status, headers: { location: new URL(String(url)).href } });
