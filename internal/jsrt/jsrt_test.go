@@ -217,6 +217,9 @@ func BenchmarkRuntimeFetch(b *testing.B) {
 	b.Run("sum", func(b *testing.B) {
 		benchFetch(b, r, wasm, `return {default: {fetch(request) { const u = new URL(request.url); return Response.json({sum: Number(u.searchParams.get("a")) + Number(u.searchParams.get("b"))}); }}};`, `{"sum":3}`)
 	})
+	b.Run("loop", func(b *testing.B) {
+		benchFetch(b, r, wasm, `return {default: {fetch() { let s = 0; for (let i = 0; i < 10000; i++) s += i; return new Response(String(s)); }}};`, `49995000`)
+	})
 	b.Run("constant", func(b *testing.B) {
 		benchFetch(b, r, wasm, `const r = '{"sum":3}'; return {default: {fetch() { return new Response(r); }}};`, `{"sum":3}`)
 	})

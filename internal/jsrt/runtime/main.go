@@ -43,6 +43,8 @@ var (
 	env     goja.Value
 	// makeRequest builds the JS Request of the incoming request.
 	makeRequest goja.Callable
+	// reply reads a JS Response as [status, headers, body].
+	reply goja.Callable
 )
 
 func init() {
@@ -101,6 +103,7 @@ func loadScript(src []byte) error {
 	fetch, handler = f, def
 	env = vm.Get("__moat_env")
 	makeRequest, _ = goja.AssertFunction(vm.Get("__moat_request"))
+	reply, _ = goja.AssertFunction(vm.Get("__moat_reply"))
 	if warm, ok := goja.AssertFunction(vm.Get("__moat_warm")); ok {
 		if _, err := warm(nil); err != nil {
 			return fmt.Errorf("warming the runtime: %w", err)
@@ -240,31 +243,28 @@ func writeResponse(w http.ResponseWriter, v goja.Value) error {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
 		return errors.New("fetch returned nothing: return a Response")
 	}
-	o := v.ToObject(vm)
-	if r := o.Get("__moat_response"); r == nil || !r.ToBoolean() {
+	out, err := reply(nil, v)
+	if err != nil {
+		return err
+	}
+	if goja.IsNull(out) {
 		return fmt.Errorf("fetch returned %s, not a Response", v.String())
 	}
-	status := 0
-	if st := o.Get("status"); st != nil {
-		status = int(st.ToInteger())
-	}
+	o := out.ToObject(vm)
+	status := int(o.Get("0").ToInteger())
 	if status < 200 || status > 599 {
 		return fmt.Errorf("a Response's status must be 200 to 599, not %d", status)
 	}
 	h := w.Header()
-	var pairs []any
-	if hs := o.Get("__moat_headers"); hs != nil {
-		pairs, _ = hs.Export().([]any)
+	flat, _ := o.Get("1").Export().([]any)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[http.CanonicalHeaderKey(k)] = append(h[http.CanonicalHeaderKey(k)], v)
 	}
-	for _, p := range pairs {
-		kv, _ := p.([]any)
-		if len(kv) == 2 {
-			h.Add(fmt.Sprint(kv[0]), fmt.Sprint(kv[1]))
-		}
-	}
-	body := bytesOf(o.Get("__moat_body"))
+	body := bytesOf(o.Get("2"))
 	w.WriteHeader(status)
-	_, err := w.Write(body)
+	_, err = w.Write(body)
 	return err
 }
 

@@ -29,6 +29,8 @@ func BenchmarkHandleNative(b *testing.B) {
 	b.Run("hello", func(b *testing.B) { benchNative(b, worker, "GET", "/hello?name=bench", `hello, bench`) })
 	b.Run("notfound", func(b *testing.B) { benchNative(b, worker, "GET", "/none", `404`) })
 	b.Run("constant", func(b *testing.B) { benchNative(b, constant, "GET", "/", `"sum":3`) })
+	loop := `var __moat_module = (() => ({default: {fetch() { let s = 0; for (let i = 0; i < 10000; i++) s += i; return new Response(String(s)); }}}))();`
+	b.Run("loop", func(b *testing.B) { benchNative(b, loop, "GET", "/", `49995000`) })
 }
 
 func benchNative(b *testing.B, script, method, path, want string) {

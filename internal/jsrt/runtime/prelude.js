@@ -104,8 +104,9 @@
   class URL {
     constructor(url, base) {
       const u = N.parseURL(String(url), base === undefined ? undefined : String(base));
-      Object.assign(this, u);
-      this.searchParams = new URLSearchParams(this.search);
+      this.protocol = u[0]; this.username = u[1]; this.password = u[2]; this.hostname = u[3];
+      this.port = u[4]; this.pathname = u[5]; this.search = u[6]; this.hash = u[7];
+      this.searchParams = new URLSearchParams(u[6]);
     }
     get host() { return this.hostname + (this.port ? ":" + this.port : ""); }
     get origin() { return this.protocol + "//" + this.host; }
@@ -126,9 +127,17 @@
       return this._body || new Uint8Array(0);
     }
     get body() { return this._body; }
-    async arrayBuffer() { const b = this._take(); return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); }
-    async text() { return new TextDecoder().decode(this._take()); }
-    async json() { return JSON.parse(await this.text()); }
+    // Not async functions: a settled promise made directly costs the
+    // engine less than an async function's machinery.
+    arrayBuffer() {
+      try { const b = this._take(); return Promise.resolve(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); } catch (e) { return Promise.reject(e); }
+    }
+    text() {
+      try { return Promise.resolve(N.decode(this._take(), false)); } catch (e) { return Promise.reject(e); }
+    }
+    json() {
+      try { return Promise.resolve(JSON.parse(N.decode(this._take(), false))); } catch (e) { return Promise.reject(e); }
+    }
   }
 
   class Request extends Body {
@@ -167,14 +176,11 @@
       if (this.status < 200 || this.status > 599) throw new RangeError("a Response's status must be 200 to 599");
       this.statusText = String(init.statusText || "");
       this.headers = new Headers(init.headers);
-      if (typeof body === "string" && !this.headers.has("content-type")) this.headers.set("content-type", "text/plain;charset=UTF-8");
-      if (body instanceof URLSearchParams && !this.headers.has("content-type")) this.headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+      if (typeof body === "string" && !this.headers.has("content-type")) this.headers._h.push(["content-type", "text/plain;charset=UTF-8"]);
+      else if (body instanceof URLSearchParams && !this.headers.has("content-type")) this.headers._h.push(["content-type", "application/x-www-form-urlencoded;charset=UTF-8"]);
       this._init(body);
     }
     get ok() { return this.status >= 200 && this.status < 300; }
-    get __moat_response() { return true; }
-    get __moat_headers() { return this.headers._h.map((p) => [p[0], p[1]]); }
-    get __moat_body() { const b = this._body; return b ? b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) : null; }
     static json(data, init = {}) {
       const body = JSON.stringify(data);
       if (body === undefined) throw new TypeError("Response.json: the data is not JSON");
@@ -295,6 +301,15 @@
     atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
   Object.defineProperty(g, "__moat_env", { value: env });
   Object.defineProperty(g, "__moat_request", { value: hostRequest });
+  // The answer as the runtime writes it: [status, [name, value, ...], body],
+  // or null for anything that is not a Response.
+  Object.defineProperty(g, "__moat_reply", { value: (r) => {
+    if (!(r instanceof Response)) return null;
+    const h = r.headers._h;
+    const flat = [];
+    for (let i = 0; i < h.length; i++) flat.push(String(h[i][0]), String(h[i][1]));
+    return [r.status, flat, r._body];
+  } });
   // Warm: run the common paths once at deploy, so that what the engine
   // fills in lazily on first use is in the snapshot rather than filled in
   // again by every request.
