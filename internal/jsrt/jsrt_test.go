@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,5 +264,79 @@ func TestRuntimeCollectsWhenItMust(t *testing.T) {
 	}
 	if resp := run(t, m, "GET", "/", "", ""); resp.Status != 200 || string(resp.Body) != "150" {
 		t.Fatalf("%d %s", resp.Status, resp.Body)
+	}
+}
+
+// TestRuntimeTimers: setTimeout, setInterval, clearTimeout and
+// queueMicrotask within a request, in order and on time; a timer set at
+// deploy never fires; a string is not code; a timer that throws fails the
+// run; one that never lets the promise settle meets the timeout.
+func TestRuntimeTimers(t *testing.T) {
+	r := newSandbox(t)
+	m, err := r.CompileInit(context.Background(), runtimeModule(t), 128<<20, nil, script(`
+let fired = false;
+setInterval(() => { fired = true; }, 1);
+setTimeout(() => { fired = true; }, 0);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+return { default: {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/sleep") { const t = Date.now(); await sleep(60); return Response.json({ slept: Date.now() - t, fired }); }
+    if (path === "/order") {
+      const seen = [];
+      setTimeout(() => seen.push("30"), 30);
+      setTimeout(() => seen.push("10"), 10);
+      const gone = setTimeout(() => seen.push("cleared"), 5);
+      clearTimeout(gone);
+      queueMicrotask(() => seen.push("micro"));
+      let ticks = 0;
+      const iv = setInterval(() => { seen.push("tick"); if (++ticks === 3) clearInterval(iv); }, 4);
+      await sleep(50);
+      return Response.json(seen);
+    }
+    if (path === "/string") { try { setTimeout("fired = true", 1); } catch (e) { return new Response(e.name); } return new Response("ran"); }
+    if (path === "/throw") { await new Promise((_, reject) => setTimeout(() => { throw new Error("timer on purpose"); }, 1)); }
+    if (path === "/forever") { await new Promise(() => setInterval(() => {}, 5)); }
+    return new Response("not found", { status: 404 });
+  }
+}};`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := run(t, m, "GET", "/sleep", "", "")
+	var slept struct {
+		Slept int
+		Fired bool
+	}
+	if err := json.Unmarshal(resp.Body, &slept); err != nil || slept.Slept < 55 || slept.Slept > 2000 || slept.Fired {
+		t.Fatalf("sleep: %s (%v)", resp.Body, err)
+	}
+	// The microtask first; timeouts by due time; the interval three times
+	// and no more; the cleared one never. (Where the ticks fall among the
+	// timeouts depends on how late a sleep wakes on a busy machine.)
+	var seen []string
+	resp = run(t, m, "GET", "/order", "", "")
+	if err := json.Unmarshal(resp.Body, &seen); err != nil || len(seen) != 6 || seen[0] != "micro" || strings.Count(string(resp.Body), "tick") != 3 ||
+		slices.Index(seen, "10") > slices.Index(seen, "30") || slices.Contains(seen, "cleared") {
+		t.Fatalf("order: %s", resp.Body)
+	}
+	if resp := run(t, m, "GET", "/string", "", ""); string(resp.Body) != "TypeError" {
+		t.Fatalf("a string timer: %s", resp.Body)
+	}
+	get := func(path string, timeout time.Duration) (*sandbox.Result, error) {
+		return m.Run(context.Background(), &sandbox.Request{Args: []string{"js"}, Env: []string{"REQUEST_METHOD=GET", "PATH_INFO=" + path, "SERVER_PROTOCOL=HTTP/1.1"},
+			Timeout: timeout, MaxOut: 1 << 20, MaxLog: 64 << 10, MaxLines: 100})
+	}
+	if res, err := get("/throw", 5*time.Second); err == nil || !strings.Contains(strings.Join(res.Log, "\n"), "timer on purpose") {
+		t.Fatalf("a timer that throws: %v %q", err, res.Log)
+	}
+	start := time.Now()
+	_, err = get("/forever", 300*time.Millisecond)
+	var lim *sandbox.LimitError
+	if !errors.As(err, &lim) || lim.Limit != "timeout" || time.Since(start) > 5*time.Second {
+		t.Fatalf("an interval that never ends: %v after %v", err, time.Since(start))
+	}
+	if resp := run(t, m, "GET", "/sleep", "", ""); resp.Status != 200 {
+		t.Fatalf("after the timeout: %d %s", resp.Status, resp.Body)
 	}
 }

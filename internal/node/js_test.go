@@ -325,7 +325,7 @@ return { default: {
     case "/throw": throw new Error("db password is hunter2 at /srv/app/db.js");
     case "/host": {
       const out = {};
-      for (const k of ["process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly", "setTimeout"]) out[k] = typeof globalThis[k];
+      for (const k of ["process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly"]) out[k] = typeof globalThis[k];
       try { require("fs"); out.fs = "reached"; } catch (e) { out.fs = e.name; }
       try { out.ctor = (function () { return this; }).constructor("return process")(); } catch (e) { out.ctor = e.name; }
       out.globals = Object.getOwnPropertyNames(globalThis).filter((k) => !k.startsWith("__moat_") && /process|require|fs|os|exec|spawn|child|file|env/i.test(k));
@@ -427,7 +427,7 @@ func testJavaScriptIsolation(t *testing.T, n *testNode) {
 	if err := json.Unmarshal([]byte(body), &host); code != 200 || err != nil {
 		t.Fatalf("host: %d %s", code, body)
 	}
-	for _, k := range []string{"process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly", "setTimeout"} {
+	for _, k := range []string{"process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly"} {
 		if host[k] != "undefined" {
 			t.Errorf("%s is %v in the script", k, host[k])
 		}

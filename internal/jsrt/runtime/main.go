@@ -18,6 +18,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"strings"
+	"time"
 
 	"github.com/dop251/goja"
 
@@ -45,6 +46,9 @@ var (
 	makeRequest goja.Callable
 	// reply reads a JS Response as [status, headers, body].
 	reply goja.Callable
+	// timerNext says how long until the next timer is due, timerRun runs
+	// those due.
+	timerNext, timerRun goja.Callable
 )
 
 func init() {
@@ -109,6 +113,15 @@ func loadScript(src []byte) error {
 			return fmt.Errorf("warming the runtime: %w", err)
 		}
 	}
+	t := vm.Get("__moat_timers").ToObject(vm)
+	timerNext, _ = goja.AssertFunction(t.Get("next"))
+	timerRun, _ = goja.AssertFunction(t.Get("run"))
+	// Timers the module's evaluation set never fire.
+	if reset, ok := goja.AssertFunction(t.Get("reset")); ok {
+		if _, err := reset(nil); err != nil {
+			return err
+		}
+	}
 	reserveHeadroom()
 	return nil
 }
@@ -161,20 +174,34 @@ func handle(w http.ResponseWriter, r *http.Request) {
 }
 
 // settle unwraps a promise: the job queue has run when the call returned,
-// so a promise the handler returned is settled unless it waits on
-// something that never comes (there is no event loop to wait on).
+// so a promise still pending waits on a timer, or on nothing. The runtime
+// sleeps until the next timer is due and runs it (its jobs run as it
+// returns) until the promise settles; the function's timeout bounds it.
 func settle(v goja.Value) (goja.Value, error) {
 	p, ok := v.Export().(*goja.Promise)
 	if !ok {
 		return v, nil
 	}
-	switch p.State() {
-	case goja.PromiseStateFulfilled:
-		return p.Result(), nil
-	case goja.PromiseStateRejected:
+	for p.State() == goja.PromiseStatePending {
+		next, err := timerNext(nil)
+		if err != nil {
+			return nil, err
+		}
+		wait := next.ToFloat()
+		if wait < 0 {
+			return nil, errors.New("fetch returned a promise that never settled: no timer is pending and nothing else can resolve it")
+		}
+		if wait > 0 {
+			time.Sleep(time.Duration(wait * float64(time.Millisecond)))
+		}
+		if _, err := timerRun(nil); err != nil {
+			return nil, err
+		}
+	}
+	if p.State() == goja.PromiseStateRejected {
 		return nil, rejection(p.Result())
 	}
-	return nil, errors.New("fetch returned a promise that never settled: nothing here resolves it later (there are no timers)")
+	return p.Result(), nil
 }
 
 // rejection is the error of a rejected promise: its reason, with the

@@ -295,6 +295,54 @@
   Object.defineProperty(g, "Function", { value: refuse, writable: false, configurable: false });
   Object.defineProperty(g, "eval", { value: refuse, writable: false, configurable: false });
 
+  // Timers: the runtime runs them once the handler's promise is left
+  // pending with nothing else to do, sleeping until the next is due, all
+  // within the function's timeout. Those set while the module is evaluated
+  // at deploy never fire (there is no request to run them in); those still
+  // pending when the response is ready are dropped with the request.
+  const timers = new Map();
+  let timerSeq = 1;
+  const addTimer = (fn, ms, args, repeat) => {
+    if (typeof fn !== "function") throw new TypeError("a timer takes a function (code from strings is not allowed on Moat)");
+    ms = Math.max(0, Number(ms) || 0);
+    const id = timerSeq++;
+    timers.set(id, { due: Date.now() + ms, ms: repeat ? Math.max(ms, 1) : ms, fn, args, repeat });
+    return id;
+  };
+  const clearTimer = (id) => { timers.delete(id); };
+  Object.assign(g, {
+    setTimeout: (fn, ms, ...args) => addTimer(fn, ms, args, false),
+    setInterval: (fn, ms, ...args) => addTimer(fn, ms, args, true),
+    clearTimeout: clearTimer,
+    clearInterval: clearTimer,
+    queueMicrotask: (fn) => {
+      if (typeof fn !== "function") throw new TypeError("queueMicrotask takes a function");
+      Promise.resolve().then(fn);
+    },
+  });
+  // The runtime's side: how long until the next timer (-1: none), and
+  // run the ones due, earliest first.
+  Object.defineProperty(g, "__moat_timers", { value: Object.freeze({
+    next: () => {
+      let due = Infinity;
+      for (const t of timers.values()) if (t.due < due) due = t.due;
+      return due === Infinity ? -1 : Math.max(0, due - Date.now());
+    },
+    run: () => {
+      const now = Date.now();
+      const ready = [];
+      for (const [id, t] of timers) if (t.due <= now) ready.push([id, t]);
+      ready.sort((a, b) => a[1].due - b[1].due || a[0] - b[0]);
+      for (const [id, t] of ready) {
+        if (!timers.has(id)) continue; // cleared by an earlier one
+        if (t.repeat) t.due = now + t.ms;
+        else timers.delete(id);
+        t.fn(...t.args);
+      }
+    },
+    reset: () => timers.clear(),
+  }) });
+
   // self is the global object, as in Workers (libraries look for it before
   // falling back to Function("return this")).
   Object.assign(g, { self: g, fetch, TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
