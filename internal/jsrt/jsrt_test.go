@@ -92,6 +92,8 @@ return { default: {
         params: new URLSearchParams({a: "1 2", b: "&"}).toString(), rel: new URL("../x?y=1", "https://h.example/a/b/c").href,
       });
     }
+    if (url.pathname === "/bytes") { const b = new Uint8Array(await request.arrayBuffer()); return new Response(b.reverse()); }
+    if (url.pathname === "/clone") { const c = request.clone(); const n = (await c.arrayBuffer()).byteLength; return new Response(n + " " + (await request.text())); }
     if (url.pathname === "/headers") return new Response("made", { status: 201, headers: { "x-one": "1", "content-type": "text/plain" } });
     if (url.pathname === "/throw") throw new Error("on purpose");
     if (url.pathname === "/reject") return Promise.reject(new TypeError("rejected on purpose"));
@@ -130,6 +132,14 @@ return { default: {
 	if apis["text"] != "héllo" || apis["b64"] != "aGk=" || apis["unb64"] != "hi" || apis["nonzero"] != true ||
 		apis["params"] != "a=1+2&b=%26" || apis["rel"] != "https://h.example/a/x?y=1" || len(apis["uuid"].(string)) != 36 {
 		t.Fatalf("apis: %s", resp.Body)
+	}
+	// Bodies: bytes that are not UTF-8 arrive as bytes, UTF-8 as text, and
+	// either reads as bytes too.
+	if resp := run(t, m, "POST", "/bytes", "", "\xff\x00\x01é"); string(resp.Body) != "\xa9\xc3\x01\x00\xff" {
+		t.Fatalf("bytes: %q", resp.Body)
+	}
+	if resp := run(t, m, "POST", "/clone", "", "héllo"); string(resp.Body) != "6 héllo" {
+		t.Fatalf("clone: %q", resp.Body)
 	}
 	resp = run(t, m, "GET", "/headers", "", "")
 	if resp.Status != 201 || resp.Header.Get("X-One") != "1" || string(resp.Body) != "made" {

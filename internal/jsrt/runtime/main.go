@@ -19,6 +19,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -258,9 +259,15 @@ func newRequest(r *http.Request, body []byte) (goja.Value, error) {
 	for i, h := range headers {
 		pairs[i] = vm.NewArray(h[0], h[1])
 	}
+	// A body of UTF-8 goes in as a string, which text() and json() use as
+	// it is; other bytes as an ArrayBuffer.
 	var jsBody goja.Value = goja.Null()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		jsBody = vm.ToValue(vm.NewArrayBuffer(body))
+		if utf8.Valid(body) {
+			jsBody = vm.ToValue(string(body))
+		} else {
+			jsBody = vm.ToValue(vm.NewArrayBuffer(body))
+		}
 	}
 	return makeRequest(nil, vm.ToValue(url), vm.ToValue(r.Method), vm.NewArray(pairs...), jsBody)
 }

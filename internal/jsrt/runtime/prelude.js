@@ -119,12 +119,32 @@
     toJSON() { return this.href; }
   }
 
+  // A body is kept as it came: a string stays a string until something
+  // asks for its bytes (text() and json() of a string body, and the
+  // runtime writing it, never encode it).
   class Body {
-    _init(body) { this._body = body === undefined || body === null ? null : toBytes(body); this.bodyUsed = false; }
-    _take() {
+    _init(body) {
+      if (body === undefined || body === null) { this._text = null; this._bytes = null; }
+      else if (typeof body === "string") { this._text = body; this._bytes = undefined; }
+      else { this._text = null; this._bytes = toBytes(body); }
+      this.bodyUsed = false;
+    }
+    get _body() {
+      if (this._bytes === undefined) this._bytes = new Uint8Array(N.encode(this._text));
+      return this._bytes;
+    }
+    set _body(b) { this._bytes = b; this._text = null; }
+    // _raw is the body as it is held: a string, bytes or null.
+    get _raw() { return this._bytes === undefined ? this._text : this._bytes; }
+    _use() {
       if (this.bodyUsed) throw new TypeError("the body has been read already");
       this.bodyUsed = true;
-      return this._body || new Uint8Array(0);
+    }
+    _take() { this._use(); return this._body || new Uint8Array(0); }
+    _takeText() {
+      this._use();
+      if (this._bytes === undefined) return this._text;
+      return this._bytes === null ? "" : N.decode(this._bytes, false);
     }
     get body() { return this._body; }
     // Not async functions: a settled promise made directly costs the
@@ -133,10 +153,10 @@
       try { const b = this._take(); return Promise.resolve(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); } catch (e) { return Promise.reject(e); }
     }
     text() {
-      try { return Promise.resolve(N.decode(this._take(), false)); } catch (e) { return Promise.reject(e); }
+      try { return Promise.resolve(this._takeText()); } catch (e) { return Promise.reject(e); }
     }
     json() {
-      try { return Promise.resolve(JSON.parse(N.decode(this._take(), false))); } catch (e) { return Promise.reject(e); }
+      try { return Promise.resolve(JSON.parse(this._takeText())); } catch (e) { return Promise.reject(e); }
     }
   }
 
@@ -147,7 +167,7 @@
       this.url = from ? from.url : new URL(String(input)).href;
       this.method = String(init.method || (from && from.method) || "GET").toUpperCase();
       this.headers = new Headers(init.headers || (from && from.headers) || undefined);
-      const body = init.body !== undefined ? init.body : from ? from._body : null;
+      const body = init.body !== undefined ? init.body : from ? from._raw : null;
       if (body !== null && body !== undefined && (this.method === "GET" || this.method === "HEAD")) {
         throw new TypeError("a GET or HEAD request has no body");
       }
@@ -164,7 +184,8 @@
     const h = Object.create(Headers.prototype);
     h._h = pairs;
     r.headers = h;
-    r._body = body === undefined || body === null ? null : new Uint8Array(body);
+    if (typeof body === "string") { r._text = body; r._bytes = undefined; }
+    else { r._text = null; r._bytes = body === undefined || body === null ? null : new Uint8Array(body); }
     r.bodyUsed = false;
     return r;
   };
@@ -240,7 +261,7 @@
     return r;
   };
   const bodyOf = (init, from) => {
-    const b = init.body !== undefined ? init.body : from ? from._body : null;
+    const b = init.body !== undefined ? init.body : from ? from._raw : null;
     return b === null || b === undefined ? null : toBytes(b).buffer;
   };
   // fetch reaches only what the manifest's egress grant names; the host
@@ -356,7 +377,7 @@
     const h = r.headers._h;
     const flat = [];
     for (let i = 0; i < h.length; i++) flat.push(String(h[i][0]), String(h[i][1]));
-    return [r.status, flat, r._body];
+    return [r.status, flat, r._raw];
   } });
   // Warm: run the common paths once at deploy, so that what the engine
   // fills in lazily on first use is in the snapshot rather than filled in
