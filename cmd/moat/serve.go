@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -104,6 +105,19 @@ func newServeCmd(e *env) *cobra.Command {
 				// collecting less often halves the sandbox's own cost
 				// (docs/performance.md). GOGC overrides it.
 				debug.SetGCPercent(400)
+			}
+			if path := e.getenv("MOAT_CPUPROFILE"); path != "" {
+				// For profiling a node under load (BENCHMARKS.md): a CPU
+				// profile of the whole process until it stops.
+				f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return err
+				}
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
 			}
 			if cfg.ConsoleListen == "off" {
 				cfg.ConsoleListen = ""
