@@ -47,6 +47,7 @@ func main() {
 	floodPace := flag.Int("flood-pace", 0, "internal: requests a second for -flood; 0 is as fast as possible")
 	floodClients := flag.Int("flood-clients", 32, "internal: concurrent clients for -flood")
 	loadURL := flag.String("load", "", "load this URL from -c clients for -duration and print requests a second (for A/B comparisons of two nodes)")
+	loadPost := flag.Bool("post", false, "with -load, POST the JSON handler's body (for /fn/sum and /json) instead of GET")
 	only := flag.String("only", "", "run one section alone on a fresh node: \"flood\" (the flood section -rounds times) or \"js\" (JavaScript beside workerd)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -55,8 +56,12 @@ func main() {
 		return
 	}
 	if *loadURL != "" {
-		load(*loadURL, *conc, time.Second) // warm up
-		n, errs, took := load(*loadURL, *conc, *duration)
+		run := load
+		if *loadPost {
+			run = postJSON
+		}
+		run(*loadURL, *conc, time.Second) // warm up
+		n, errs, took := run(*loadURL, *conc, *duration)
 		fmt.Printf("%.0f requests/s (%d errors)\n", float64(n)/took.Seconds(), errs)
 		return
 	}
