@@ -96,7 +96,7 @@ func main() {
 	data, err := os.MkdirTemp("", "moatbench")
 	check(err)
 	defer os.RemoveAll(data)
-	node := start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node := start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "warn")
 	node.data = data
 	c := node.client(data)
 	t0 := time.Now()
@@ -122,7 +122,7 @@ func main() {
 				check(os.RemoveAll(filepath.Join(data, "cache")))
 			}
 			t := time.Now()
-			node = start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+			node = start(*moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "warn")
 			node.data = data
 			c = node.client(data)
 			firstOK(c, "hello")
@@ -200,7 +200,7 @@ func main() {
 	data2, err := os.MkdirTemp("", "moatbench")
 	check(err)
 	defer os.RemoveAll(data2)
-	plain := start(*moatBin, "moat serving at ", "serve", "--data", data2, "--listen", "127.0.0.1:0", "--log-level", "error", "--unaudited-invocations")
+	plain := start(*moatBin, "moat serving at ", "serve", "--data", data2, "--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "error", "--unaudited-invocations")
 	plain.data = data2
 	for _, b := range []*bundle.Bundle{hello, minimal} {
 		_, err := plain.client(data2).Deploy(ctx, b)
@@ -265,7 +265,7 @@ func floodOnly(ctx context.Context, moatBin, bareBin string, rounds int) {
 	defer os.RemoveAll(data)
 	bare := start(bareBin, "listening at ")
 	defer bare.stop()
-	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "warn")
 	node.data = data
 	defer node.stop()
 	_, err = node.client(data).Deploy(ctx, minimal)
@@ -949,7 +949,7 @@ func jsOnly(ctx context.Context, moatBin, bareBin string, conc, rounds int, dura
 	data, err := os.MkdirTemp("", "moatbench")
 	check(err)
 	defer os.RemoveAll(data)
-	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	node := start(moatBin, "moat serving at ", "serve", "--data", data, "--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "warn")
 	node.data = data
 	defer node.stop()
 	c := node.client(data)

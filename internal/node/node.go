@@ -234,9 +234,12 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 		return nil, err
 	}
 	n = &Node{log: log, cfg: cfg, certs: certs}
+	// Every failure below returns nil for the node: close what was
+	// started through a pointer of its own.
+	started := n
 	defer func() {
 		if err != nil {
-			n.close()
+			started.close()
 		}
 	}()
 	n.sandbox, err = sandbox.New(ctx, log, filepath.Join(cfg.DataDir, "cache", "wazero"))

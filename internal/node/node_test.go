@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -723,5 +724,26 @@ func TestRestartCompilesEarly(t *testing.T) {
 			t.Fatalf("%s: early modules taken = %d, want 0", name, got)
 		}
 		n.stop()
+	}
+}
+
+// TestStartFailsCleanly: a start that fails late (here the console's port
+// is taken) returns the error, does not panic, and releases what it had
+// started, so that the same data directory starts at once after.
+func TestStartFailsCleanly(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Start(context.Background(), log, Config{DataDir: data, Listen: "127.0.0.1:0", NoSync: true, ConsoleListen: taken.Addr().String()})
+	if err == nil || n != nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Fatalf("start with the console's port taken: %v, %v", n, err)
+	}
+	tn := startNodeConfig(t, Config{DataDir: data, NoSync: true})
+	if resp, err := http.Get(tn.URL() + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the next start: %v %v", resp, err)
 	}
 }
