@@ -203,8 +203,10 @@ func (p *cowPool) restore(m *cowMemory) bool {
 		if dirty > maxDirtyPages {
 			return unix.Madvise(buf, unix.MADV_DONTNEED) == nil
 		}
+		// These pages were written: copy them back without comparing
+		// first (a compare saves nothing, the page is private either way).
 		for _, r := range runs {
-			p.restoreRange(buf, r[0], r[1])
+			p.copyBack(buf, r[0], r[1])
 		}
 		return true
 	}
@@ -221,7 +223,7 @@ func (p *cowPool) restore(m *cowMemory) bool {
 				if !written(e) {
 					continue
 				}
-				p.restoreRange(buf, i*page, (i+1)*page)
+				p.copyBack(buf, i*page, (i+1)*page)
 			}
 			return true
 		}
@@ -242,6 +244,18 @@ func (p *cowPool) restoreRange(buf []byte, from, to int) {
 		if !bytes.Equal(buf[off:off+page], was) {
 			copy(buf[off:off+page], was)
 		}
+	}
+}
+
+// copyBack copies buf[from:to] back from the image (zeros past the memfd).
+func (p *cowPool) copyBack(buf []byte, from, to int) {
+	if from < p.image {
+		end := min(to, p.image)
+		copy(buf[from:end], p.view[from:end])
+		from = end
+	}
+	if from < to {
+		clear(buf[from:to])
 	}
 }
 
