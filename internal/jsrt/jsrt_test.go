@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -92,6 +93,7 @@ return { default: {
         params: new URLSearchParams({a: "1 2", b: "&"}).toString(), rel: new URL("../x?y=1", "https://h.example/a/b/c").href,
       });
     }
+    if (url.pathname === "/query") return Response.json([...url.searchParams]);
     if (url.pathname === "/bytes") { const b = new Uint8Array(await request.arrayBuffer()); return new Response(b.reverse()); }
     if (url.pathname === "/clone") { const c = request.clone(); const n = (await c.arrayBuffer()).byteLength; return new Response(n + " " + (await request.text())); }
     if (url.pathname === "/headers") return new Response("made", { status: 201, headers: { "x-one": "1", "content-type": "text/plain" } });
@@ -132,6 +134,20 @@ return { default: {
 	if apis["text"] != "héllo" || apis["b64"] != "aGk=" || apis["unb64"] != "hi" || apis["nonzero"] != true ||
 		apis["params"] != "a=1+2&b=%26" || apis["rel"] != "https://h.example/a/x?y=1" || len(apis["uuid"].(string)) != 36 {
 		t.Fatalf("apis: %s", resp.Body)
+	}
+	// A malformed query is data, never an exception: invalid escapes stay
+	// as they are, bytes that are not UTF-8 become U+FFFD (as in browsers).
+	for q, want := range map[string]string{
+		"a=%zz&b=%4&c=100%&d=%E9&e=%C3%A9+x&&=v&k": `[["a","%zz"],["b","%4"],["c","100%"],["d","\ufffd"],["e","é x"],["","v"],["k",""]]`,
+		"%%%=%%": `[["%%%","%%"]]`,
+	} {
+		resp := run(t, m, "GET", "/query", q, "")
+		var got, exp any
+		json.Unmarshal(resp.Body, &got)
+		json.Unmarshal([]byte(want), &exp)
+		if resp.Status != 200 || fmt.Sprint(got) != fmt.Sprint(exp) {
+			t.Errorf("query %q: %d %s, want %s", q, resp.Status, resp.Body, want)
+		}
 	}
 	// Bodies: bytes that are not UTF-8 arrive as bytes, UTF-8 as text, and
 	// either reads as bytes too.
@@ -349,4 +365,34 @@ return { default: {
 	if resp := run(t, m, "GET", "/sleep", "", ""); resp.Status != 200 {
 		t.Fatalf("after the timeout: %d %s", resp.Status, resp.Body)
 	}
+}
+
+// FuzzSearchParams: whatever query a request brings, new URL and its
+// searchParams parse it without an exception.
+func FuzzSearchParams(f *testing.F) {
+	for _, q := range []string{"a=1", "a=%zz", "%", "+%2", "a=%E9%80", "=&=&", "x=" + strings.Repeat("%41", 100)} {
+		f.Add(q)
+	}
+	r := newSandbox(f)
+	m, err := r.CompileInit(context.Background(), runtimeModule(f), 128<<20, nil, script(`
+return { default: { fetch(request) { return Response.json([...new URL(request.url).searchParams]); } } };`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		for i := 0; i < len(q); i++ {
+			if q[i] <= ' ' || q[i] >= 0x7f || q[i] == '#' {
+				return // not what a request line carries
+			}
+		}
+		res, err := m.Run(context.Background(), &sandbox.Request{Args: []string{"js"}, Env: []string{"REQUEST_METHOD=GET", "PATH_INFO=/", "QUERY_STRING=" + q, "SERVER_PROTOCOL=HTTP/1.1",
+			"SERVER_NAME=fn.example", "SERVER_PORT=80", "HTTP_HOST=fn.example"}, Timeout: 5 * time.Second, MaxOut: 1 << 20, MaxLog: 64 << 10, MaxLines: 100})
+		if err != nil {
+			t.Fatalf("query %q: %v %q", q, err, res.Log)
+		}
+		resp, err := cgi.ParseResponse(res.Stdout)
+		if err != nil || resp.Status != 200 || !json.Valid(resp.Body) {
+			t.Fatalf("query %q: %v %q", q, err, res.Stdout)
+		}
+	})
 }

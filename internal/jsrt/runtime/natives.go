@@ -144,10 +144,7 @@ func installNatives(vm *goja.Runtime) {
 		return vm.ToValue(v)
 	})
 	set("parseQuery", func(c goja.FunctionCall) goja.Value {
-		pairs, err := parseQuery(c.Argument(0).String())
-		if err != nil {
-			panic(vm.NewGoError(fmt.Errorf("URIError: %v", err)))
-		}
+		pairs := parseQuery(c.Argument(0).String())
 		out := make([]any, len(pairs))
 		for i, p := range pairs {
 			out[i] = vm.NewArray(p[0], p[1])
@@ -272,9 +269,12 @@ func headerName(n string) (string, bool) {
 }
 
 // parseQuery splits a query string (with or without its "?") into its
-// pairs as URLSearchParams does: "+" is a space, %XX a byte, in order, the
-// empty parts skipped.
-func parseQuery(q string) ([][2]string, error) {
+// pairs as URLSearchParams does (WHATWG URL, application/x-www-form-
+// urlencoded parsing): "+" is a space, a valid %XX a byte, an invalid one
+// kept as it is (never an error: a malformed query in a request must not
+// make new URL(request.url) throw), bytes that are not UTF-8 replaced
+// with U+FFFD, the empty parts skipped, in order.
+func parseQuery(q string) [][2]string {
 	q = strings.TrimPrefix(q, "?")
 	var pairs [][2]string
 	for part := range strings.SplitSeq(q, "&") {
@@ -282,14 +282,39 @@ func parseQuery(q string) ([][2]string, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(part, "=")
-		k, err := url.QueryUnescape(k)
-		if err != nil {
-			return nil, err
-		}
-		if v, err = url.QueryUnescape(v); err != nil {
-			return nil, err
-		}
-		pairs = append(pairs, [2]string{k, v})
+		pairs = append(pairs, [2]string{formDecode(k), formDecode(v)})
 	}
-	return pairs, nil
+	return pairs
+}
+
+// formDecode percent-decodes s leniently, "+" as a space.
+func formDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
