@@ -405,3 +405,81 @@ return { default: { fetch(request) { return Response.json([...new URL(request.ur
 		}
 	})
 }
+
+// TestRuntimeForms: request.formData() from a urlencoded and a multipart
+// body, FormData and Blob as bodies, AbortController.
+func TestRuntimeForms(t *testing.T) {
+	r := newSandbox(t)
+	m, err := r.CompileInit(context.Background(), runtimeModule(t), 128<<20, nil, script(`
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+return { default: {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/form") {
+      try {
+        const fd = await request.formData();
+        const out = {};
+        for (const [k, v] of fd) {
+          out[k] = out[k] || [];
+          out[k].push(typeof v === "string" ? v : { name: v.name, type: v.type, size: v.size, text: await v.text() });
+        }
+        return Response.json(out);
+      } catch (e) { return new Response(e.name + ": " + e.message, { status: 400 }); }
+    }
+    if (path === "/roundtrip") {
+      const fd = new FormData();
+      fd.append("a", "1"); fd.append("a", "2\r\n\"x\"");
+      fd.append("f", new Blob(["hi"], { type: "text/plain" }), "h.txt");
+      const resp = new Response(fd);
+      const back = await resp.formData();
+      const f = back.get("f");
+      return Response.json({ type: resp.headers.get("content-type").split(";")[0], a: back.getAll("a"), f: [f.name, f.type, await f.text()] });
+    }
+    if (path === "/blob") {
+      const b = new Blob(["ab", new Uint8Array([99])], { type: "Text/Plain" });
+      const resp = new Response(b);
+      return Response.json({ size: b.size, type: b.type, text: await b.text(), slice: await b.slice(1).text(), ct: resp.headers.get("content-type") });
+    }
+    if (path === "/abort") {
+      const ac = new AbortController();
+      let heard = 0;
+      ac.signal.addEventListener("abort", () => heard++);
+      ac.abort();
+      let fetched;
+      try { await fetch("https://example.com/", { signal: ac.signal }); fetched = "reached"; } catch (e) { fetched = e.name; }
+      const late = AbortSignal.timeout(10);
+      const before = late.aborted;
+      await sleep(40);
+      return Response.json({ aborted: ac.signal.aborted, heard, fetched, before, after: late.aborted, reason: late.reason.name });
+    }
+    return new Response("not found", { status: 404 });
+  }
+}};`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := run(t, m, "POST", "/form", "", "a=1&b=x+y&a=%32", "CONTENT_TYPE=application/x-www-form-urlencoded")
+	if string(resp.Body) != `{"a":["1","2"],"b":["x y"]}` {
+		t.Errorf("urlencoded: %s", resp.Body)
+	}
+	multi := "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhéllo\r\n" +
+		"--XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"../../etc/passwd\"\r\nContent-Type: text/csv\r\n\r\nsku,n\r\n--XyZ--\r\n"
+	resp = run(t, m, "POST", "/form", "", multi, "CONTENT_TYPE=multipart/form-data; boundary=XyZ")
+	if string(resp.Body) != `{"note":["héllo"],"up":[{"name":"../../etc/passwd","type":"text/csv","size":5,"text":"sku,n"}]}` {
+		t.Errorf("multipart: %s", resp.Body)
+	}
+	for ct, body := range map[string]string{"text/plain": "a=1", "multipart/form-data": multi, "multipart/form-data; boundary=XyZ": "--XyZ\r\nbroken"} {
+		if resp := run(t, m, "POST", "/form", "", body, "CONTENT_TYPE="+ct); resp.Status != 400 || !strings.Contains(string(resp.Body), "TypeError") {
+			t.Errorf("formData of %s: %d %s", ct, resp.Status, resp.Body)
+		}
+	}
+	if resp := run(t, m, "GET", "/roundtrip", "", ""); string(resp.Body) != `{"type":"multipart/form-data","a":["1","2\r\n\"x\""],"f":["h.txt","text/plain","hi"]}` {
+		t.Errorf("roundtrip: %s", resp.Body)
+	}
+	if resp := run(t, m, "GET", "/blob", "", ""); string(resp.Body) != `{"size":3,"type":"text/plain","text":"abc","slice":"bc","ct":"text/plain"}` {
+		t.Errorf("blob: %s", resp.Body)
+	}
+	if resp := run(t, m, "GET", "/abort", "", ""); string(resp.Body) != `{"aborted":true,"heard":1,"fetched":"AbortError","before":false,"after":true,"reason":"TimeoutError"}` {
+		t.Errorf("abort: %s", resp.Body)
+	}
+}

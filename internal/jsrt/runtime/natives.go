@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -151,6 +153,40 @@ func installNatives(vm *goja.Runtime) {
 		}
 		return vm.NewArray(out...)
 	})
+	// multipart splits a multipart/form-data body into its parts:
+	// [name, filename or null, content type, bytes].
+	set("multipart", func(c goja.FunctionCall) goja.Value {
+		_, params, err := mime.ParseMediaType(c.Argument(1).String())
+		if err != nil || params["boundary"] == "" {
+			throw("formData: a multipart/form-data body needs a boundary")
+		}
+		mr := multipart.NewReader(bytes.NewReader(bytesArg(c.Argument(0))), params["boundary"])
+		var out []any
+		for {
+			p, err := mr.NextRawPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				throw("formData: %v", err)
+			}
+			if len(out) >= maxFormParts {
+				throw("formData: more than %d parts", maxFormParts)
+			}
+			b, err := io.ReadAll(p)
+			if err != nil {
+				throw("formData: %v", err)
+			}
+			var filename goja.Value = goja.Null()
+			if _, dp, err := mime.ParseMediaType(p.Header.Get("Content-Disposition")); err == nil {
+				if f, ok := dp["filename"]; ok {
+					filename = vm.ToValue(f)
+				}
+			}
+			out = append(out, vm.NewArray(p.FormName(), filename, p.Header.Get("Content-Type"), vm.NewArrayBuffer(b)))
+		}
+		return vm.NewArray(out...)
+	})
 	// Capabilities: the SDK's host calls, checked by the node against the
 	// manifest's grants. Each answers {ok, value} or {error, code}.
 	result := func(v any, err error) goja.Value {
@@ -245,6 +281,10 @@ func uuid4() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
+
+// maxFormParts bounds the parts of a multipart body (the manifest's body
+// limit bounds its bytes).
+const maxFormParts = 1000
 
 // tchar marks the bytes of a header name (a token, RFC 9110), lowercase.
 var tchar = func() (t [128]bool) {

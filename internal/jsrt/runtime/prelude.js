@@ -11,6 +11,8 @@
     if (b instanceof ArrayBuffer) return new Uint8Array(b.slice(0));
     if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     if (b instanceof URLSearchParams) return new Uint8Array(N.encode(b.toString()));
+    if (b instanceof Blob) return b._b.slice();
+    if (b instanceof FormData) return b._encode().bytes;
     throw new TypeError("a body must be a string, an ArrayBuffer, a typed array or URLSearchParams");
   };
 
@@ -122,9 +124,108 @@
   // A body is kept as it came: a string stays a string until something
   // asks for its bytes (text() and json() of a string body, and the
   // runtime writing it, never encode it).
+  // Blob and File: bytes with a type, read whole (no streams).
+  class Blob {
+    constructor(parts = [], opts = {}) {
+      const chunks = [];
+      let n = 0;
+      for (const p of parts) {
+        const c = p instanceof Blob ? p._b : toBytes(p);
+        chunks.push(c);
+        n += c.byteLength;
+      }
+      this._b = new Uint8Array(n);
+      let at = 0;
+      for (const c of chunks) { this._b.set(c, at); at += c.byteLength; }
+      const t = String(opts.type || "");
+      this.type = /^[\x20-\x7e]*$/.test(t) ? t.toLowerCase() : "";
+    }
+    get size() { return this._b.byteLength; }
+    text() { return Promise.resolve(N.decode(this._b, false)); }
+    arrayBuffer() { return Promise.resolve(this._b.slice().buffer); }
+    bytes() { return Promise.resolve(this._b.slice()); }
+    slice(start = 0, end = this.size, type = "") {
+      const b = new Blob([], { type });
+      b._b = this._b.slice(start, end);
+      return b;
+    }
+  }
+  class File extends Blob {
+    constructor(parts, name, opts = {}) {
+      super(parts, opts);
+      this.name = String(name);
+      this.lastModified = opts.lastModified === undefined ? Date.now() : Number(opts.lastModified);
+    }
+  }
+
+  // FormData: what a form posts, read with request.formData() from
+  // application/x-www-form-urlencoded or multipart/form-data.
+  const formValue = (v, filename) => {
+    if (v instanceof Blob) return v instanceof File && filename === undefined ? v : new File([v], filename === undefined ? "blob" : filename, { type: v.type });
+    return String(v);
+  };
+  class FormData {
+    constructor() { this._e = []; }
+    append(k, v, filename) { this._e.push([String(k), formValue(v, filename)]); }
+    set(k, v, filename) { k = String(k); this.delete(k); this.append(k, v, filename); }
+    delete(k) { k = String(k); this._e = this._e.filter((p) => p[0] !== k); }
+    get(k) { k = String(k); const p = this._e.find((p) => p[0] === k); return p ? p[1] : null; }
+    getAll(k) { k = String(k); return this._e.filter((p) => p[0] === k).map((p) => p[1]); }
+    has(k) { k = String(k); return this._e.some((p) => p[0] === k); }
+    forEach(f, self) { for (const [k, v] of this._e) f.call(self, v, k, this); }
+    *entries() { yield* this._e.map((p) => [p[0], p[1]]); }
+    *keys() { for (const [k] of this._e) yield k; }
+    *values() { for (const [, v] of this._e) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    // _encode writes it as multipart/form-data.
+    _encode() {
+      const boundary = "----moat" + N.uuid().replace(/-/g, "");
+      const q = (s) => s.replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/"/g, "%22");
+      const parts = [];
+      for (const [k, v] of this._e) {
+        let head = "--" + boundary + '\r\ncontent-disposition: form-data; name="' + q(k) + '"';
+        if (v instanceof File) head += '; filename="' + q(v.name) + '"\r\ncontent-type: ' + (v.type || "application/octet-stream");
+        parts.push(head + "\r\n\r\n", v instanceof Blob ? v : String(v), "\r\n");
+      }
+      parts.push("--" + boundary + "--\r\n");
+      return { bytes: new Blob(parts)._b, type: "multipart/form-data; boundary=" + boundary };
+    }
+  }
+
+  // AbortController: a signal a caller can check and listen to. Host calls
+  // are synchronous, so fetch honours a signal already aborted.
+  class AbortSignal {
+    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; this._l = []; }
+    addEventListener(type, f) { if (type === "abort" && typeof f === "function") this._l.push(f); }
+    removeEventListener(type, f) { this._l = this._l.filter((g) => g !== f); }
+    throwIfAborted() { if (this.aborted) throw this.reason; }
+    _abort(reason) {
+      if (this.aborted) return;
+      this.aborted = true;
+      this.reason = reason === undefined ? Object.assign(new Error("the operation was aborted"), { name: "AbortError" }) : reason;
+      const ev = { type: "abort", target: this };
+      if (typeof this.onabort === "function") this.onabort(ev);
+      for (const f of this._l) f(ev);
+    }
+    static abort(reason) { const s = new AbortSignal(); s._abort(reason); return s; }
+    static timeout(ms) {
+      const s = new AbortSignal();
+      setTimeout(() => s._abort(Object.assign(new Error("the operation timed out"), { name: "TimeoutError" })), ms);
+      return s;
+    }
+  }
+  class AbortController {
+    constructor() { this.signal = new AbortSignal(); }
+    abort(reason) { this.signal._abort(reason); }
+  }
+
   class Body {
     _init(body) {
-      if (body === undefined || body === null) { this._text = null; this._bytes = null; }
+      if (body instanceof FormData || body instanceof Blob) {
+        const e = body instanceof FormData ? body._encode() : { bytes: body._b.slice(), type: body.type };
+        if (e.type && this.headers && !this.headers.has("content-type")) this.headers._h.push(["content-type", e.type]);
+        this._text = null; this._bytes = e.bytes;
+      } else if (body === undefined || body === null) { this._text = null; this._bytes = null; }
       else if (typeof body === "string") { this._text = body; this._bytes = undefined; }
       else { this._text = null; this._bytes = toBytes(body); }
       this.bodyUsed = false;
@@ -157,6 +258,28 @@
     }
     json() {
       try { return Promise.resolve(JSON.parse(this._takeText())); } catch (e) { return Promise.reject(e); }
+    }
+    blob() {
+      try { const b = new Blob([], { type: this.headers.get("content-type") || "" }); b._b = this._take().slice(); return Promise.resolve(b); } catch (e) { return Promise.reject(e); }
+    }
+    formData() {
+      try {
+        const type = (this.headers.get("content-type") || "").toLowerCase();
+        const fd = new FormData();
+        if (type.startsWith("application/x-www-form-urlencoded")) {
+          for (const [k, v] of N.parseQuery(this._takeText())) fd.append(k, v);
+        } else if (type.startsWith("multipart/form-data")) {
+          for (const [name, filename, ctype, value] of N.multipart(this._take(), this.headers.get("content-type"))) {
+            if (filename === null) fd.append(name, N.decode(value, false));
+            else fd.append(name, new File([value], filename, { type: ctype }));
+          }
+        } else {
+          throw new TypeError("formData: the body is neither application/x-www-form-urlencoded nor multipart/form-data");
+        }
+        return Promise.resolve(fd);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
   }
 
@@ -271,8 +394,17 @@
       const from = input instanceof Request ? input : null;
       const url = from ? from.url : new URL(String(input)).href;
       const method = String(init.method || (from && from.method) || "GET").toUpperCase();
+      const signal = init.signal || (from && from.signal);
+      if (signal && signal.aborted) return Promise.reject(signal.reason);
       const headers = pairsOf(init.headers || (from && from.headers) || undefined);
-      return call(N.httpDo(method, url, headers, bodyOf(init, from))).then(responseOf);
+      let body = bodyOf(init, from);
+      if (init.body instanceof FormData || init.body instanceof Blob) {
+        const r = new Request("https://body.invalid/", { method: "POST", body: init.body });
+        body = r._body.buffer;
+        const type = r.headers.get("content-type");
+        if (type && !headers.some((p) => p[0] === "content-type")) headers.push(["content-type", type]);
+      }
+      return call(N.httpDo(method, url, headers, body)).then(responseOf);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -367,6 +499,7 @@
   // self is the global object, as in Workers (libraries look for it before
   // falling back to Function("return this")).
   Object.assign(g, { self: g, fetch, TextEncoder, TextDecoder, Headers, URLSearchParams, URL, Request, Response, crypto, console,
+    Blob, File, FormData, AbortController, AbortSignal,
     atob: (s) => N.atob(String(s)), btoa: (s) => N.btoa(String(s)) });
   Object.defineProperty(g, "__moat_env", { value: env });
   Object.defineProperty(g, "__moat_request", { value: hostRequest });
