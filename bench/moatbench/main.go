@@ -150,37 +150,18 @@ func main() {
 	}
 
 	// (c), (d) Throughput and server CPU per request at concurrency c.
-	type result struct{ rps, cpuPerReq []float64 }
-	targets := []struct {
-		name string
-		srv  *proc
-		path string
-	}{
-		{"bare Go, hello", bare, "/hello?name=bench"},
-		{"moat, hello (Go)", node, "/fn/hello?name=bench"},
-		{"bare Go, minimal", bare, "/minimal"},
-		{"moat, minimal (WAT)", node, "/fn/minimal"},
+	targets := []loadTarget{
+		{"bare Go, hello", bare, "/hello?name=bench", false},
+		{"moat, hello (Go)", node, "/fn/hello?name=bench", false},
+		{"bare Go, minimal", bare, "/minimal", false},
+		{"moat, minimal (WAT)", node, "/fn/minimal", false},
 	}
-	results := make([]result, len(targets))
-	for r := 0; r < *rounds; r++ {
-		for i, tgt := range targets {
-			load(tgt.srv.url+tgt.path, *conc, time.Second) // warm up
-			cpu0 := tgt.srv.cpu()
-			n, errs, took := load(tgt.srv.url+tgt.path, *conc, *duration)
-			cpu := tgt.srv.cpu() - cpu0
-			if errs > 0 {
-				log.Printf("%s: %d errors", tgt.name, errs)
-			}
-			results[i].rps = append(results[i].rps, float64(n)/took.Seconds())
-			results[i].cpuPerReq = append(results[i].cpuPerReq, cpu.Seconds()/float64(n))
-		}
-	}
+	rps, cpu := loadRounds(targets, *conc, *rounds, *duration)
 	fmt.Printf("\n## Throughput at concurrency %d, median of %d rounds of %s\n\n", *conc, *rounds, *duration)
 	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare | CPU ratio to bare |\n|---|---|---|---|---|\n")
 	for i, tgt := range targets {
-		base := results[i-i%2]
-		rps, cpu := medianF(results[i].rps), medianF(results[i].cpuPerReq)
-		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, rps, cpu*1e6, rps/medianF(base.rps), cpu/medianF(base.cpuPerReq))
+		b := i - i%2
+		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, medianF(rps[i]), medianF(cpu[i])*1e6, medianF(rps[i])/medianF(rps[b]), medianF(cpu[i])/medianF(cpu[b]))
 	}
 
 	// Fresh sandboxes (docs/snapshots.md): a Go reactor with JSON in and
@@ -647,7 +628,7 @@ func check(err error) {
 
 // freshSandboxes deploys examples/sum and measures it beside bare Go and
 // workerd serving the same JSON handler.
-func freshSandboxes(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, rounds int, duration time.Duration, seq int) {
+func freshSandboxes(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, nRounds int, duration time.Duration, seq int) {
 	if _, err := bundle.Build(ctx, "examples/sum"); err != nil {
 		log.Fatal(err)
 	}
@@ -668,34 +649,12 @@ func freshSandboxes(ctx context.Context, c *client.Client, node, bare, wd *proc,
 	}
 	fmt.Printf("\nInvoke overhead at p50 (moat p50 minus bare p50): %s\n\n", us(pct(moatLat, 50)-pct(bareLat, 50)))
 
-	targets := []struct {
-		name string
-		srv  *proc
-		path string
-	}{{"bare Go, /json", bare, "/json"}, {"moat, /fn/sum (Go reactor)", node, "/fn/sum"}}
+	targets := []loadTarget{{"bare Go, /json", bare, "/json", true}, {"moat, /fn/sum (Go reactor)", node, "/fn/sum", true}}
 	if wd != nil {
-		targets = append(targets, struct {
-			name string
-			srv  *proc
-			path string
-		}{"workerd, /json (JavaScript)", wd, "/json"})
+		targets = append(targets, loadTarget{"workerd, /json (JavaScript)", wd, "/json", true})
 	}
-	rps := make([][]float64, len(targets))
-	cpu := make([][]float64, len(targets))
-	for r := 0; r < rounds; r++ {
-		for i, tgt := range targets {
-			postJSON(tgt.srv.url+tgt.path, conc, time.Second) // warm up
-			cpu0 := tgt.srv.cpu()
-			n, errs, took := postJSON(tgt.srv.url+tgt.path, conc, duration)
-			used := tgt.srv.cpu() - cpu0
-			if errs > 0 {
-				log.Printf("%s: %d errors", tgt.name, errs)
-			}
-			rps[i] = append(rps[i], float64(n)/took.Seconds())
-			cpu[i] = append(cpu[i], used.Seconds()/float64(max(n, 1)))
-		}
-	}
-	fmt.Printf("Throughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores):\n\n", conc, rounds, duration)
+	rps, cpu := loadRounds(targets, conc, nRounds, duration)
+	fmt.Printf("Throughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores):\n\n", conc, nRounds, duration)
 	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare | CPU ratio to bare |\n|---|---|---|---|---|\n")
 	for i, tgt := range targets {
 		fmt.Printf("| %s | %.0f | %.1f µs | %.3f | %.2fx |\n", tgt.name, medianF(rps[i]), medianF(cpu[i])*1e6,
@@ -820,6 +779,40 @@ func runProbe(url string, n int) {
 	check(w.Flush())
 }
 
+// loadTarget is one server and path that loadRounds loads.
+type loadTarget struct {
+	name string
+	srv  *proc
+	path string
+	post bool // POST the JSON handler's body rather than GET
+}
+
+// loadRounds loads each target in turn, rounds times over (interleaved, as
+// the machine is shared), and returns each one's requests a second and
+// server CPU per request, one figure a round.
+func loadRounds(targets []loadTarget, conc, n int, duration time.Duration) (rps, cpu [][]float64) {
+	rps = make([][]float64, len(targets))
+	cpu = make([][]float64, len(targets))
+	for r := 0; r < n; r++ {
+		for i, tgt := range targets {
+			run := load
+			if tgt.post {
+				run = postJSON
+			}
+			run(tgt.srv.url+tgt.path, conc, time.Second) // warm up
+			cpu0 := tgt.srv.cpu()
+			ok, errs, took := run(tgt.srv.url+tgt.path, conc, duration)
+			used := tgt.srv.cpu() - cpu0
+			if errs > 0 {
+				log.Printf("%s: %d errors", tgt.name, errs)
+			}
+			rps[i] = append(rps[i], float64(ok)/took.Seconds())
+			cpu[i] = append(cpu[i], used.Seconds()/float64(max(ok, 1)))
+		}
+	}
+	return rps, cpu
+}
+
 // jsManifest deploys bench/workerd/worker.js, the script workerd runs, as
 // the JavaScript function js.
 const jsManifest = `name: js
@@ -832,7 +825,7 @@ http: {auth: public, methods: [GET, POST]}
 // javaScript serves workerd's own script as a Moat JavaScript function
 // (fresh state per request) and measures it beside workerd (one isolate,
 // reused) and the Go reactor, over the same loopback HTTP.
-func javaScript(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, rounds int, duration time.Duration, seq int) {
+func javaScript(ctx context.Context, c *client.Client, node, bare, wd *proc, conc, nRounds int, duration time.Duration, seq int) {
 	dir, err := os.MkdirTemp("", "moatbench-js")
 	check(err)
 	defer os.RemoveAll(dir)
@@ -887,13 +880,7 @@ func javaScript(ctx context.Context, c *client.Client, node, bare, wd *proc, con
 		fmt.Printf("| %s | %s | %s | %s |\n", r.name, us(pct(r.lat, 50)), us(pct(r.lat, 99)), us(pct(r.lat, 50)-pct(r.base, 50)))
 	}
 
-	type target struct {
-		name string
-		srv  *proc
-		path string
-		post bool
-	}
-	targets := []target{
+	targets := []loadTarget{
 		{"bare Go, GET /hello", bare, "/hello?name=bench", false},
 		{"moat, GET /fn/js/hello (JavaScript)", node, "/fn/js/hello?name=bench", false},
 		{"bare Go, POST /json", bare, "/json", true},
@@ -901,30 +888,12 @@ func javaScript(ctx context.Context, c *client.Client, node, bare, wd *proc, con
 		{"moat, POST /fn/sum (Go reactor)", node, "/fn/sum", true},
 	}
 	if wd != nil {
-		targets = append(targets, target{"workerd, GET /hello", wd, "/hello?name=bench", false}, target{"workerd, POST /json", wd, "/json", true})
+		targets = append(targets, loadTarget{"workerd, GET /hello", wd, "/hello?name=bench", false}, loadTarget{"workerd, POST /json", wd, "/json", true})
 	}
-	rps := make([][]float64, len(targets))
-	cpu := make([][]float64, len(targets))
-	for r := 0; r < rounds; r++ {
-		for i, tgt := range targets {
-			run := load
-			if tgt.post {
-				run = postJSON
-			}
-			run(tgt.srv.url+tgt.path, conc, time.Second) // warm up
-			cpu0 := tgt.srv.cpu()
-			n, errs, took := run(tgt.srv.url+tgt.path, conc, duration)
-			used := tgt.srv.cpu() - cpu0
-			if errs > 0 {
-				log.Printf("%s: %d errors", tgt.name, errs)
-			}
-			rps[i] = append(rps[i], float64(n)/took.Seconds())
-			cpu[i] = append(cpu[i], used.Seconds()/float64(max(n, 1)))
-		}
-	}
-	fmt.Printf("\nThroughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores; workerd runs every request on one thread):\n\n", conc, rounds, duration)
+	rps, cpu := loadRounds(targets, conc, nRounds, duration)
+	fmt.Printf("\nThroughput at concurrency %d, median of %d rounds of %s (the load generator shares the 2 cores; workerd runs every request on one thread):\n\n", conc, nRounds, duration)
 	fmt.Printf("| target | requests/s | server CPU per request | throughput ratio to bare Go | CPU ratio to bare Go |\n|---|---|---|---|---|\n")
-	baseOf := func(tgt target) int {
+	baseOf := func(tgt loadTarget) int {
 		if tgt.post {
 			return 2
 		}
