@@ -166,11 +166,8 @@ func main() {
 
 	// Fresh sandboxes (docs/snapshots.md): a Go reactor with JSON in and
 	// out, against the same handler natively and in workerd.
-	wd, err := startWorkerd()
-	if err != nil {
-		log.Printf("workerd not measured: %v", err)
-		wd = nil
-	} else {
+	wd := workerdIfAny()
+	if wd != nil {
 		defer wd.stop()
 	}
 	freshSandboxes(ctx, c, node, bare, wd, *conc, *rounds, *duration, *seq)
@@ -410,6 +407,17 @@ func start(bin, readyPrefix string, args ...string) *proc {
 	}
 	log.Fatalf("%s did not start", bin)
 	return nil
+}
+
+// workerdIfAny starts workerd (startWorkerd), or says why not and
+// returns nil: the sections compare with it when it can run here.
+func workerdIfAny() *proc {
+	wd, err := startWorkerd()
+	if err != nil {
+		log.Printf("workerd not measured: %v", err)
+		return nil
+	}
+	return wd
 }
 
 // startWorkerd starts Cloudflare's workerd serving bench/workerd/worker.js,
@@ -932,11 +940,8 @@ func jsOnly(ctx context.Context, moatBin, bareBin string, conc, rounds int, dura
 	}
 	firstOK(c, "hello")
 	check(postJSONOnce(node.url + "/fn/sum"))
-	wd, err := startWorkerd()
-	if err != nil {
-		log.Printf("workerd not measured: %v", err)
-		wd = nil
-	} else {
+	wd := workerdIfAny()
+	if wd != nil {
 		defer wd.stop()
 	}
 	javaScript(ctx, c, node, bare, wd, conc, rounds, duration, seq)
