@@ -328,7 +328,7 @@ return { default: {
       for (const k of ["process", "require", "module", "exports", "Deno", "Bun", "global", "__dirname", "importScripts", "WebAssembly"]) out[k] = typeof globalThis[k];
       try { require("fs"); out.fs = "reached"; } catch (e) { out.fs = e.name; }
       try { out.ctor = (function () { return this; }).constructor("return process")(); } catch (e) { out.ctor = e.name; }
-      out.globals = Object.getOwnPropertyNames(globalThis).filter((k) => !k.startsWith("__moat_") && /process|require|fs|os|exec|spawn|child|file|env/i.test(k));
+      out.globals = Object.getOwnPropertyNames(globalThis).filter((k) => !k.startsWith("__moat_") && /process|require|^fs$|^os$|exec|spawn|child|readfile|writefile|^env$/i.test(k));
       return Response.json(out);
     }
     }
