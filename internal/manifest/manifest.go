@@ -223,6 +223,11 @@ func (m *Manifest) AllowsMethod(method string) bool {
 // Moat's JavaScript runtime, rather than a WebAssembly module.
 func (m *Manifest) JavaScript() bool { return strings.HasSuffix(m.Module, ".js") }
 
+// MinJavaScriptMemory is the least limits.memory of a JavaScript function:
+// the runtime's image (about 17MiB) and the 8MiB of heap it keeps free so
+// that requests do not grow the memory (docs/javascript.md), with room.
+const MinJavaScriptMemory = 32 * MiB
+
 // Files returns the paths of the files the manifest names, relative to its
 // folder: the module first, then the input schema and the SBOM if set.
 func (m *Manifest) Files() []string {
@@ -303,6 +308,12 @@ func (m *Manifest) validate() *Error {
 		{"http.auth", checkAuth(m.HTTP.Auth)},
 	} {
 		if e := bad(c.field, c.err); e != nil {
+			return e
+		}
+	}
+
+	if m.JavaScript() && l.Memory < MinJavaScriptMemory {
+		if e := bad("limits.memory", fmt.Errorf("a JavaScript function needs at least %s (the runtime and the heap it keeps free for requests take about 26MiB); this one has %s", MinJavaScriptMemory, l.Memory)); e != nil {
 			return e
 		}
 	}

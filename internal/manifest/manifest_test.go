@@ -306,6 +306,8 @@ func TestValidate(t *testing.T) {
 		}, "env: 65 variables, more than 64"},
 		{"memory", func(m *Manifest) { m.Limits.Memory = 0 }, "limits.memory: 0B is not between 1MiB and 4GiB"},
 		{"memory page", func(m *Manifest) { m.Limits.Memory = MiB + KiB }, "limits.memory: 1025KiB is not a multiple of 64KiB"},
+		{"javascript memory", func(m *Manifest) { m.Module, m.Limits.Memory = "dist/index.js", 24*MiB }, "limits.memory: a JavaScript function needs at least 32MiB"},
+		{"javascript memory enough", func(m *Manifest) { m.Module, m.Limits.Memory = "dist/index.js", 32*MiB }, ""},
 		{"timeout", func(m *Manifest) { m.Limits.Timeout = 0 }, "limits.timeout: 0s is not positive"},
 		{"concurrency", func(m *Manifest) { m.Limits.Concurrency = 10001 }, "limits.concurrency: 10001 is not between 1 and 10000"},
 		{"rate count", func(m *Manifest) { m.Limits.Rate = Rate{N: -1, Per: time.Second} }, `limits.rate: "-1/s": the count must be positive`},
