@@ -75,7 +75,7 @@ triggers:
 // serves it over HTTP: fresh state per request, its KV grant, and a
 // missing grant refused and audited.
 func TestJavaScriptFunction(t *testing.T) {
-	data := t.TempDir()
+	data := jsData(t)
 	n := startNodeConfig(t, Config{DataDir: data, NoSync: true})
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "moat.yaml"), []byte(notesManifest), 0o644)
@@ -137,6 +137,27 @@ func TestJavaScriptFunction(t *testing.T) {
 	}
 }
 
+// jsData returns a data directory whose compilation cache is shared by
+// the JavaScript tests of this machine, so that the runtime (about 11 s to
+// compile) is compiled once rather than once per test node. No test that
+// spoils a cache uses it.
+func jsData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return data
+	}
+	shared := filepath.Join(cache, "moat-testwasm", "node-wazero")
+	if os.MkdirAll(shared, 0o700) != nil || os.MkdirAll(filepath.Join(data, "cache"), 0o700) != nil {
+		return data
+	}
+	if err := os.Symlink(shared, filepath.Join(data, "cache", "wazero")); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func callNotes(n *testNode, method, path, body string) (int, string) {
 	req, _ := http.NewRequest(method, n.URL()+"/fn/notes-js"+path, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
@@ -161,7 +182,7 @@ func TestJavaScriptReachesOut(t *testing.T) {
 		fmt.Fprintf(w, `{"eur": 1.1, "got": %q, "auth": %q}`, b, r.Header.Get("Authorization"))
 	})
 	api := ca.server(t, mux)
-	data := t.TempDir()
+	data := jsData(t)
 	caFile := filepath.Join(data, "egress-ca.pem")
 	os.WriteFile(caFile, ca.pem, 0o600)
 	n := startNodeConfig(t, Config{DataDir: data, NoSync: true, EgressCAFile: caFile, EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
@@ -232,7 +253,7 @@ func TestJavaScriptWithNpm(t *testing.T) {
 		t.Fatalf("scripts/npm-examples: %v\n%s", err, out)
 	}
 	ctx := context.Background()
-	n := startNodeConfig(t, Config{DataDir: t.TempDir(), NoSync: true})
+	n := startNodeConfig(t, Config{DataDir: jsData(t), NoSync: true})
 	if err := n.client.ImportVulnDB(ctx, osvFile(t, "npm/all.zip"), nil); err != nil {
 		t.Fatal(err)
 	}
