@@ -1615,7 +1615,9 @@ func TestReadData(t *testing.T) {
 // no Node.js), deploy, invoke; a syntax error names its line; a lock file
 // the manifest does not name stops the build.
 func TestJavaScriptAuthoring(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	data := t.TempDir()
+	testwasm.ShareCompileCache(t, data)
+	s := startServer(t, data)
 	fn := filepath.Join(t.TempDir(), "greeter-js")
 	if out := s.mustMoat(t, "new", "--lang", "js", fn); !strings.Contains(out, "JavaScript") {
 		t.Fatalf("new: %q", out)

@@ -137,24 +137,12 @@ func TestJavaScriptFunction(t *testing.T) {
 	}
 }
 
-// jsData returns a data directory whose compilation cache is shared by
-// the JavaScript tests of this machine, so that the runtime (about 11 s to
-// compile) is compiled once rather than once per test node. No test that
-// spoils a cache uses it.
+// jsData returns a data directory whose compilation cache the
+// JavaScript tests share (testwasm.ShareCompileCache).
 func jsData(t *testing.T) string {
 	t.Helper()
 	data := t.TempDir()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return data
-	}
-	shared := filepath.Join(cache, "moat-testwasm", "node-wazero")
-	if os.MkdirAll(shared, 0o700) != nil || os.MkdirAll(filepath.Join(data, "cache"), 0o700) != nil {
-		return data
-	}
-	if err := os.Symlink(shared, filepath.Join(data, "cache", "wazero")); err != nil {
-		t.Fatal(err)
-	}
+	testwasm.ShareCompileCache(t, data)
 	return data
 }
 

@@ -118,3 +118,23 @@ func sourceKey(dir string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
+
+// ShareCompileCache makes the compilation cache of the node data
+// directory data one shared by every test node of this machine that asks
+// for it, so that a large module (the JavaScript runtime: about 11 s) is
+// compiled once rather than once per node. Only for tests that do not
+// spoil a cache.
+func ShareCompileCache(tb testing.TB, data string) {
+	tb.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return
+	}
+	shared := filepath.Join(cache, "moat-testwasm", "node-wazero")
+	if os.MkdirAll(shared, 0o700) != nil || os.MkdirAll(filepath.Join(data, "cache"), 0o700) != nil {
+		return
+	}
+	if err := os.Symlink(shared, filepath.Join(data, "cache", "wazero")); err != nil {
+		tb.Fatal(err)
+	}
+}
