@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moatfn/moat/internal/admit"
@@ -449,6 +450,9 @@ func (n *Node) ConsoleURL() string { return n.consoleURL }
 func (n *Node) startConsole(ctx context.Context, keys *auth.Keys, failures *auth.FailureLimiter, nodeID string, tlsConfig *tls.Config) error {
 	ln, err := net.Listen("tcp", n.cfg.ConsoleListen)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("console listen: %w (another node's console? give this one --console-listen ADDR, or off)", err)
+		}
 		return fmt.Errorf("console listen: %w", err)
 	}
 	ccfg := console.Config{API: n.api, Identify: keys, Failures: failures, Audit: n.refusals, TLS: tlsConfig != nil, Node: nodeID}
