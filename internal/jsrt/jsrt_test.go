@@ -468,6 +468,10 @@ return { default: {
 	if string(resp.Body) != `{"note":["héllo"],"up":[{"name":"../../etc/passwd","type":"text/csv","size":5,"text":"sku,n"}]}` {
 		t.Errorf("multipart: %s", resp.Body)
 	}
+	many := strings.Repeat("--XyZ\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nv\r\n", 1001) + "--XyZ--\r\n"
+	if resp := run(t, m, "POST", "/form", "", many, "CONTENT_TYPE=multipart/form-data; boundary=XyZ"); resp.Status != 400 || !strings.Contains(string(resp.Body), "more than 1000 parts") {
+		t.Errorf("1,001 parts: %d %.200s", resp.Status, resp.Body)
+	}
 	for ct, body := range map[string]string{"text/plain": "a=1", "multipart/form-data": multi, "multipart/form-data; boundary=XyZ": "--XyZ\r\nbroken"} {
 		if resp := run(t, m, "POST", "/form", "", body, "CONTENT_TYPE="+ct); resp.Status != 400 || !strings.Contains(string(resp.Body), "TypeError") {
 			t.Errorf("formData of %s: %d %s", ct, resp.Status, resp.Body)

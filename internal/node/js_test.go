@@ -166,6 +166,7 @@ func TestJavaScriptReachesOut(t *testing.T) {
 	mux.HandleFunc("/ok/rates", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Seen-Method", r.Method)
+		w.Header().Set("X-Seen-Type", r.Header.Get("Content-Type"))
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, `{"eur": 1.1, "got": %q, "auth": %q}`, b, r.Header.Get("Authorization"))
 	})
@@ -189,6 +190,9 @@ permissions: {egress: ["%s/ok/"], invoke: [callee], publish: [orders.created]}
     const out = {};
     const r = await fetch(base + "/ok/rates", { method: "POST", body: "hi", headers: { authorization: "Bearer x" } });
     out.fetch = [r.status, r.headers.get("x-seen-method"), await r.json()];
+    const fd = new FormData(); fd.append("a", "1");
+    const f = await fetch(base + "/ok/rates", { method: "POST", body: fd });
+    out.form = [f.headers.get("x-seen-type"), (await f.json()).got];
     for (const [k, url] of [["outside", base + "/other"], ["plain", "http://example.com/"], ["metadata", "https://169.254.169.254/latest/"]]) {
       try { await fetch(url); out[k] = "reached"; } catch (e) { out[k] = e.code || e.message; }
     }
@@ -215,6 +219,11 @@ permissions: {egress: ["%s/ok/"], invoke: [callee], publish: [orders.created]}
 	f, _ := got["fetch"].([]any)
 	if len(f) != 3 || f[0] != 200.0 || f[1] != "POST" || !strings.Contains(fmt.Sprint(f[2]), "got:hi") || !strings.Contains(fmt.Sprint(f[2]), "auth:Bearer x") {
 		t.Errorf("fetch: %v", got["fetch"])
+	}
+	// A FormData body goes out with the content type naming its boundary.
+	if form, _ := got["form"].([]any); len(form) != 2 || !strings.HasPrefix(fmt.Sprint(form[0]), "multipart/form-data; boundary=") ||
+		!strings.Contains(fmt.Sprint(form[1]), strings.TrimPrefix(fmt.Sprint(form[0]), "multipart/form-data; boundary=")) {
+		t.Errorf("form: %v", got["form"])
 	}
 	for _, k := range []string{"outside", "plain", "metadata", "callOther", "publishOther"} {
 		if got[k] != "denied" {

@@ -156,21 +156,21 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := newRequest(r, body)
 	if err != nil {
-		fail(w, err)
+		fail(err)
 		return
 	}
 	out, err := fetch(handler, req, env)
 	if err != nil {
-		fail(w, err)
+		fail(err)
 		return
 	}
 	res, err := settle(out)
 	if err != nil {
-		fail(w, err)
+		fail(err)
 		return
 	}
 	if err := writeResponse(w, res); err != nil {
-		fail(w, err)
+		fail(err)
 	}
 }
 
@@ -224,7 +224,7 @@ func rejection(reason goja.Value) error {
 // id only, as for a Go function that panics. A message thrown by the
 // script can hold what the caller must not see (a query, a key, a path),
 // so none of it is in the answer.
-func fail(_ http.ResponseWriter, err error) {
+func fail(err error) {
 	msg := err.Error()
 	var ex *goja.Exception
 	var overflow *goja.StackOverflowError
@@ -294,7 +294,7 @@ func writeResponse(w http.ResponseWriter, v goja.Value) error {
 	for i := 0; i+1 < len(flat); i += 2 {
 		k, _ := flat[i].(string)
 		v, _ := flat[i+1].(string)
-		h[http.CanonicalHeaderKey(k)] = append(h[http.CanonicalHeaderKey(k)], v)
+		h.Add(k, v)
 	}
 	body := bytesOf(o.Get("2"))
 	w.WriteHeader(status)

@@ -12,7 +12,6 @@
     if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     if (b instanceof URLSearchParams) return new Uint8Array(N.encode(b.toString()));
     if (b instanceof Blob) return b._b.slice();
-    if (b instanceof FormData) return b._encode().bytes;
     throw new TypeError("a body must be a string, an ArrayBuffer, a typed array or URLSearchParams");
   };
 
@@ -121,9 +120,6 @@
     toJSON() { return this.href; }
   }
 
-  // A body is kept as it came: a string stays a string until something
-  // asks for its bytes (text() and json() of a string body, and the
-  // runtime writing it, never encode it).
   // Blob and File: bytes with a type, read whole (no streams).
   class Blob {
     constructor(parts = [], opts = {}) {
@@ -192,6 +188,14 @@
     }
   }
 
+  // typed is a body's bytes and the content type it implies (a FormData's
+  // boundary, a Blob's type; "" for the rest).
+  const typed = (b) => {
+    if (b instanceof FormData) return b._encode();
+    if (b instanceof Blob) return { bytes: b._b.slice(), type: b.type };
+    return { bytes: toBytes(b), type: "" };
+  };
+
   // AbortController: a signal a caller can check and listen to. Host calls
   // are synchronous, so fetch honours a signal already aborted.
   class AbortSignal {
@@ -219,15 +223,18 @@
     abort(reason) { this.signal._abort(reason); }
   }
 
+  // A body is kept as it came: a string stays a string until something
+  // asks for its bytes (text() and json() of a string body, and the
+  // runtime writing it, never encode it).
   class Body {
     _init(body) {
-      if (body instanceof FormData || body instanceof Blob) {
-        const e = body instanceof FormData ? body._encode() : { bytes: body._b.slice(), type: body.type };
-        if (e.type && this.headers && !this.headers.has("content-type")) this.headers._h.push(["content-type", e.type]);
-        this._text = null; this._bytes = e.bytes;
-      } else if (body === undefined || body === null) { this._text = null; this._bytes = null; }
+      if (body === undefined || body === null) { this._text = null; this._bytes = null; }
       else if (typeof body === "string") { this._text = body; this._bytes = undefined; }
-      else { this._text = null; this._bytes = toBytes(body); }
+      else {
+        const t = typed(body);
+        if (t.type && this.headers && !this.headers.has("content-type")) this.headers._h.push(["content-type", t.type]);
+        this._text = null; this._bytes = t.bytes;
+      }
       this.bodyUsed = false;
     }
     get _body() {
@@ -383,9 +390,15 @@
     r.headers._h = v.headers;
     return r;
   };
-  const bodyOf = (init, from) => {
+  // bodyOf is the body of an outgoing call (fetch, env.call) as an
+  // ArrayBuffer, adding to headers the content type a FormData or Blob
+  // implies when they name none.
+  const bodyOf = (init, from, headers) => {
     const b = init.body !== undefined ? init.body : from ? from._raw : null;
-    return b === null || b === undefined ? null : toBytes(b).buffer;
+    if (b === null || b === undefined) return null;
+    const t = typed(b);
+    if (t.type && !headers.some((p) => p[0] === "content-type")) headers.push(["content-type", t.type]);
+    return t.bytes.buffer;
   };
   // fetch reaches only what the manifest's egress grant names; the host
   // checks the URL, verifies TLS and follows redirects itself.
@@ -397,14 +410,7 @@
       const signal = init.signal || (from && from.signal);
       if (signal && signal.aborted) return Promise.reject(signal.reason);
       const headers = pairsOf(init.headers || (from && from.headers) || undefined);
-      let body = bodyOf(init, from);
-      if (init.body instanceof FormData || init.body instanceof Blob) {
-        const r = new Request("https://body.invalid/", { method: "POST", body: init.body });
-        body = r._body.buffer;
-        const type = r.headers.get("content-type");
-        if (type && !headers.some((p) => p[0] === "content-type")) headers.push(["content-type", type]);
-      }
-      return call(N.httpDo(method, url, headers, body)).then(responseOf);
+      return call(N.httpDo(method, url, headers, bodyOf(init, from, headers))).then(responseOf);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -421,7 +427,7 @@
         if (!path.startsWith("/")) path = "/" + path;
         const method = String(init.method || (from && from.method) || "GET").toUpperCase();
         const headers = pairsOf(init.headers || (from && from.headers) || undefined);
-        return call(N.invoke(String(name), method, path, headers, bodyOf(init, from))).then(responseOf);
+        return call(N.invoke(String(name), method, path, headers, bodyOf(init, from, headers))).then(responseOf);
       } catch (e) {
         return Promise.reject(e);
       }
