@@ -185,6 +185,30 @@ func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectSto
 	return obs, nil
 }
 
+// ObjectsCapped opens or creates a file-backed object store holding at most
+// maxBytes (stored bytes, headers included); an existing bucket whose cap
+// differs is updated to maxBytes.
+func (s *Store) ObjectsCapped(ctx context.Context, bucket string, maxBytes int64) (jetstream.ObjectStore, error) {
+	if st, err := s.JS.Stream(ctx, "OBJ_"+bucket); err == nil {
+		have := st.CachedInfo().Config
+		if have.Storage == jetstream.FileStorage && have.Replicas == s.replicas && have.MaxBytes == maxBytes {
+			if obs, err := s.JS.ObjectStore(ctx, bucket); err == nil {
+				return obs, nil
+			}
+		}
+	}
+	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:   bucket,
+		Storage:  jetstream.FileStorage,
+		Replicas: s.replicas,
+		MaxBytes: maxBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", bucket, err)
+	}
+	return obs, nil
+}
+
 // Stream opens or creates a file-backed stream; cfg.Storage and Replicas are
 // set here. An existing stream is updated only when it differs from cfg in
 // the fields streamMatches compares: a field set in cfg must be compared
