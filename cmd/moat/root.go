@@ -101,6 +101,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		newUsageCmd(e),
 		newAuditCmd(e),
 		newSecretCmd(e),
+		newObjectCmd(e),
 		newKVCmd(e),
 		newPostureCmd(e),
 		newDisableCmd(e),

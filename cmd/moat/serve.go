@@ -30,6 +30,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var trustedKeys []string
 	var egressAllow []string
 	var nodeInvocations, nodeGBSeconds string
+	objectMax, bucketMax := "64MiB", "1GiB"
 	var jwt auth.JWTConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -56,6 +57,16 @@ func newServeCmd(e *env) *cobra.Command {
 				}
 				jwt.Leeway = 30 * time.Second
 				cfg.JWT = &jwt
+			}
+			for _, l := range []struct {
+				flag, v string
+				dst     *int64
+			}{{"--object-max-size", objectMax, &cfg.ObjectLimits.Object}, {"--object-bucket-max-size", bucketMax, &cfg.ObjectLimits.Bucket}} {
+				n, err := manifest.ParseSize(l.v)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("%s: %q is not a positive size like 64MiB", l.flag, l.v)
+				}
+				*l.dst = int64(n)
 			}
 			if nodeInvocations != "" {
 				b, err := manifest.ParseBudget(nodeInvocations, true)
@@ -181,6 +192,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.Var(duration.Flag{D: &cfg.EventAckWait}, "event-ack-wait", "how long an event held by a node that stopped answering waits before it is delivered again (default 30s)")
 	f.Var(duration.Flag{D: &cfg.AuditMaxAge}, "audit-retention", "drop audit records older than this, like 90d (default: keep every record)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the master key that wraps the keys of secrets and KV values, mode 0600 (default DATA/master.key, created on first start)")
+	f.StringVar(&objectMax, "object-max-size", objectMax, "cap on one object in an object bucket")
+	f.StringVar(&bucketMax, "object-bucket-max-size", bucketMax, "cap on the bytes one object bucket stores; a put past it is refused")
 	f.StringVar(&nodeInvocations, "node-budget-invocations", "", "cap on invocations of all functions together per window, like 1000000/day (default: none)")
 	f.StringVar(&nodeGBSeconds, "node-budget-gb-seconds", "", "cap on GB-seconds of all functions together per window, like 5000/month (default: none)")
 	f.Var(duration.Flag{D: &cfg.UsageRetention}, "usage-retention", "drop usage records older than this, like 90d (default: keep them)")

@@ -93,6 +93,7 @@ type API struct {
 	trail    auditReader
 	secrets  secretStore
 	buckets  bucketLister
+	objects  objectBuckets
 	grants   grantReader
 	rotate   Rotation
 	supply   *supplyRoutes
@@ -164,6 +165,11 @@ func Routes() []Route {
 		{"GET /api/v1/functions/{name}/dlq/{id}", deployers},
 		{"POST /api/v1/functions/{name}/dlq/replay", deployers},
 		{"DELETE /api/v1/functions/{name}/dlq", deployers},
+		{"GET /api/v1/objects", readers},
+		{"GET /api/v1/objects/{bucket}", readers},
+		{"GET /api/v1/objects/{bucket}/object", deployers},
+		{"PUT /api/v1/objects/{bucket}/object", deployers},
+		{"DELETE /api/v1/objects/{bucket}/object", deployers},
 	}
 }
 
@@ -180,7 +186,8 @@ type Services struct {
 	Trail     auditReader
 	Secrets   secretStore
 	Buckets   bucketLister
-	Grants    grantReader // nil: grant use is not reported
+	Objects   objectBuckets // nil: the object routes answer 503
+	Grants    grantReader   // nil: grant use is not reported
 	Rotate    Rotation
 	Supply    *supplyRoutes
 	Events    eventBus // nil: the event routes answer 503
@@ -198,7 +205,7 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 	a := &API{log: log.With("component", "api"), fns: s.Functions, logs: s.Logs, ids: s.Identify, keys: s.Keys,
 		failures: s.Failures, use: s.Usage, price: s.Prices, audit: s.Audit, trail: s.Trail, mux: http.NewServeMux(), stopping: stopping,
 		secrets: s.Secrets, buckets: s.Buckets, grants: s.Grants, rotate: s.Rotate, supply: s.Supply, events: s.Events, posture: s.Posture,
-		budgets: s.Budgets, health: s.Health,
+		budgets: s.Budgets, health: s.Health, objects: s.Objects,
 		quiet: logcap.New(time.Second, 4096)} // one line a second per source and message
 	handlers := map[string]http.HandlerFunc{
 		"GET /api/v1/functions":                           a.list,
@@ -237,6 +244,11 @@ func New(log *slog.Logger, s Services, stopping context.Context) *API {
 		"GET /api/v1/functions/{name}/dlq/{id}":           a.needEvents(a.showLetter),
 		"POST /api/v1/functions/{name}/dlq/replay":        a.needEvents(a.replay),
 		"DELETE /api/v1/functions/{name}/dlq":             a.needEvents(a.purgeLetters),
+		"GET /api/v1/objects":                             a.listObjectBuckets,
+		"GET /api/v1/objects/{bucket}":                    a.listObjects,
+		"GET /api/v1/objects/{bucket}/object":             a.getObject,
+		"PUT /api/v1/objects/{bucket}/object":             a.putObject,
+		"DELETE /api/v1/objects/{bucket}/object":          a.removeObject,
 	}
 	for _, rt := range Routes() {
 		a.mux.Handle(rt.Pattern, allow(rt.Roles, handlers[rt.Pattern], a.refusedRole))

@@ -192,6 +192,9 @@ func grantsOf(m *manifest.Manifest) []string {
 	for b, access := range p.KV {
 		out = append(out, "kv:"+b+":"+access)
 	}
+	for b, access := range p.Objects {
+		out = append(out, "objects:"+b+":"+access)
+	}
 	for _, s := range p.Secrets {
 		out = append(out, "secret:"+s)
 	}

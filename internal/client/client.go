@@ -27,6 +27,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/events"
 	"github.com/moatfn/moat/internal/fnlog"
+	"github.com/moatfn/moat/internal/objstore"
 	"github.com/moatfn/moat/internal/posture"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/secrets"
@@ -460,4 +461,56 @@ func (c *Client) Disable(ctx context.Context, fn, reason string) error {
 // Enable makes a disabled fn serve again.
 func (c *Client) Enable(ctx context.Context, fn string) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/functions/"+url.PathEscape(fn)+"/enable", "application/json", strings.NewReader("{}"), nil)
+}
+
+// ObjectBuckets lists the object buckets.
+func (c *Client) ObjectBuckets(ctx context.Context) ([]string, error) {
+	var out []string
+	return out, c.do(ctx, http.MethodGet, "/api/v1/objects", "", nil, &out)
+}
+
+// Objects describes the objects of bucket whose names start with prefix.
+func (c *Client) Objects(ctx context.Context, bucket, prefix string) ([]objstore.Info, error) {
+	var out []objstore.Info
+	return out, c.do(ctx, http.MethodGet, "/api/v1/objects/"+url.PathEscape(bucket)+"?prefix="+url.QueryEscape(prefix), "", nil, &out)
+}
+
+func objectPath(bucket, name string) string {
+	return "/api/v1/objects/" + url.PathEscape(bucket) + "/object?name=" + url.QueryEscape(name)
+}
+
+// PutObject stores body as bucket's object name.
+func (c *Client) PutObject(ctx context.Context, bucket, name, contentType string, body io.Reader) (*objstore.Info, error) {
+	var out objstore.Info
+	return &out, c.do(ctx, http.MethodPut, objectPath(bucket, name), contentType, body, &out)
+}
+
+// RemoveObject deletes bucket's object name.
+func (c *Client) RemoveObject(ctx context.Context, bucket, name string) error {
+	return c.do(ctx, http.MethodDelete, objectPath(bucket, name), "", nil, nil)
+}
+
+// GetObject copies bucket's object name to w and returns its stored
+// content type and digest. A read cut short is an error.
+func (c *Client) GetObject(ctx context.Context, bucket, name string, w io.Writer) (contentType, digest string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+objectPath(bucket, name), nil)
+	if err != nil {
+		return "", "", err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", "", c.reach(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return "", "", readError(resp)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("object cut short: %d of %d bytes", n, resp.ContentLength)
+	}
+	return resp.Header.Get("Moat-Content-Type"), resp.Header.Get("Moat-Digest"), err
 }

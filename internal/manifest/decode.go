@@ -208,6 +208,7 @@ func (d *decoder) manifest(root *yaml.Node, m *Manifest) error {
 		}),
 		"permissions": d.fields(map[string]handler{
 			"kv":      kv(&p.KV),
+			"objects": kv(&p.Objects),
 			"secrets": list(&p.Secrets, checkSecret),
 			"egress":  list(&p.Egress, checkEgress),
 			"invoke":  list(&p.Invoke, checkName),
@@ -419,7 +420,8 @@ func env(dst *map[string]string) handler {
 	}
 }
 
-// kv returns a handler for permissions.kv. An empty mapping stores nil.
+// kv returns a handler for permissions.kv and permissions.objects: bucket
+// names to access modes. An empty mapping stores nil.
 func kv(dst *map[string]string) handler {
 	return func(v *yaml.Node, field string) error {
 		out := make(map[string]string)

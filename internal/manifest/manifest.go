@@ -159,6 +159,9 @@ type Input struct {
 type Permissions struct {
 	// KV maps a bucket name to "read", "write" or "read-write".
 	KV map[string]string `json:"kv,omitempty"`
+	// Objects maps an object bucket's name to "read", "write" or
+	// "read-write", as KV does.
+	Objects map[string]string `json:"objects,omitempty"`
 	// Secrets lists the secrets the function may read, by name.
 	Secrets []string `json:"secrets,omitempty"`
 	// Egress lists URL prefixes ("https://host/path/") the function may
@@ -334,12 +337,17 @@ func (m *Manifest) validate() *Error {
 	}
 
 	p := m.Permissions
-	for _, b := range slices.Sorted(maps.Keys(p.KV)) {
-		if e := bad("permissions.kv", checkBucket(b)); e != nil {
-			return e
-		}
-		if e := bad("permissions.kv."+b, checkAccess(p.KV[b])); e != nil {
-			return e
+	for _, g := range []struct {
+		field  string
+		grants map[string]string
+	}{{"permissions.kv", p.KV}, {"permissions.objects", p.Objects}} {
+		for _, b := range slices.Sorted(maps.Keys(g.grants)) {
+			if e := bad(g.field, checkBucket(b)); e != nil {
+				return e
+			}
+			if e := bad(g.field+"."+b, checkAccess(g.grants[b])); e != nil {
+				return e
+			}
 		}
 	}
 	for _, l := range []struct {

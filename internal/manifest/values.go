@@ -312,3 +312,7 @@ func isDigits(s string) bool {
 	}
 	return true
 }
+
+// ParseSize reads a size as the manifest writes it: "64MiB", "512KiB",
+// "1GiB" or a count of bytes.
+func ParseSize(s string) (Size, error) { return parseSize(s) }

@@ -19,6 +19,7 @@ import (
 	"github.com/moatfn/moat/internal/kvstore"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/metrics"
+	"github.com/moatfn/moat/internal/objstore"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/secrets"
@@ -29,16 +30,22 @@ const DataKeysBucket = "moat_datakeys"
 
 type capabilities struct {
 	kv      *kvstore.Store
+	objects *objstore.Store
 	secrets *secrets.Store
 	host    *host.Host
 }
 
-// ensureBuckets makes the KV buckets m grants: a bucket comes into being
+// ensureBuckets makes the KV and object buckets m grants: a bucket comes into being
 // with the first deploy that grants it.
 func (c *capabilities) ensureBuckets(ctx context.Context, m *manifest.Manifest) error {
 	for b := range m.Permissions.KV {
 		if err := c.kv.Ensure(ctx, b); err != nil {
 			return fmt.Errorf("kv bucket %s: %w", b, err)
+		}
+	}
+	for b := range m.Permissions.Objects {
+		if err := c.objects.Ensure(ctx, b); err != nil {
+			return fmt.Errorf("object bucket %s: %w", b, err)
 		}
 	}
 	return nil
@@ -91,7 +98,8 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
 	n.pipeline.SetHost(h)
-	return &capabilities{kv: kv, secrets: sec, host: h}, nil
+	objects := objstore.New(n.store, n.dataKeys, n.cfg.ObjectLimits)
+	return &capabilities{kv: kv, objects: objects, secrets: sec, host: h}, nil
 }
 
 var rotating sync.Mutex

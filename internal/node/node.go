@@ -34,6 +34,7 @@ import (
 	"github.com/moatfn/moat/internal/logcap"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/metrics"
+	"github.com/moatfn/moat/internal/objstore"
 	"github.com/moatfn/moat/internal/pipeline"
 	"github.com/moatfn/moat/internal/registry"
 	"github.com/moatfn/moat/internal/sandbox"
@@ -70,6 +71,9 @@ type Config struct {
 	// EgressCAFile, if set, is a PEM bundle trusted for functions' HTTPS
 	// calls besides the system roots.
 	EgressCAFile string
+	// ObjectLimits caps one object and one object bucket; zero values are
+	// objstore's defaults (64MiB, 1GiB).
+	ObjectLimits objstore.Limits
 	// EgressAllow are the non-public ranges (loopback, private,
 	// link-local, metadata) egress grants may name; none by default.
 	EgressAllow []netip.Prefix
@@ -371,7 +375,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg Config) (n *Node, err erro
 	n.api = api.New(log, api.Services{
 		Functions: n.registry, Logs: n.logs, Identify: keys, Keys: keys, Failures: failures,
 		Usage: n.usage, Prices: cfg.Prices, Audit: n.refusals, Trail: trail,
-		Secrets: caps.secrets, Buckets: caps.kv, Grants: n.grants, Rotate: n.rotateMaster,
+		Secrets: caps.secrets, Buckets: caps.kv, Objects: caps.objects, Grants: n.grants, Rotate: n.rotateMaster,
 		Supply: api.Supply(n.supply), Events: n.events,
 		Posture: api.PostureConfig{DormantAfter: cfg.DormantAfter, RequireSignature: cfg.RequireSignature},
 		Budgets: n.budgets, Health: n.store.Health,
