@@ -153,16 +153,22 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request) {
 	if errors.As(err, &tooBig) {
 		err = fmt.Errorf("%w: an object is at most %d bytes on this node", objstore.ErrTooLarge, max)
 	}
-	rec := outcome("object.put", b, err)
+	a.objectDone(w, r, "object.put", b, name, err, func() { writeJSON(w, http.StatusCreated, info) })
+}
+
+// objectDone records a change to an object (synced, as control actions
+// are) and answers: ok when both the change and its record were made.
+func (a *API) objectDone(w http.ResponseWriter, r *http.Request, action, bucket, name string, err error, ok func()) {
+	rec := outcome(action, bucket, err)
 	rec.Resource = truncate(name, 300)
 	aerr := a.record(r, rec, true)
 	switch {
 	case err != nil:
 		a.objectErr(w, r, err)
 	case aerr != nil:
-		Problem(w, http.StatusInternalServerError, "not recorded", "the object was stored but its audit record was not; see the node's log")
+		Problem(w, http.StatusInternalServerError, "not recorded", action+" was applied but its audit record was not stored; see the node's log")
 	default:
-		writeJSON(w, http.StatusCreated, info)
+		ok()
 	}
 }
 
@@ -172,15 +178,5 @@ func (a *API) removeObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := a.objects.Delete(r.Context(), b, name)
-	rec := outcome("object.delete", b, err)
-	rec.Resource = truncate(name, 300)
-	aerr := a.record(r, rec, true)
-	switch {
-	case err != nil:
-		a.objectErr(w, r, err)
-	case aerr != nil:
-		Problem(w, http.StatusInternalServerError, "not recorded", "the object was deleted but its audit record was not; see the node's log")
-	default:
-		w.WriteHeader(http.StatusNoContent)
-	}
+	a.objectDone(w, r, "object.delete", b, name, err, func() { w.WriteHeader(http.StatusNoContent) })
 }

@@ -288,12 +288,17 @@ func (s *Store) Put(ctx context.Context, bucket, name, contentType string, r io.
 	return info, nil
 }
 
-// Info describes the object called name.
-func (s *Store) Info(ctx context.Context, bucket, name string) (*Info, error) {
+// named checks name and opens bucket for it.
+func (s *Store) named(ctx context.Context, bucket, name string) (jetstream.ObjectStore, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	b, err := s.bucket(ctx, bucket, false)
+	return s.bucket(ctx, bucket, false)
+}
+
+// Info describes the object called name.
+func (s *Store) Info(ctx context.Context, bucket, name string) (*Info, error) {
+	b, err := s.named(ctx, bucket, name)
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +343,7 @@ type Object struct {
 // as it is opened; a segment that does not authenticate ends the read with
 // ErrCorrupt.
 func (s *Store) Get(ctx context.Context, bucket, name string) (*Object, error) {
-	if err := CheckName(name); err != nil {
-		return nil, err
-	}
-	b, err := s.bucket(ctx, bucket, false)
+	b, err := s.named(ctx, bucket, name)
 	if err != nil {
 		return nil, err
 	}
@@ -366,10 +368,7 @@ func (s *Store) Get(ctx context.Context, bucket, name string) (*Object, error) {
 
 // Delete removes the object called name; an absent one is not an error.
 func (s *Store) Delete(ctx context.Context, bucket, name string) error {
-	if err := CheckName(name); err != nil {
-		return err
-	}
-	b, err := s.bucket(ctx, bucket, false)
+	b, err := s.named(ctx, bucket, name)
 	if err != nil {
 		return err
 	}
