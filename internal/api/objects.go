@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/moatfn/moat/internal/audit"
 	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/objstore"
 )
@@ -40,7 +41,10 @@ func (a *API) objectBucket(w http.ResponseWriter, r *http.Request) (string, bool
 	return b, true
 }
 
-func (a *API) objectName(w http.ResponseWriter, r *http.Request) (string, string, bool) {
+// objectName reads the bucket and the object's name of a request for
+// action; a name refused is audited, since a caller probing names (a path
+// out of the bucket, a newline for a log) is worth seeing.
+func (a *API) objectName(w http.ResponseWriter, r *http.Request, action string) (string, string, bool) {
 	b, ok := a.objectBucket(w, r)
 	if !ok {
 		return "", "", false
@@ -52,6 +56,9 @@ func (a *API) objectName(w http.ResponseWriter, r *http.Request) (string, string
 	}
 	name := q.Get("name")
 	if err := objstore.CheckName(name); err != nil {
+		rec := audit.Record{Action: action, Target: b, Outcome: audit.Refused, Reason: truncate(err.Error(), 300),
+			Resource: truncate(strconv.QuoteToASCII(truncate(name, 200)), 300)}
+		a.record(r, rec, false)
 		Problem(w, http.StatusBadRequest, "bad request", err.Error())
 		return "", "", false
 	}
@@ -104,7 +111,7 @@ func (a *API) listObjects(w http.ResponseWriter, r *http.Request) {
 // Moat-Content-Type, not Content-Type: the control API shares the
 // functions' origin, and an uploaded page must not render there.
 func (a *API) getObject(w http.ResponseWriter, r *http.Request) {
-	b, name, ok := a.objectName(w, r)
+	b, name, ok := a.objectName(w, r, "object.get")
 	if !ok {
 		return
 	}
@@ -132,14 +139,15 @@ func (a *API) getObject(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := io.Copy(w, o); err != nil {
-		// The status is sent; the cut-short body and the log tell.
+	if _, err := io.Copy(w, o); errors.Is(err, objstore.ErrCorrupt) {
+		// The status is sent; the cut-short body and the log tell. A
+		// client that hung up early is not worth a line.
 		a.log.ErrorContext(r.Context(), "object read", slog.String("bucket", b), slog.Any("err", err))
 	}
 }
 
 func (a *API) putObject(w http.ResponseWriter, r *http.Request) {
-	b, name, ok := a.objectName(w, r)
+	b, name, ok := a.objectName(w, r, "object.put")
 	if !ok {
 		return
 	}
@@ -173,7 +181,7 @@ func (a *API) objectDone(w http.ResponseWriter, r *http.Request, action, bucket,
 }
 
 func (a *API) removeObject(w http.ResponseWriter, r *http.Request) {
-	b, name, ok := a.objectName(w, r)
+	b, name, ok := a.objectName(w, r, "object.delete")
 	if !ok {
 		return
 	}

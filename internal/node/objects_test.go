@@ -124,11 +124,15 @@ func TestObjectsAPI(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, r := range recs {
+		if strings.ContainsAny(r.Resource, "\x00\n") {
+			t.Errorf("an audit record holds a raw NUL or newline: %q", r.Resource)
+		}
 		if strings.HasPrefix(r.Action, "object.") {
 			seen[r.Action+" "+string(r.Outcome)]++
 		}
 	}
-	if seen["object.put ok"] != 1 || seen["object.get ok"] < 2 || seen["object.delete ok"] != 1 || seen["object.put failed"] < 2 {
+	if seen["object.put ok"] != 1 || seen["object.get ok"] < 2 || seen["object.delete ok"] != 1 || seen["object.put failed"] < 2 ||
+		seen["object.put refused"] != 8 { // the hostile names
 		t.Fatalf("audit: %v", seen)
 	}
 }
