@@ -304,3 +304,57 @@ func testSealer(tb testing.TB) *seal.Sealer {
 	}
 	return sl
 }
+
+// TestReopen: an object outlives its store's process: the same data
+// directory and master key open it again, and a wrong master key cannot.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	openAt := func(keyFile string) (*Store, func()) {
+		st, err := store.Open(ctx, slog.New(slog.DiscardHandler), store.Config{Dir: dir, SyncAlways: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring, err := seal.LoadKeyring(keyFile, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := st.KV(ctx, "keys", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(st, seal.NewDataKeys(kv, ring), Limits{}), st.Close
+	}
+	key := filepath.Join(dir, "master.key")
+	s, stop := openAt(key)
+	if err := s.Ensure(ctx, "uploads"); err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(2*SegmentSize + 7)
+	if _, err := s.Put(ctx, "uploads", "kept", "", bytes.NewReader(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	s, stop = openAt(key)
+	o, err := s.Get(ctx, "uploads", "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(o)
+	o.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after reopening: %d bytes, %v", len(got), err)
+	}
+	stop()
+
+	s, stop = openAt(filepath.Join(t.TempDir(), "other.key"))
+	defer stop()
+	if o, err := s.Get(ctx, "uploads", "kept"); err == nil {
+		_, err = io.ReadAll(o)
+		o.Close()
+		if err == nil {
+			t.Fatal("another master key read the object")
+		}
+	}
+}
