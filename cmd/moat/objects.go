@@ -59,7 +59,7 @@ func newObjectCmd(e *env) *cobra.Command {
 				_, _, err := c.GetObject(cmd.Context(), args[0], args[1], cmd.OutOrStdout())
 				return err
 			}
-			// Into a temporary file beside FILE, renamed once complete, so a
+			// Into a temporary file beside FILE, linked to FILE once complete, so a
 			// read cut short leaves no half file under FILE's name.
 			tmp, err := os.CreateTemp(filepath.Dir(args[2]), ".moat-object-*")
 			if err != nil {
@@ -73,12 +73,14 @@ func newObjectCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := os.Lstat(args[2]); err == nil {
+			// A link, not a rename: it fails when FILE exists, with no
+			// window between a check and the move.
+			if err := os.Link(tmp.Name(), args[2]); errors.Is(err, os.ErrExist) {
 				return fmt.Errorf("%s exists; not overwritten", args[2])
-			} else if !errors.Is(err, os.ErrNotExist) {
+			} else if err != nil {
 				return err
 			}
-			return os.Rename(tmp.Name(), args[2])
+			return nil
 		},
 	}
 	ls := &cobra.Command{

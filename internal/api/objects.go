@@ -28,9 +28,16 @@ type objectBuckets interface {
 // cleaned (and "a/../b" redirected to "b") before any handler sees it, and
 // a name is data that must arrive as it was sent, to be refused whole.
 
-func (a *API) objectBucket(w http.ResponseWriter, r *http.Request) (string, bool) {
+// haveObjects answers 503 when the node serves no object buckets.
+func (a *API) haveObjects(w http.ResponseWriter) bool {
 	if a.objects == nil {
 		Problem(w, http.StatusServiceUnavailable, "unavailable", "object buckets are not available on this node")
+	}
+	return a.objects != nil
+}
+
+func (a *API) objectBucket(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !a.haveObjects(w) {
 		return "", false
 	}
 	b := r.PathValue("bucket")
@@ -79,8 +86,7 @@ func (a *API) objectErr(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) listObjectBuckets(w http.ResponseWriter, r *http.Request) {
-	if a.objects == nil {
-		Problem(w, http.StatusServiceUnavailable, "unavailable", "object buckets are not available on this node")
+	if !a.haveObjects(w) {
 		return
 	}
 	names, err := a.objects.Buckets(r.Context())
@@ -156,11 +162,8 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request) {
 		Problem(w, http.StatusRequestEntityTooLarge, "too large", fmt.Sprintf("an object is at most %d bytes on this node", max))
 		return
 	}
-	info, err := a.objects.Put(r.Context(), b, name, r.Header.Get("Content-Type"), http.MaxBytesReader(w, r.Body, max+1), max)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		err = fmt.Errorf("%w: an object is at most %d bytes on this node", objstore.ErrTooLarge, max)
-	}
+	// Put stops reading past max itself (ErrTooLarge).
+	info, err := a.objects.Put(r.Context(), b, name, r.Header.Get("Content-Type"), r.Body, max)
 	a.objectDone(w, r, "object.put", b, name, err, func() { writeJSON(w, http.StatusCreated, info) })
 }
 

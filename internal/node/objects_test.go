@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -90,6 +91,11 @@ func TestObjectsAPI(t *testing.T) {
 	if _, err := c.PutObject(ctx, "uploads", "in/stock 2026-12.csv", "", bytes.NewReader(make([]byte, 1<<20+1))); !isStatus(err, 413) {
 		t.Fatalf("a put over the cap: %v, want 413", err)
 	}
+	// The same with no length announced (chunked): refused as it streams.
+	chunked := io.MultiReader(bytes.NewReader(make([]byte, 1<<20)), strings.NewReader("!"))
+	if _, err := c.PutObject(ctx, "uploads", "in/stock 2026-12.csv", "", chunked); !isStatus(err, 413) {
+		t.Fatalf("a chunked put over the cap: %v, want 413", err)
+	}
 	got.Reset()
 	if _, _, err := c.GetObject(ctx, "uploads", "in/stock 2026-12.csv", &got); err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("after a refused put: %d bytes, %v", got.Len(), err)
@@ -131,7 +137,7 @@ func TestObjectsAPI(t *testing.T) {
 			seen[r.Action+" "+string(r.Outcome)]++
 		}
 	}
-	if seen["object.put ok"] != 1 || seen["object.get ok"] < 2 || seen["object.delete ok"] != 1 || seen["object.put failed"] < 2 ||
+	if seen["object.put ok"] != 1 || seen["object.get ok"] < 2 || seen["object.delete ok"] != 1 || seen["object.put failed"] < 3 ||
 		seen["object.put refused"] != 8 { // the hostile names
 		t.Fatalf("audit: %v", seen)
 	}

@@ -36,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"slices"
@@ -70,6 +71,10 @@ const (
 const bucketPrefix = "fnobj_"
 
 const magic = "moatobj1"
+
+// jsStoreFailed is the server's error code for a message its stream's
+// limits refuse ("maximum bytes exceeded": the bucket is full).
+const jsStoreFailed jetstream.ErrorCode = 10077
 
 // Metadata keys of an object's plaintext description.
 const (
@@ -247,7 +252,8 @@ func CheckContentType(ct string) (string, error) {
 // than max bytes (0: the node's cap; never above it) fails with ErrTooLarge
 // and keeps nothing of it.
 func (s *Store) Put(ctx context.Context, bucket, name, contentType string, r io.Reader, max int64) (*Info, error) {
-	if err := CheckName(name); err != nil {
+	b, err := s.named(ctx, bucket, name)
+	if err != nil {
 		return nil, err
 	}
 	ct, err := CheckContentType(contentType)
@@ -256,10 +262,6 @@ func (s *Store) Put(ctx context.Context, bucket, name, contentType string, r io.
 	}
 	if max <= 0 || max > s.limits.Object {
 		max = s.limits.Object
-	}
-	b, err := s.bucket(ctx, bucket, false)
-	if err != nil {
-		return nil, err
 	}
 	sl, err := s.keys.Sealer(ctx, scope(bucket))
 	if err != nil {
@@ -272,7 +274,7 @@ func (s *Store) Put(ctx context.Context, bucket, name, contentType string, r io.
 		if enc.err != nil {
 			return nil, enc.err
 		}
-		if errors.Is(err, jetstream.ErrBadRequest) || strings.Contains(err.Error(), "maximum bytes") || strings.Contains(err.Error(), "resource limits") {
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed {
 			return nil, fmt.Errorf("%w: bucket %s is full", ErrTooLarge, bucket)
 		}
 		return nil, err
@@ -318,10 +320,11 @@ func describe(bucket string, oi *jetstream.ObjectInfo) *Info {
 		ContentType: oi.Metadata[metaType], Modified: oi.ModTime.UTC()}
 }
 
-// DescribeMeta reads the description message of the object store's stream
-// (one per put, description update or delete) as Info, with deleted telling
-// a delete. ok is false for a message that is no object's description, or
-// for the first step of a put, whose description follows it.
+// DescribeMeta reads a description message of the object store's stream
+// (written per put, description update or delete; the stream keeps the
+// latest per name) as Info, with deleted telling a delete. ok is false for
+// a message that is no object's description, or for the first step of a
+// put, whose description follows it.
 func DescribeMeta(bucket string, data []byte) (info *Info, deleted, ok bool) {
 	oi, err := parseMeta(data)
 	if err != nil || CheckName(oi.Name) != nil {
@@ -433,17 +436,12 @@ type sealing struct {
 	max  int64
 
 	n     int64
-	sum   hashWriter
+	sum   hash.Hash
 	index uint64
 	out   bytes.Buffer
 	buf   []byte
 	done  bool
 	err   error // why the plaintext was refused (too large, a read error)
-}
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
 }
 
 func newSealing(sl *seal.Sealer, bucket, name string, src io.Reader, max int64) *sealing {

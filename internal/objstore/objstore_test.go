@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/store"
@@ -355,6 +358,55 @@ func TestReopen(t *testing.T) {
 		o.Close()
 		if err == nil {
 			t.Fatal("another master key read the object")
+		}
+	}
+}
+
+// TestDescribeMeta: the stream's description messages read as one event per
+// put and per delete (the first step of a put is skipped), and a message
+// that is no description is not taken for one.
+func TestDescribeMeta(t *testing.T) {
+	s, st := open(t, Limits{})
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "uploads", "in/a.csv", "text/csv", strings.NewReader("a,b\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := st.JS.Stream(ctx, Stream("uploads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store keeps one description per name (a roll-up): what a
+	// consumer reads is the name's latest state, not every step.
+	latest := func() []string {
+		t.Helper()
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{MetaSubjects("uploads")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.FetchNoWait(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			if info, deleted, ok := DescribeMeta("uploads", m.Data()); ok {
+				got = append(got, fmt.Sprintf("%s %d %v %s", info.Name, info.Size, deleted, info.ContentType))
+			}
+		}
+		return got
+	}
+	if got := fmt.Sprint(latest()); got != "[in/a.csv 4 false text/csv]" {
+		t.Fatalf("after a put: %s", got)
+	}
+	if err := s.Delete(ctx, "uploads", "in/a.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(latest()); got != "[in/a.csv 4 true text/csv]" {
+		t.Fatalf("after a delete: %s", got)
+	}
+	for _, b := range [][]byte{nil, []byte("{"), []byte(`{"name":"../x","metadata":{"moat-sha256":"x"}}`), []byte(`{"name":"a\nb","deleted":true}`)} {
+		if _, _, ok := DescribeMeta("uploads", b); ok {
+			t.Errorf("DescribeMeta(%q) took it", b)
 		}
 	}
 }

@@ -164,34 +164,18 @@ func (s *Store) KVWithTTL(ctx context.Context, bucket string) (jetstream.KeyValu
 	})
 }
 
-// Objects opens or creates a file-backed object store.
+// Objects opens or creates a file-backed object store with no cap.
 func (s *Store) Objects(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
-	if st, err := s.JS.Stream(ctx, "OBJ_"+bucket); err == nil {
-		have := st.CachedInfo().Config
-		if have.Storage == jetstream.FileStorage && have.Replicas == max(s.replicas, 1) && have.MaxAge == 0 {
-			if obs, err := s.JS.ObjectStore(ctx, bucket); err == nil {
-				return obs, nil
-			}
-		}
-	}
-	obs, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:   bucket,
-		Storage:  jetstream.FileStorage,
-		Replicas: s.replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", bucket, err)
-	}
-	return obs, nil
+	return s.ObjectsCapped(ctx, bucket, 0)
 }
 
 // ObjectsCapped opens or creates a file-backed object store holding at most
-// maxBytes (stored bytes, headers included); an existing bucket whose cap
-// differs is updated to maxBytes.
+// maxBytes (stored bytes, headers included; 0: no cap); an existing bucket
+// whose cap differs is updated to maxBytes.
 func (s *Store) ObjectsCapped(ctx context.Context, bucket string, maxBytes int64) (jetstream.ObjectStore, error) {
 	if st, err := s.JS.Stream(ctx, "OBJ_"+bucket); err == nil {
 		have := st.CachedInfo().Config
-		if have.Storage == jetstream.FileStorage && have.Replicas == s.replicas && have.MaxBytes == maxBytes {
+		if have.Storage == jetstream.FileStorage && have.Replicas == max(s.replicas, 1) && have.MaxAge == 0 && have.MaxBytes == limit(maxBytes) {
 			if obs, err := s.JS.ObjectStore(ctx, bucket); err == nil {
 				return obs, nil
 			}
