@@ -1,5 +1,5 @@
 // Package host serves the capabilities a function reaches through host calls
-// (docs/hostcalls.md): KV buckets, secrets, egress, calling other functions
+// (docs/hostcalls.md): KV and object buckets, secrets, egress, calling other functions
 // and structured logs. Everything is denied unless the function's manifest
 // grants it; every refused call returns an error to the guest, which keeps
 // running, and is counted and recorded in the audit trail.
@@ -23,6 +23,7 @@ import (
 	"github.com/moatfn/moat/internal/egress"
 	"github.com/moatfn/moat/internal/kvstore"
 	"github.com/moatfn/moat/internal/manifest"
+	"github.com/moatfn/moat/internal/objstore"
 	"github.com/moatfn/moat/internal/sandbox"
 	"github.com/moatfn/moat/internal/secrets"
 )
@@ -46,6 +47,7 @@ type auditLog interface {
 // unavailable.
 type Config struct {
 	KV      *kvstore.Store
+	Objects *objstore.Store
 	Secrets *secrets.Store
 	Egress  *egress.Client
 	Invoker Invoker
@@ -100,6 +102,7 @@ type Invocation struct {
 
 	mu   sync.Mutex
 	read map[string]string // secret values read in this invocation
+	objs objects           // objects open for reading or writing
 }
 
 // Secrets returns the secret values this invocation and its callers read.
@@ -182,6 +185,8 @@ func (h *Host) call(ctx context.Context, inv *Invocation, op uint32, req []byte)
 		return h.invoke(ctx, inv, d)
 	case opPublish:
 		return h.publish(ctx, inv, d)
+	case opObjInfo, opObjList, opObjOpen, opObjRead, opObjCreate, opObjWrite, opObjCommit, opObjClose, opObjDelete:
+		return h.objects(ctx, inv, op, d)
 	}
 	return nil, statusErr(sandbox.StatusInvalid, "unknown host call %d", op)
 }
@@ -352,13 +357,13 @@ func allows(access, need string) bool {
 
 func storeErr(ctx context.Context, capability string, err error) error {
 	switch {
-	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, secrets.ErrNotFound):
+	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, secrets.ErrNotFound), errors.Is(err, objstore.ErrNotFound):
 		return statusErr(sandbox.StatusNotFound, "%s: %v", capability, err)
 	case errors.Is(err, kvstore.ErrConflict):
 		return statusErr(sandbox.StatusConflict, "%s: %v", capability, err)
-	case errors.Is(err, kvstore.ErrInvalid):
+	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, objstore.ErrInvalid):
 		return statusErr(sandbox.StatusInvalid, "%s: %v", capability, err)
-	case errors.Is(err, kvstore.ErrTooLarge):
+	case errors.Is(err, kvstore.ErrTooLarge), errors.Is(err, objstore.ErrTooLarge):
 		return statusErr(sandbox.StatusTooLarge, "%s: %v", capability, err)
 	case ctx.Err() != nil:
 		return statusErr(sandbox.StatusTimeout, "%s: out of time", capability)

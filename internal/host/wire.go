@@ -22,6 +22,15 @@ const (
 	opHTTP      = 30
 	opInvoke    = 40
 	opPublish   = 50
+	opObjInfo   = 60
+	opObjList   = 61
+	opObjOpen   = 62
+	opObjRead   = 63
+	opObjCreate = 64
+	opObjWrite  = 65
+	opObjCommit = 66
+	opObjClose  = 67
+	opObjDelete = 68
 )
 
 var errMalformed = errors.New("malformed host call request")

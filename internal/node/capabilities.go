@@ -93,12 +93,12 @@ func (n *Node) capabilities(ctx context.Context, gw *gateway.Gateway) (*capabili
 		}
 		ecfg.RootCAs = pool
 	}
+	objects := objstore.New(n.store, n.dataKeys, n.cfg.ObjectLimits)
 	h := host.New(n.log, host.Config{
-		KV: kv, Secrets: sec, Egress: egress.New(ecfg), Invoker: gw, Audit: n.audit,
+		KV: kv, Objects: objects, Secrets: sec, Egress: egress.New(ecfg), Invoker: gw, Audit: n.audit,
 		Denied: n.metrics.Denied, Grants: n.grants, EgressBytes: n.usage.Egress,
 	})
 	n.pipeline.SetHost(h)
-	objects := objstore.New(n.store, n.dataKeys, n.cfg.ObjectLimits)
 	return &capabilities{kv: kv, objects: objects, secrets: sec, host: h}, nil
 }
 

@@ -33,6 +33,13 @@ type capsResult struct {
 	Keys   []string `json:"keys"`
 	Status int      `json:"status"`
 	Env    []string `json:"env"`
+	Digest string   `json:"digest"`
+	Size   int64    `json:"size"`
+	Infos  []struct {
+		Name, Digest, ContentType string
+		Size                      int64
+		Modified                  time.Time
+	} `json:"infos"`
 }
 
 // Host status codes as the guest sees them.
@@ -41,6 +48,7 @@ const (
 	codeNotFound = 2
 	codeConflict = 3
 	codeInvalid  = 4
+	codeTooLarge = 5
 )
 
 func capsManifest(name, extra string) string {

@@ -45,6 +45,17 @@ return { default: {
       const v = await env.KV.notes.get(k);
       return v === null ? new Response("none", { status: 404 }) : new Response(v);
     }
+    case "/obj/put":
+      return Response.json(await env.objects.files.put(k, await request.text(), { contentType: "text/plain" }));
+    case "/obj/get": {
+      const o = await env.objects.files.get(k);
+      if (o === null) return new Response("none", { status: 404 });
+      const listed = await env.objects.files.list("notes/");
+      return Response.json({ text: await o.text(), size: o.size, type: o.contentType, digest: o.digest, listed: listed.objects.map((x) => x.name) });
+    }
+    case "/obj/bad":
+      try { await env.objects.files.put("../" + k, "x"); return new Response("stored"); }
+      catch (e) { return Response.json({ refused: e.message, code: e.code }, { status: 400 }); }
     case "/other":
       try { await env.KV.other.get("x"); return new Response("read other"); }
       catch (e) { return Response.json({ refused: e.message, code: e.code }, { status: 403 }); }
@@ -66,7 +77,7 @@ owner: web-team
 http: {auth: public, methods: [GET, POST]}
 limits: {memory: 64MiB, timeout: 5s, rate_per_caller: 100/s}
 budget: {invocations: 1000/day}
-permissions: {kv: {notes: read-write}}
+permissions: {kv: {notes: read-write}, objects: {files: read-write}}
 triggers:
   - queue: {subject: notes.added}
 `
@@ -94,6 +105,20 @@ func TestJavaScriptFunction(t *testing.T) {
 	}
 	if code, _ := do("GET", "/get?k=none", ""); code != 404 {
 		t.Fatalf("get of a missing key: %d", code)
+	}
+	// Object buckets, whole objects at a time.
+	if code, body := do("POST", "/obj/put?k=notes/one.txt", "an object note"); code != 200 || !strings.Contains(body, `"size":14`) {
+		t.Fatalf("object put: %d %s", code, body)
+	}
+	if code, body := do("GET", "/obj/get?k=notes/one.txt", ""); code != 200 || !strings.Contains(body, `"text":"an object note"`) ||
+		!strings.Contains(body, `"type":"text/plain"`) || !strings.Contains(body, `"listed":["notes/one.txt"]`) || !strings.Contains(body, `"digest":"sha-256:`) {
+		t.Fatalf("object get: %d %s", code, body)
+	}
+	if code, _ := do("GET", "/obj/get?k=notes/none", ""); code != 404 {
+		t.Fatalf("object get of nothing: %d", code)
+	}
+	if code, body := do("GET", "/obj/bad?k=x", ""); code != 400 || !strings.Contains(body, `"code":"invalid"`) {
+		t.Fatalf("object put of ../x: %d %s", code, body)
 	}
 	for range 3 {
 		if code, body := do("GET", "/served", ""); code != 200 || !strings.Contains(body, `"served":1`) {

@@ -462,6 +462,9 @@ func (p *Pipeline) execute(ctx context.Context, r *run) *Result {
 		req.Host = p.host.Serve(hinv)
 	}
 	out, runErr := fn.Module.Run(ctx, req)
+	if hinv != nil {
+		hinv.Close() // objects left open: reads closed, writes never committed discarded
+	}
 	r.release()
 	r.release = nil
 	r.settle(out.Took)

@@ -17,6 +17,7 @@
 // manifest grants; this package is how it uses those grants:
 //
 //   - KV: keys and values in the buckets the manifest names ([KV]).
+//   - Objects: files, streamed, in the object buckets it names ([Objects]).
 //   - Secrets: the secrets the manifest names ([Secret]).
 //   - Egress: HTTPS requests to the manifest's egress prefixes ([HTTPClient]).
 //   - Other functions: calls to the functions the manifest names ([Invoke], [Call]).
@@ -33,6 +34,7 @@
 // that uses it can be unit-tested on a developer's machine, but every host
 // call fails with [ErrNotOnMoat].
 //
-// Everything in the package is safe for concurrent use; host calls from
-// several goroutines run one at a time.
+// Everything in the package is safe for concurrent use, except that one
+// [ObjectReader] or [ObjectWriter] is for one goroutine at a time; host calls
+// from several goroutines run one at a time.
 package fn

@@ -26,6 +26,15 @@ const (
 	opHTTPDo    uint32 = 30
 	opFnInvoke  uint32 = 40
 	opPublish   uint32 = 50
+	opObjInfo   uint32 = 60
+	opObjList   uint32 = 61
+	opObjOpen   uint32 = 62
+	opObjRead   uint32 = 63
+	opObjCreate uint32 = 64
+	opObjWrite  uint32 = 65
+	opObjCommit uint32 = 66
+	opObjClose  uint32 = 67
+	opObjDelete uint32 = 68
 )
 
 // opName returns the name docs/hostcalls.md gives op, such as "kv.get".
@@ -55,6 +64,24 @@ func opName(op uint32) string {
 		return "fn.invoke"
 	case opPublish:
 		return "event.publish"
+	case opObjInfo:
+		return "obj.info"
+	case opObjList:
+		return "obj.list"
+	case opObjOpen:
+		return "obj.open"
+	case opObjRead:
+		return "obj.read"
+	case opObjCreate:
+		return "obj.create"
+	case opObjWrite:
+		return "obj.write"
+	case opObjCommit:
+		return "obj.commit"
+	case opObjClose:
+		return "obj.close"
+	case opObjDelete:
+		return "obj.delete"
 	}
 	return "op " + strconv.FormatUint(uint64(op), 10)
 }

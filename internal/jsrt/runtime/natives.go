@@ -221,6 +221,48 @@ func installNatives(vm *goja.Runtime) {
 		keys, err := fn.KV(c.Argument(0).String()).Keys(c.Argument(1).String())
 		return result(keys, err)
 	})
+	// Object buckets, whole objects at a time: a JavaScript function holds
+	// what it reads or writes in memory, within its memory limit.
+	objInfo := func(i fn.ObjectInfo) map[string]any {
+		return map[string]any{"name": i.Name, "size": i.Size, "digest": i.Digest, "contentType": i.ContentType, "modified": i.Modified.UnixMilli()}
+	}
+	set("objGet", func(c goja.FunctionCall) goja.Value {
+		data, info, err := fn.Objects(c.Argument(0).String()).Get(c.Argument(1).String())
+		if err != nil {
+			return result(nil, err)
+		}
+		o := objInfo(info)
+		o["value"] = vm.NewArrayBuffer(data)
+		return result(o, nil)
+	})
+	set("objHead", func(c goja.FunctionCall) goja.Value {
+		info, err := fn.Objects(c.Argument(0).String()).Info(c.Argument(1).String())
+		if err != nil {
+			return result(nil, err)
+		}
+		return result(objInfo(info), nil)
+	})
+	set("objPut", func(c goja.FunctionCall) goja.Value {
+		info, err := fn.Objects(c.Argument(0).String()).Put(c.Argument(1).String(), c.Argument(2).String(), bytes.NewReader(bytesArg(c.Argument(3))))
+		if err != nil {
+			return result(nil, err)
+		}
+		return result(objInfo(info), nil)
+	})
+	set("objDelete", func(c goja.FunctionCall) goja.Value {
+		return result(nil, fn.Objects(c.Argument(0).String()).Delete(c.Argument(1).String()))
+	})
+	set("objList", func(c goja.FunctionCall) goja.Value {
+		infos, err := fn.Objects(c.Argument(0).String()).List(c.Argument(1).String())
+		if err != nil {
+			return result(nil, err)
+		}
+		out := make([]any, len(infos))
+		for i, info := range infos {
+			out[i] = objInfo(info)
+		}
+		return result(out, nil)
+	})
 	set("secret", func(c goja.FunctionCall) goja.Value {
 		v, err := fn.Secret(c.Argument(0).String())
 		return result(v, err)

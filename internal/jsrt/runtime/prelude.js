@@ -384,6 +384,32 @@
   const KV = new Proxy({}, {
     get: (_, name) => (typeof name === "string" ? bucket(name) : undefined),
   });
+  // env.objects.NAME: an object bucket (permissions.objects). An object is
+  // its description and its whole content in memory.
+  const described = (v) => ({ name: v.name, size: v.size, digest: v.digest, contentType: v.contentType, modified: new Date(v.modified) });
+  const objectOf = (v) => Object.assign(described(v), {
+    arrayBuffer: () => Promise.resolve(v.value),
+    text: () => Promise.resolve(new TextDecoder().decode(v.value)),
+    json: () => Promise.resolve(JSON.parse(new TextDecoder().decode(v.value))),
+  });
+  const absent = (r) => (r.code === "not found" ? Promise.resolve(null) : null);
+  const objectBucket = (name) => Object.freeze({
+    get: (key) => { const r = N.objGet(name, String(key)); return absent(r) || call(r).then(objectOf); },
+    head: (key) => { const r = N.objHead(name, String(key)); return absent(r) || call(r).then(described); },
+    put: (key, value, opts = {}) => {
+      try {
+        const t = typed(value);
+        return call(N.objPut(name, String(key), String(opts.contentType || t.type || ""), t.bytes.buffer)).then(described);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    delete: (key) => call(N.objDelete(name, String(key))).then(() => undefined),
+    list: (prefix = "") => call(N.objList(name, String(prefix))).then((vs) => ({ objects: (vs || []).map(described) })),
+  });
+  const objects = new Proxy({}, {
+    get: (_, name) => (typeof name === "string" ? objectBucket(name) : undefined),
+  });
   const pairsOf = (h) => new Headers(h)._h.map((p) => [p[0], p[1]]);
   const responseOf = (v) => {
     const r = new Response(v.status === 204 || v.status === 304 ? null : v.body, { status: v.status < 200 ? 502 : v.status });
@@ -417,6 +443,7 @@
   };
   const env = Object.freeze({
     KV,
+    objects,
     secrets: Object.freeze({ get: (name) => call(N.secret(String(name))) }),
     // call another function the manifest may invoke: a path ("/x?y=1"),
     // or a Request whose path is taken.

@@ -4,12 +4,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cgi"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -29,6 +32,9 @@ type result struct {
 	Status int               `json:"status,omitempty"`
 	Header map[string]string `json:"header,omitempty"`
 	Env    []string          `json:"env,omitempty"`
+	Digest string            `json:"digest,omitempty"` // of what the guest read, computed by it
+	Size   int64             `json:"size,omitempty"`   // of what the guest read
+	Infos  []fn.ObjectInfo   `json:"infos,omitempty"`
 }
 
 func (r *result) fail(err error) {
@@ -201,6 +207,8 @@ func handle(w http.ResponseWriter, r *http.Request) {
 				rawTake(0, 0)
 			}
 		}
+	case "/obj/put", "/obj/get", "/obj/info", "/obj/list", "/obj/delete", "/obj/abandon", "/obj/abort", "/obj/leak", "/obj/copy":
+		err = objects(r.URL.Path, q, res)
 	case "/publish":
 		body := []byte(q.Get("body"))
 		if n, e := strconv.Atoi(q.Get("size")); e == nil {
@@ -246,6 +254,141 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(res)
+}
+
+// pattern yields n bytes of a pattern the tests recompute.
+func pattern(n int) io.Reader {
+	return io.LimitReader(patternReader{}, int64(n))
+}
+
+type patternReader struct{}
+
+var patternBlock = func() []byte {
+	b := make([]byte, 4096)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
+	}
+	return b
+}()
+
+func (patternReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], patternBlock)
+	}
+	return n, nil
+}
+
+// objects exercises object buckets: q names the bucket (b), the object
+// (name), a content type (ct), a size of pattern bytes to write (n) or a
+// value (v), a prefix and a copy's destination (to).
+func objects(path string, q url.Values, res *result) error {
+	b := fn.Objects(q.Get("b"))
+	name := q.Get("name")
+	size, _ := strconv.Atoi(q.Get("n"))
+	content := func() io.Reader {
+		if q.Has("v") {
+			return strings.NewReader(q.Get("v"))
+		}
+		return pattern(size)
+	}
+	info := func(i fn.ObjectInfo) { res.Infos = []fn.ObjectInfo{i} }
+	switch path {
+	case "/obj/put":
+		i, err := b.Put(name, q.Get("ct"), content())
+		if err != nil {
+			return err
+		}
+		info(i)
+	case "/obj/get":
+		r, err := b.Open(name)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		h := sha256.New()
+		var keep bytes.Buffer
+		n, err := io.Copy(io.MultiWriter(h, &limitedBuffer{&keep, 4096}), r)
+		if err != nil {
+			return err
+		}
+		res.Size, res.Digest = n, "sha-256:"+hex.EncodeToString(h.Sum(nil))
+		if n <= 4096 {
+			res.Value = keep.String()
+		}
+		info(r.Info)
+	case "/obj/info":
+		i, err := b.Info(name)
+		if err != nil {
+			return err
+		}
+		info(i)
+	case "/obj/list":
+		infos, err := b.List(q.Get("prefix"))
+		if err != nil {
+			return err
+		}
+		res.Infos = infos
+		res.Size = int64(len(infos))
+	case "/obj/delete":
+		return b.Delete(name)
+	case "/obj/abandon":
+		// Written but never closed: the invocation's end must discard it.
+		w, err := b.Create(name, q.Get("ct"))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, content())
+		return err
+	case "/obj/abort":
+		w, err := b.Create(name, q.Get("ct"))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, content()); err != nil {
+			return err
+		}
+		return w.Abort()
+	case "/obj/leak":
+		// Opens without closing until the host refuses.
+		for i := range 100 {
+			var err error
+			if q.Get("mode") == "write" {
+				_, err = b.Create(name+strconv.Itoa(i), "")
+			} else {
+				_, err = b.Open(name)
+			}
+			if err != nil {
+				res.Size = int64(i)
+				return err
+			}
+		}
+	case "/obj/copy":
+		r, err := b.Open(name)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		i, err := b.Put(q.Get("to"), r.Info.ContentType, r)
+		if err != nil {
+			return err
+		}
+		info(i)
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }
 
 func main() {
