@@ -36,8 +36,9 @@ const (
 // trigger is one queue or schedule trigger of a function.
 type trigger struct {
 	name  string                    // of its durable consumer
-	q     *manifest.QueueTrigger    // retries and concurrency; a schedule's Subject names it
-	sched *manifest.ScheduleTrigger // nil for a queue trigger
+	q     *manifest.QueueTrigger    // retries and concurrency; a schedule's or object trigger's Subject names it
+	sched *manifest.ScheduleTrigger // nil for a queue or object trigger
+	obj   *manifest.ObjectTrigger   // nil for a queue or schedule trigger
 }
 
 // triggersOf lists the triggers m declares for fn.
@@ -47,6 +48,8 @@ func triggersOf(fn string, m *manifest.Manifest) []*trigger {
 		switch {
 		case t.Queue != nil:
 			out = append(out, &trigger{name: consumerName(fn, t.Queue.Subject), q: t.Queue})
+		case t.Object != nil:
+			out = append(out, &trigger{name: objectName(fn, t.Object.Bucket), q: t.Object.Queue(), obj: t.Object})
 		case t.Schedule != nil:
 			if c, _, err := t.Schedule.Parsed(); err == nil {
 				out = append(out, &trigger{name: scheduleName(fn, c, t.Schedule.Timezone), q: t.Schedule.Queue(m.Limits.Concurrency), sched: t.Schedule})
@@ -91,6 +94,9 @@ func functionOf(name string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, queuePrefix)
 	if !ok {
 		rest, ok = strings.CutPrefix(name, schedulePrefix)
+	}
+	if !ok {
+		rest, ok = strings.CutPrefix(name, objectPrefix)
 	}
 	fn, _, found := strings.Cut(rest, "_")
 	return fn, ok && found && manifest.ValidName(fn)
@@ -192,13 +198,19 @@ func (b *Bus) reconcile(ctx context.Context, fn string, f *registry.Function) er
 		}
 	}
 	b.drop(ctx, fn, keep)
+	b.relayAll(ctx)
 	return errors.Join(errs...)
 }
 
 func (b *Bus) consumerConfig(fn string, t *trigger) jetstream.ConsumerConfig {
 	what, filter := fn+" takes "+t.q.Subject, eventPrefix+t.q.Subject
-	if t.sched != nil {
-		what, filter = fn+" runs on schedule "+t.q.Subject, tickPrefix+t.name
+	filters := []string{filter, replayPrefix + t.name}
+	switch {
+	case t.sched != nil:
+		what, filters[0] = fn+" runs on schedule "+t.q.Subject, tickPrefix+t.name
+	case t.obj != nil:
+		what = fn + " takes " + strings.Join(t.obj.Events, " and ") + " in " + t.q.Subject
+		filters = append(objectFilters(t.obj), replayPrefix+t.name)
 	}
 	pending := t.q.Concurrency
 	if t.sched != nil && t.sched.Overlap == manifest.OverlapReplace {
@@ -207,7 +219,7 @@ func (b *Bus) consumerConfig(fn string, t *trigger) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        t.name,
 		Description:    what,
-		FilterSubjects: []string{filter, replayPrefix + t.name},
+		FilterSubjects: filters,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        b.cfg.AckWait,
 		MaxDeliver:     -1, // the Bus counts attempts and dead-letters itself
@@ -344,6 +356,7 @@ func (b *Bus) Stop(timeout time.Duration) {
 		delete(b.consumers, name)
 	}
 	b.mu.Unlock()
+	b.stopRelays()
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
 	select {
@@ -386,6 +399,10 @@ func (b *Bus) handle(c *consumer, msg jetstream.Msg) {
 		return
 	}
 	letter.Subject, letter.Publisher, letter.Event = env.Subject, env.Publisher, env.Event
+	if t.obj != nil && !objectTakes(t.obj, env.Event) {
+		msg.DoubleAck(context.WithoutCancel(ctx)) // another kind, or a name outside the prefix
+		return
+	}
 	if attempt > t.q.MaxDeliver {
 		// Delivered again after the node holding it stopped or crashed.
 		letter.Reason, letter.Detail = ReasonUndelivered, fmt.Sprintf("delivered %d times without an answer", attempt-1)
@@ -491,6 +508,8 @@ func (b *Bus) invocation(c *consumer, natsSubject string, env *envelope, id stri
 		trigger = pipeline.Replay
 	case strings.HasPrefix(natsSubject, tickPrefix):
 		trigger = pipeline.Schedule
+	case strings.HasPrefix(natsSubject, objPrefix):
+		trigger = pipeline.Object
 	}
 	data, source := env.Event.Data, env.Subject
 	if c.sched != nil {

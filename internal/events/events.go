@@ -106,6 +106,9 @@ type Bus struct {
 	consumers map[string]*consumer  // running consumers by name
 	ctx       context.Context       // ends the consumers
 	wg        sync.WaitGroup
+
+	relayMu sync.Mutex
+	relays  map[string]jetstream.ConsumeContext // object events, by bucket
 }
 
 // Open creates (or binds) the streams. Start runs the consumers.
@@ -120,12 +123,12 @@ func Open(ctx context.Context, log *slog.Logger, js jetstream.JetStream, keys *s
 		cfg.MaxDeadBytes = 1 << 30
 	}
 	b := &Bus{log: log.With("component", "events"), js: js, keys: keys, run: run, rec: rec, cfg: cfg, now: time.Now,
-		triggers: map[string][]*trigger{}, consumers: map[string]*consumer{}}
+		triggers: map[string][]*trigger{}, consumers: map[string]*consumer{}, relays: map[string]jetstream.ConsumeContext{}}
 	var err error
 	b.events, err = stream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamEvents,
 		Description: "Moat events, sealed; kept until every trigger that takes them is done",
-		Subjects:    []string{eventPrefix + ">", replayPrefix + ">", tickPrefix + ">"},
+		Subjects:    []string{eventPrefix + ">", replayPrefix + ">", tickPrefix + ">", objPrefix + ">"},
 		Retention:   jetstream.InterestPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -295,7 +298,7 @@ func (b *Bus) Listened(subject string) bool {
 	defer b.mu.Unlock()
 	for _, ts := range b.triggers {
 		for _, t := range ts {
-			if t.sched == nil && manifest.SubjectMatches(t.q.Subject, subject) {
+			if t.sched == nil && t.obj == nil && manifest.SubjectMatches(t.q.Subject, subject) {
 				return true
 			}
 		}

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -16,6 +19,69 @@ import (
 type Trigger struct {
 	Queue    *QueueTrigger    `json:"queue,omitempty"`
 	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
+	Object   *ObjectTrigger   `json:"object,omitempty"`
+}
+
+// ObjectTrigger runs the function for each change to an object bucket:
+// an object stored (put) or removed (delete). The event carries the
+// object's description, not its content.
+type ObjectTrigger struct {
+	// Bucket is the object bucket watched; the function must be granted
+	// it with read access (the event tells names, sizes and digests).
+	Bucket string `json:"bucket"`
+	// Events are the kinds taken: put, delete, or both; default [put].
+	Events []string `json:"events"`
+	// Prefix limits the trigger to names beginning with it; "" is all.
+	Prefix string `json:"prefix,omitempty"`
+	// MaxDeliver, Backoff and Concurrency are as for a queue trigger.
+	MaxDeliver  int        `json:"max_deliver"`
+	Backoff     []Duration `json:"backoff"`
+	Concurrency int        `json:"concurrency"`
+}
+
+// Kinds of object events.
+const (
+	ObjectPut    = "put"
+	ObjectDelete = "delete"
+)
+
+// Queue is the queue trigger's settings an object trigger shares. Its
+// subject names the trigger, for listings.
+func (o *ObjectTrigger) Queue() *QueueTrigger {
+	name := "object " + o.Bucket
+	if o.Prefix != "" {
+		name += " " + strconv.Quote(o.Prefix)
+	}
+	return &QueueTrigger{Subject: name, MaxDeliver: o.MaxDeliver, Backoff: o.Backoff, Concurrency: o.Concurrency}
+}
+
+// Takes reports whether the trigger takes an event of kind on the object
+// called name.
+func (o *ObjectTrigger) Takes(kind, name string) bool {
+	return slices.Contains(o.Events, kind) && strings.HasPrefix(name, o.Prefix)
+}
+
+// checkObjectPrefix accepts "" or the beginning of an object name: UTF-8
+// with no control or format characters, no backslash, no empty, "." or
+// ".." part (a trailing "/" aside), at most 1024 bytes.
+func checkObjectPrefix(p string) error {
+	if len(p) > 1024 || !utf8.ValidString(p) {
+		return fmt.Errorf("%q is not an object name prefix (UTF-8, at most 1024 bytes)", truncate(p))
+	}
+	if strings.ContainsFunc(p, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == '\\'
+	}) {
+		return fmt.Errorf("%q is not an object name prefix (a control or format character, or a backslash)", truncate(p))
+	}
+	if p == "" {
+		return nil
+	}
+	for part := range strings.SplitSeq(strings.TrimSuffix(p, "/"), "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("%q is not an object name prefix (an empty, \".\" or \"..\" part)", truncate(p))
+		}
+	}
+	return nil
 }
 
 // ScheduleTrigger runs the function on a cron schedule.
@@ -234,7 +300,7 @@ func (d *decoder) triggers(dst *[]Trigger) handler {
 		for i, it := range v.Content {
 			f := field + "[" + strconv.Itoa(i) + "]"
 			if it.Kind != yaml.MappingNode || len(it.Content) != 2 {
-				return &Error{Line: it.Line, Field: f, Err: errors.New("want a mapping of one trigger kind (queue: {...} or schedule: {...})")}
+				return &Error{Line: it.Line, Field: f, Err: errors.New("want a mapping of one trigger kind (queue: {...}, schedule: {...} or object: {...})")}
 			}
 			var t Trigger
 			kinds := map[string]handler{
@@ -245,6 +311,10 @@ func (d *decoder) triggers(dst *[]Trigger) handler {
 				"schedule": func(v *yaml.Node, field string) error {
 					t.Schedule = &ScheduleTrigger{MaxDeliver: DefaultMaxDeliver, Overlap: OverlapForbid}
 					return d.schedule(v, field, t.Schedule)
+				},
+				"object": func(v *yaml.Node, field string) error {
+					t.Object = &ObjectTrigger{MaxDeliver: DefaultMaxDeliver, Concurrency: 1, Events: []string{ObjectPut}}
+					return d.objectTrigger(v, field, t.Object)
 				},
 			}
 			if err := d.object(it, f, kinds); err != nil {
@@ -274,6 +344,62 @@ func (d *decoder) queue(v *yaml.Node, field string, q *QueueTrigger) error {
 	}
 	if q.Subject == "" {
 		return &Error{Line: v.Line, Field: field + ".subject", Err: errRequired}
+	}
+	return nil
+}
+
+func (d *decoder) objectTrigger(v *yaml.Node, field string, o *ObjectTrigger) error {
+	err := d.object(v, field, map[string]handler{
+		"bucket":      scalar(&o.Bucket, "a bucket name", checked(checkBucketName)),
+		"events":      objectEvents(&o.Events),
+		"prefix":      scalar(&o.Prefix, "an object name prefix", checked(checkObjectPrefix)),
+		"max_deliver": scalar(&o.MaxDeliver, "a whole number", bounded(1, maxMaxDeliver)),
+		"concurrency": scalar(&o.Concurrency, "a whole number", bounded(1, 10000)),
+		"backoff":     backoff(&o.Backoff),
+	})
+	if err != nil {
+		return err
+	}
+	if o.Bucket == "" {
+		return &Error{Line: v.Line, Field: field + ".bucket", Err: errRequired}
+	}
+	return nil
+}
+
+func checkBucketName(s string) error {
+	if !ValidName(s) {
+		return fmt.Errorf("%q is not a bucket name", truncate(s))
+	}
+	return nil
+}
+
+func objectEvents(dst *[]string) handler {
+	return func(v *yaml.Node, field string) error {
+		if v.Kind != yaml.SequenceNode {
+			return &Error{Line: v.Line, Field: field, Err: fmt.Errorf("want a list of put and delete, found %s", kindName(v))}
+		}
+		var out []string
+		for i, it := range v.Content {
+			f := field + "[" + strconv.Itoa(i) + "]"
+			if err := scalarText(it); err != nil {
+				return &Error{Line: it.Line, Field: f, Err: err}
+			}
+			if err := checkObjectEvent(it.Value, out); err != nil {
+				return &Error{Line: it.Line, Field: f, Err: err}
+			}
+			out = append(out, it.Value)
+		}
+		*dst = out
+		return nil
+	}
+}
+
+func checkObjectEvent(e string, before []string) error {
+	if e != ObjectPut && e != ObjectDelete {
+		return fmt.Errorf("%q: want put or delete", truncate(e))
+	}
+	if slices.Contains(before, e) {
+		return fmt.Errorf("%q twice", e)
 	}
 	return nil
 }
@@ -357,8 +483,14 @@ func (m *Manifest) checkTriggers() *Error {
 	seen := map[string]int{}
 	for i, t := range m.Triggers {
 		f := fmt.Sprintf("triggers[%d]", i)
-		if t.Schedule != nil && t.Queue != nil {
+		if (t.Schedule != nil) && (t.Queue != nil) || (t.Object != nil) && (t.Queue != nil || t.Schedule != nil) {
 			return &Error{Field: f, Err: errors.New("one trigger kind per entry")}
+		}
+		if t.Object != nil {
+			if err := m.checkObjectTrigger(f+".object", t.Object, seen, i); err != nil {
+				return err
+			}
+			continue
 		}
 		if t.Schedule != nil {
 			if err := m.checkSchedule(f+".schedule", t.Schedule, seen, i); err != nil {
@@ -385,6 +517,37 @@ func (m *Manifest) checkTriggers() *Error {
 		}
 	}
 	return nil
+}
+
+// checkObjectTrigger checks an object trigger: a bucket the function may
+// read, at most one trigger per bucket.
+func (m *Manifest) checkObjectTrigger(f string, o *ObjectTrigger, seen map[string]int, i int) *Error {
+	if !ValidName(o.Bucket) {
+		return &Error{Field: f + ".bucket", Err: checkBucketName(o.Bucket)}
+	}
+	if a := m.Permissions.Objects[o.Bucket]; a != "read" && a != "read-write" {
+		return &Error{Field: f + ".bucket", Err: fmt.Errorf("%s is not granted for reading: an object trigger needs permissions.objects.%s read or read-write (the events tell names, sizes and digests)", o.Bucket, o.Bucket)}
+	}
+	key := "object " + o.Bucket
+	if j, ok := seen[key]; ok {
+		return &Error{Field: f + ".bucket", Err: fmt.Errorf("a second trigger on bucket %s (also triggers[%d])", o.Bucket, j)}
+	}
+	seen[key] = i
+	if len(o.Events) == 0 {
+		return &Error{Field: f + ".events", Err: errors.New("empty: want put, delete or both")}
+	}
+	for k, e := range o.Events {
+		if err := checkObjectEvent(e, o.Events[:k]); err != nil {
+			return &Error{Field: fmt.Sprintf("%s.events[%d]", f, k), Err: err}
+		}
+	}
+	if err := checkObjectPrefix(o.Prefix); err != nil {
+		return &Error{Field: f + ".prefix", Err: err}
+	}
+	if o.Concurrency < 1 || o.Concurrency > m.Limits.Concurrency {
+		return &Error{Field: f + ".concurrency", Err: fmt.Errorf("%d is out of range (1 to limits.concurrency, %d)", o.Concurrency, m.Limits.Concurrency)}
+	}
+	return checkRetries(f, o.MaxDeliver, o.Backoff)
 }
 
 // checkSchedule checks a schedule trigger; seen holds the schedules (by

@@ -157,3 +157,63 @@ func TestScheduleTriggerErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestObjectTrigger(t *testing.T) {
+	m, err := Parse([]byte(triggerBase + `permissions: {objects: {uploads: read, archive: read-write}}
+triggers:
+  - object: {bucket: uploads, prefix: "in/"}
+  - object: {bucket: archive, events: [put, delete], max_deliver: 3, backoff: [2s], concurrency: 2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Trigger{
+		{Object: &ObjectTrigger{Bucket: "uploads", Events: []string{ObjectPut}, Prefix: "in/", MaxDeliver: DefaultMaxDeliver, Concurrency: 1}},
+		{Object: &ObjectTrigger{Bucket: "archive", Events: []string{ObjectPut, ObjectDelete}, MaxDeliver: 3, Backoff: []Duration{Duration(2 * time.Second)}, Concurrency: 2}},
+	}
+	if !reflect.DeepEqual(m.Triggers, want) {
+		t.Fatalf("triggers %+v %+v", m.Triggers[0].Object, m.Triggers[1].Object)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := m.Triggers[0].Object
+	if !o.Takes("put", "in/a.csv") || o.Takes("delete", "in/a.csv") || o.Takes("put", "out/a.csv") || o.Takes("put", "in") {
+		t.Fatal("Takes")
+	}
+	b, _ := json.Marshal(m)
+	var back Manifest
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back.Triggers, m.Triggers) {
+		t.Fatalf("round trip %v %+v", err, back.Triggers)
+	}
+}
+
+func TestObjectTriggerErrors(t *testing.T) {
+	grant := "permissions: {objects: {up: read, w: write}}\n"
+	for src, want := range map[string]string{
+		"triggers:\n  - object: {}":                                     `line 5: triggers[0].object.bucket: required field is missing`,
+		"triggers:\n  - object: {bucket: Up!}":                          `triggers[0].object.bucket: "Up!" is not a bucket name`,
+		"triggers:\n  - object: {bucket: other}":                        `triggers[0].object.bucket: other is not granted for reading`,
+		"triggers:\n  - object: {bucket: w}":                            `triggers[0].object.bucket: w is not granted for reading`,
+		"triggers:\n  - object: {bucket: up, events: [put, put]}":       `triggers[0].object.events[1]: "put" twice`,
+		"triggers:\n  - object: {bucket: up, events: [create]}":         `triggers[0].object.events[0]: "create": want put or delete`,
+		"triggers:\n  - object: {bucket: up, events: []}":               `triggers[0].object.events: empty`,
+		"triggers:\n  - object: {bucket: up, events: put}":              `triggers[0].object.events: want a list of put and delete`,
+		"triggers:\n  - object: {bucket: up, prefix: \"../in/\"}":       `triggers[0].object.prefix: "../in/" is not an object name prefix`,
+		"triggers:\n  - object: {bucket: up, prefix: \"in\\x00\"}":      `triggers[0].object.prefix:`,
+		"triggers:\n  - object: {bucket: up, prefix: \"a//\"}":          `triggers[0].object.prefix:`,
+		"triggers:\n  - object: {bucket: up, concurrency: 99}":          `triggers[0].object.concurrency: 99 is out of range`,
+		"triggers:\n  - object: {bucket: up, subject: x}":               `triggers[0].object: unknown field "subject"`,
+		"triggers:\n  - object: {bucket: up}\n  - object: {bucket: up}": `triggers[1].object.bucket: a second trigger on bucket up`,
+		"triggers:\n  - object: {bucket: up}\n    queue: {subject: a}":  `want a mapping of one trigger kind`,
+		"triggers:\n  - object: {bucket: up, backoff: [1ms]}":           `triggers[0].object.backoff[0]: 1ms is out of range`,
+	} {
+		m, err := Parse([]byte(triggerBase + grant + src + "\n"))
+		if err == nil {
+			err = m.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s:\n got %v\nwant %s", src, err, want)
+		}
+	}
+}

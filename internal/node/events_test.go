@@ -20,6 +20,7 @@ import (
 	"github.com/moatfn/moat/internal/bundle"
 	"github.com/moatfn/moat/internal/client"
 	"github.com/moatfn/moat/internal/events"
+	"github.com/moatfn/moat/internal/objstore"
 	"github.com/moatfn/moat/internal/testwasm"
 )
 
@@ -189,6 +190,8 @@ triggers:
 			t.Fatalf("seen %+v", s)
 		}
 	})
+
+	t.Run("ObjectTrigger", func(t *testing.T) { testObjectTrigger(t, n, wasm) })
 
 	t.Run("AlwaysFailsThenDeadLetter", func(t *testing.T) {
 		pub := publishAPI(t, n, "orders.created", `{"mode":"fail"}`, nil)
@@ -409,4 +412,65 @@ triggers:
 			t.Fatalf("purge %d %v", got, err)
 		}
 	})
+}
+
+// testObjectTrigger: a function runs for each object stored or removed
+// under its trigger's prefix, with the object's description as a
+// CloudEvent; a name its schema refuses is dead-lettered before any
+// instance starts.
+func testObjectTrigger(t *testing.T, n *testNode, wasm []byte) {
+	ctx := context.Background()
+	dir := functionDir(t, `name: ingest
+module: fn.wasm
+limits: {timeout: 5s}
+http: {auth: public}
+input: {schema: s.json}
+permissions: {objects: {uploads: read}, kv: {seen: read-write}}
+triggers:
+  - object: {bucket: uploads, prefix: "in/", events: [put, delete], max_deliver: 2, backoff: [1s]}
+`, wasm)
+	os.WriteFile(filepath.Join(dir, "s.json"), []byte(`{"type": "object", "required": ["kind", "name"],
+  "properties": {"kind": {"enum": ["put", "delete"]}, "name": {"type": "string", "pattern": "^in/[A-Za-z0-9_-]+\\.csv$"}}}`), 0o644)
+	deployDir(t, n, dir)
+
+	put := func(name, data string) *objstore.Info {
+		t.Helper()
+		info, err := n.client.PutObject(ctx, "uploads", name, "text/csv", strings.NewReader(data))
+		if err != nil {
+			t.Fatalf("put %q: %v", name, err)
+		}
+		return info
+	}
+	info := put("in/stock.csv", "sku,qty\nw-1,4\n")
+	s := seenOf(t, n, "object:in/stock.csv", func(s seenRecord) bool { return s.Count == 1 })
+	if s.Trigger != "object" || s.User != "bucket:uploads" || s.Type != "moat.object.put" || s.Source != "/objects/uploads" ||
+		s.Subject != "in/stock.csv" || s.CT != "application/json" || s.Method != "POST" {
+		t.Fatalf("seen %+v", s)
+	}
+	var ev events.ObjectEvent
+	if err := json.Unmarshal([]byte(s.Data), &ev); err != nil || ev.Kind != "put" || ev.Bucket != "uploads" || ev.Name != "in/stock.csv" ||
+		ev.Size != 14 || ev.Digest != info.Digest || ev.ContentType != "text/csv" || ev.Modified.IsZero() {
+		t.Fatalf("event data %s (%v)", s.Data, err)
+	}
+
+	put("out/other.csv", "x")     // outside the prefix: no run
+	put("in/; rm -rf ~.csv", "x") // a valid object name the schema refuses
+	ls := lettersOf(t, n, "ingest", 1)
+	if l := ls.Letters[0]; l.Reason != events.ReasonRejected || l.Event.Subject != "in/; rm -rf ~.csv" || l.Status != 400 && l.Status != 422 {
+		t.Fatalf("letter %+v", l)
+	}
+	if err := n.client.RemoveObject(ctx, "uploads", "in/stock.csv"); err != nil {
+		t.Fatal(err)
+	}
+	s = seenOf(t, n, "object:in/stock.csv", func(s seenRecord) bool { return s.Count == 2 })
+	if s.Type != "moat.object.delete" || !strings.Contains(s.Data, `"kind":"delete"`) {
+		t.Fatalf("delete seen %+v", s)
+	}
+	// Events come in order, one at a time: by now the two before were
+	// taken, and neither ran the function.
+	for _, name := range []string{"out/other.csv", "in/; rm -rf ~.csv"} {
+		if r := caps(t, n, "sink", "/seen", url.Values{"id": {"object:" + name}}); r.Code != codeNotFound {
+			t.Errorf("%q ran the function: %+v", name, r)
+		}
+	}
 }

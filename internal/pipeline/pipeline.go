@@ -48,6 +48,7 @@ const (
 	Queue    = "queue"    // a message on an event subject
 	Schedule = "schedule" // a tick of a cron schedule
 	Replay   = "replay"   // a dead letter sent again by an operator
+	Object   = "object"   // a change to an object bucket
 )
 
 // ErrTooLarge is what an [Invocation]'s Body returns for a body over the
@@ -58,7 +59,7 @@ var ErrTooLarge = errors.New("body over its limit")
 type Invocation struct {
 	ID       string // the invocation id; NewID makes one
 	Function string
-	Trigger  string // HTTP, Call, Queue, Schedule or Replay
+	Trigger  string // HTTP, Call, Queue, Schedule, Object or Replay
 	// Source is where the invocation comes from: the caller's address for
 	// HTTP and calls, the subject or schedule for events.
 	Source    string
