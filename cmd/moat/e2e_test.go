@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1112,28 +1113,31 @@ triggers:
   - queue: {subject: orders.created, max_deliver: 3}
 `)
 	s.mustMoat(t, "deploy", dir)
+	// And an object trigger, killed under the same way.
+	s.mustMoat(t, "deploy", capsDir(t, `name: ingest
+module: fn.wasm
+limits: {memory: 64MiB, timeout: 10s}
+http: {auth: public}
+env: {OBJECT_SLEEP: 3s}
+permissions: {kv: {seen: read-write}, objects: {uploads: read}}
+triggers:
+  - object: {bucket: uploads, max_deliver: 3}
+`))
 	s.mustMoat(t, "publish", "orders.created", "-d", `{"mode":"sleep","ms":3000}`, "--id", "kill-me")
-	deliveries := func(s *server) int {
-		resp, err := http.Get(s.url + "/fn/orders/seen?id=kill-me")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r struct{ Value string }
-		json.NewDecoder(resp.Body).Decode(&r)
-		var seen struct{ Count int }
-		json.Unmarshal([]byte(r.Value), &seen)
-		return seen.Count
+	if out, stderr, err := s.moatIn(t, "sku,qty\n", "object", "put", "uploads", "in/kill.csv"); err != nil {
+		t.Fatalf("object put: %v %s %s", err, out, stderr)
 	}
+	deliveries := func(s *server) int { return seenCount(t, s, "kill-me") }
+	objectDeliveries := func(s *server) int { return seenCount(t, s, "object:in/kill.csv") }
 	waitFor := func(s *server, want int) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); deliveries(s) < want; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); deliveries(s) < want || objectDeliveries(s) < want; time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("delivered %d times, want %d\n%s", deliveries(s), want, s.output)
+				t.Fatalf("delivered %d and %d times, want %d\n%s", deliveries(s), objectDeliveries(s), want, s.output)
 			}
 		}
 	}
-	waitFor(s, 1) // it runs: kill the node under it
+	waitFor(s, 1) // both run: kill the node under them
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited
 	s.exited <- nil
@@ -1147,23 +1151,39 @@ triggers:
 			DeadLetters int `json:"dead_letters"`
 		} `json:"triggers"`
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		json.Unmarshal([]byte(s.mustMoat(t, "inspect", "orders", "-o", "json")), &in)
-		if len(in.Triggers) == 1 && in.Triggers[0].InFlight == 0 && in.Triggers[0].Pending == 0 {
-			break
+	for _, fn := range []string{"orders", "ingest"} {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			json.Unmarshal([]byte(s.mustMoat(t, "inspect", fn, "-o", "json")), &in)
+			if len(in.Triggers) == 1 && in.Triggers[0].InFlight == 0 && in.Triggers[0].Pending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the event was not acknowledged after its redelivery: %+v", fn, in.Triggers)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the event was not acknowledged after its redelivery: %+v", in.Triggers)
+		if in.Triggers[0].DeadLetters != 0 {
+			t.Errorf("%s: %d dead letters", fn, in.Triggers[0].DeadLetters)
 		}
-	}
-	ts := in.Triggers
-	if ts[0].DeadLetters != 0 {
-		t.Errorf("%d dead letters", ts[0].DeadLetters)
 	}
 	time.Sleep(4 * time.Second) // past another ack wait: no third delivery
-	if n := deliveries(s); n != 2 {
-		t.Errorf("delivered %d times, want 2: once cut short, once to the end", n)
+	if n, m := deliveries(s), objectDeliveries(s); n != 2 || m != 2 {
+		t.Errorf("delivered %d and %d times, want 2: once cut short, once to the end", n, m)
 	}
+}
+
+// seenCount is how many times the caps guest deployed as orders recorded
+// the event it keeps under key.
+func seenCount(t *testing.T, s *server, key string) int {
+	resp, err := http.Get(s.url + "/fn/orders/seen?id=" + url.QueryEscape(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct{ Value string }
+	json.NewDecoder(resp.Body).Decode(&r)
+	var seen struct{ Count int }
+	json.Unmarshal([]byte(r.Value), &seen)
+	return seen.Count
 }
 
 // TestSecretAtATerminal runs `moat secret set` on a pseudo-terminal: the
