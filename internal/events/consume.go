@@ -39,6 +39,7 @@ type trigger struct {
 	q     *manifest.QueueTrigger    // retries and concurrency; a schedule's or object trigger's Subject names it
 	sched *manifest.ScheduleTrigger // nil for a queue or object trigger
 	obj   *manifest.ObjectTrigger   // nil for a queue or schedule trigger
+	since time.Time                 // when the record declaring it was written
 }
 
 // triggersOf lists the triggers m declares for fn.
@@ -162,19 +163,23 @@ func (b *Bus) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 			return
 		}
 	}
-	if err := b.reconcile(ctx, e.Key(), f); err != nil {
+	if err := b.reconcile(ctx, e.Key(), f, e.Created()); err != nil {
 		b.log.Error("event triggers", slog.String("fn", e.Key()), slog.Any("err", err))
 	}
 }
 
 // reconcile makes the consumers of fn those its active version declares
-// (none when f is nil, a removed function).
-func (b *Bus) reconcile(ctx context.Context, fn string, f *registry.Function) error {
+// (none when f is nil, a removed function); since is when that record was
+// written.
+func (b *Bus) reconcile(ctx context.Context, fn string, f *registry.Function, since time.Time) error {
 	var want []*trigger
 	if f != nil {
 		if v := f.ActiveVersion(); v != nil {
 			want = triggersOf(fn, v.Manifest)
 		}
+	}
+	for _, t := range want {
+		t.since = since
 	}
 	b.mu.Lock()
 	if len(want) > 0 {

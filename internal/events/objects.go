@@ -66,15 +66,19 @@ func objectFilters(o *manifest.ObjectTrigger) []string {
 	return out
 }
 
-// watchedBuckets is every bucket some trigger watches.
-func (b *Bus) watchedBuckets() map[string]bool {
+// watchedBuckets is every bucket some trigger watches, with the earliest
+// time such a trigger was declared.
+func (b *Bus) watchedBuckets() map[string]time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[string]bool{}
+	out := map[string]time.Time{}
 	for _, ts := range b.triggers {
 		for _, t := range ts {
-			if t.obj != nil {
-				out[t.obj.Bucket] = true
+			if t.obj == nil {
+				continue
+			}
+			if since, ok := out[t.obj.Bucket]; !ok || t.since.Before(since) {
+				out[t.obj.Bucket] = t.since
 			}
 		}
 	}
@@ -87,7 +91,7 @@ func (b *Bus) relayAll(ctx context.Context) {
 	b.relayMu.Lock()
 	defer b.relayMu.Unlock()
 	for bucket, cc := range b.relays {
-		if !want[bucket] {
+		if _, ok := want[bucket]; !ok {
 			cc.Stop()
 			delete(b.relays, bucket)
 			if err := b.js.DeleteConsumer(ctx, objstore.Stream(bucket), relayName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -98,11 +102,11 @@ func (b *Bus) relayAll(ctx context.Context) {
 	if b.ctx == nil || b.ctx.Err() != nil {
 		return
 	}
-	for bucket := range want {
+	for bucket, since := range want {
 		if b.relays[bucket] != nil {
 			continue
 		}
-		cc, err := b.relay(ctx, bucket)
+		cc, err := b.relay(ctx, bucket, since)
 		if err != nil {
 			b.log.Error("object trigger relay", slog.String("bucket", bucket), slog.Any("err", err))
 			continue
@@ -111,20 +115,34 @@ func (b *Bus) relayAll(ctx context.Context) {
 	}
 }
 
-// relay consumes bucket's descriptions into events.
-func (b *Bus) relay(ctx context.Context, bucket string) (jetstream.ConsumeContext, error) {
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, objstore.Stream(bucket), jetstream.ConsumerConfig{
-		Durable:       relayName,
-		Description:   "Moat: object events of bucket " + bucket,
-		FilterSubject: objstore.MetaSubjects(bucket),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 256,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		Replicas:      max(b.cfg.Replicas, 1),
-	})
+// relay consumes bucket's descriptions into events. A relay made anew
+// starts at since, when the trigger watching the bucket was declared, so
+// that an object stored between a deploy and the relay's start (made as
+// the node sees the deploy) is not missed; a relay already there goes on
+// from where it was.
+func (b *Bus) relay(ctx context.Context, bucket string, since time.Time) (jetstream.ConsumeContext, error) {
+	cons, err := b.js.Consumer(ctx, objstore.Stream(bucket), relayName)
 	if err != nil {
-		return nil, err
+		cfg := jetstream.ConsumerConfig{
+			Durable:       relayName,
+			Description:   "Moat: object events of bucket " + bucket,
+			FilterSubject: objstore.MetaSubjects(bucket),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxAckPending: 256,
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+			Replicas:      max(b.cfg.Replicas, 1),
+		}
+		if !since.IsZero() {
+			start := since.Add(-time.Second) // a clock a little behind the writer's
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+		}
+		if cons, err = b.js.CreateConsumer(ctx, objstore.Stream(bucket), cfg); errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = b.js.Consumer(ctx, objstore.Stream(bucket), relayName) // another node made it first
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return cons.Consume(func(msg jetstream.Msg) {
 		if err := b.relayOne(b.ctx, bucket, msg); err != nil {
