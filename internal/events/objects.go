@@ -144,18 +144,9 @@ func (b *Bus) relay(ctx context.Context, bucket string, since time.Time) (jetstr
 			return nil, err
 		}
 	}
-	return cons.Consume(func(msg jetstream.Msg) {
-		if err := b.relayOne(b.ctx, bucket, msg); err != nil {
-			b.log.Warn("object event not kept; tried again", slog.String("bucket", bucket), slog.Any("err", err))
-			msg.NakWithDelay(time.Second)
-			return
-		}
-		msg.Ack()
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			b.log.Debug("relay", slog.String("bucket", bucket), slog.Any("err", err))
-		}
-	}))
+	return b.consumeAcking(cons, "relay "+bucket, "object event not kept; tried again", func(msg jetstream.Msg) error {
+		return b.relayOne(b.ctx, bucket, msg)
+	})
 }
 
 // relayOne keeps the event of one description message.

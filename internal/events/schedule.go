@@ -148,18 +148,9 @@ func (b *Bus) forward(ctx context.Context) (jetstream.ConsumeContext, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", forwarder, err)
 	}
-	return cons.Consume(func(msg jetstream.Msg) {
-		if err := b.forwardTick(ctx, msg); err != nil {
-			b.log.Warn("forward schedule tick", slog.String("subject", msg.Subject()), slog.Any("err", err))
-			msg.NakWithDelay(time.Second)
-			return
-		}
-		msg.Ack()
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			b.log.Debug("consume", slog.String("consumer", forwarder), slog.Any("err", err))
-		}
-	}))
+	return b.consumeAcking(cons, forwarder, "forward schedule tick", func(msg jetstream.Msg) error {
+		return b.forwardTick(ctx, msg)
+	})
 }
 
 // forwardTick publishes one tick as an event for its schedule's consumer.
@@ -335,4 +326,22 @@ func (b *Bus) replace(c *consumer, seq uint64) {
 	if err := b.js.Conn().Publish(cancelPrefix+c.name, strconv.AppendUint(nil, seq, 10)); err != nil {
 		b.log.Warn("replace schedule run", slog.String("consumer", c.name), slog.Any("err", err))
 	}
+}
+
+// consumeAcking runs cons through handle, one message at a time: a message
+// handled is acknowledged, one that failed (logged with failed) comes back
+// after a second.
+func (b *Bus) consumeAcking(cons jetstream.Consumer, name, failed string, handle func(jetstream.Msg) error) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(msg jetstream.Msg) {
+		if err := handle(msg); err != nil {
+			b.log.Warn(failed, slog.String("consumer", name), slog.String("subject", msg.Subject()), slog.Any("err", err))
+			msg.NakWithDelay(time.Second)
+			return
+		}
+		msg.Ack()
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			b.log.Debug("consume", slog.String("consumer", name), slog.Any("err", err))
+		}
+	}))
 }

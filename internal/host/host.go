@@ -290,12 +290,8 @@ func (h *Host) kv(ctx context.Context, inv *Invocation, op uint32, d *decoder) (
 	}
 	access := inv.Perms.KV[bucket]
 	need := map[uint32]string{opKVGet: "read", opKVKeys: "read", opKVPut: "write", opKVDelete: "write", opKVCreate: "read-write", opKVUpdate: "read-write"}[op]
-	if !allows(access, need) {
-		reason := "no grant on bucket " + bucket
-		if access != "" {
-			reason = fmt.Sprintf("the grant on bucket %s is %s; %s needs %s", bucket, access, capability, need)
-		}
-		return nil, h.deny(ctx, inv, capability, bucket, reason)
+	if err := h.allowed(ctx, inv, capability, "bucket", bucket, access, need); err != nil {
+		return nil, err
 	}
 	if h.cfg.KV == nil {
 		return nil, statusErr(sandbox.StatusUnavailable, "KV is not available on this node")
@@ -342,6 +338,19 @@ func (h *Host) kv(ctx context.Context, inv *Invocation, op uint32, d *decoder) (
 		return nil, storeErr(ctx, capability, err)
 	}
 	return e, nil
+}
+
+// allowed returns nil when a grant of access on the bucket (of kind
+// "bucket" or "object bucket") covers need, else the audited denial.
+func (h *Host) allowed(ctx context.Context, inv *Invocation, capability, kind, bucket, access, need string) error {
+	if allows(access, need) {
+		return nil
+	}
+	reason := "no grant on " + kind + " " + bucket
+	if access != "" {
+		reason = fmt.Sprintf("the grant on %s %s is %s; %s needs %s", kind, bucket, access, capability, need)
+	}
+	return h.deny(ctx, inv, capability, bucket, reason)
 }
 
 // allows tells whether a grant of access covers need.

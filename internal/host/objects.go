@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -126,12 +125,8 @@ func (h *Host) objects(ctx context.Context, inv *Invocation, op uint32, d *decod
 	if op == opObjCreate || op == opObjDelete {
 		need = "write"
 	}
-	if access != "read-write" && access != need {
-		reason := "no grant on object bucket " + bucket
-		if access != "" {
-			reason = fmt.Sprintf("the grant on object bucket %s is %s; %s needs %s", bucket, access, capability, need)
-		}
-		return nil, h.deny(ctx, inv, capability, bucket, reason)
+	if err := h.allowed(ctx, inv, capability, "object bucket", bucket, access, need); err != nil {
+		return nil, err
 	}
 	if h.cfg.Objects == nil {
 		return nil, statusErr(sandbox.StatusUnavailable, "object buckets are not available on this node")
