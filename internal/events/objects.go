@@ -163,10 +163,9 @@ func (b *Bus) relayOne(ctx context.Context, bucket string, msg jetstream.Msg) er
 	if deleted {
 		kind = manifest.ObjectDelete
 	}
-	if deleted || info.Modified.IsZero() || info.Modified.Year() < 2000 {
-		// A description message carries no time of its own: the stream's is when it was written.
-		info.Modified = meta.Timestamp.UTC()
-	}
+	// A description carries no time of its own (a put's is written before
+	// its body is read): the stream's is when the change was made.
+	info.Modified = meta.Timestamp.UTC()
 	data, err := json.Marshal(ObjectEvent{Kind: kind, Bucket: bucket, Name: info.Name, Size: info.Size,
 		Digest: info.Digest, ContentType: info.ContentType, Modified: info.Modified})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 func testHost() (*Host, *Invocation) {
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
 	inv := &Invocation{Function: "f", Version: "v1", ID: "inv", Perms: &manifest.Permissions{
-		KV: map[string]string{"b": "read-write", "r": "read"}, Secrets: []string{"S"},
+		KV: map[string]string{"b": "read-write", "r": "read"}, Objects: map[string]string{"o": "read-write"}, Secrets: []string{"S"},
 		Egress: []string{"https://example.net/"}, Invoke: []string{"g"},
 	}}
 	return h, inv
@@ -155,9 +155,13 @@ func FuzzHostCall(f *testing.F) {
 	f.Add(uint32(opHTTP), []byte{3, 'G', 'E', 'T', 20, 'h', 't', 't', 'p', 's', ':', '/', '/', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't', '/', 0, 0})
 	f.Add(uint32(opInvoke), []byte{1, 'g', 3, 'G', 'E', 'T', 1, '/', 0, 0})
 	f.Add(uint32(opSecretGet), []byte{1, 'S'})
+	f.Add(uint32(opPublish), []byte{1, 'a', 0, 0, 0})
+	f.Add(uint32(opObjCreate), []byte{1, 'o', 1, 'n', 0})
+	f.Add(uint32(opObjRead), []byte{1, 0x80, 0x80, 0x04})
+	f.Add(uint32(opObjWrite), []byte{1, 1, 'x'})
 	f.Fuzz(func(t *testing.T, op uint32, req []byte) {
 		h, inv := testHost()
-		out, err := h.call(context.Background(), inv, op%50, req)
+		out, err := h.call(context.Background(), inv, op%(opObjDelete+2), req) // every operation and some that are none
 		if err != nil && out != nil {
 			t.Fatalf("both a reply and an error")
 		}

@@ -61,25 +61,48 @@ func (o *ObjectTrigger) Takes(kind, name string) bool {
 	return slices.Contains(o.Events, kind) && strings.HasPrefix(name, o.Prefix)
 }
 
-// checkObjectPrefix accepts "" or the beginning of an object name: UTF-8
-// with no control or format characters, no backslash, no empty, "." or
-// ".." part (a trailing "/" aside), at most 1024 bytes.
-func checkObjectPrefix(p string) error {
-	if len(p) > 1024 || !utf8.ValidString(p) {
-		return fmt.Errorf("%q is not an object name prefix (UTF-8, at most 1024 bytes)", truncate(p))
+// MaxObjectName is the longest object name, in bytes.
+const MaxObjectName = 1024
+
+// CheckObjectName explains why name cannot name an object, or returns nil:
+// a name is 1 to MaxObjectName bytes of UTF-8, parts separated by '/',
+// none empty, "." or "..", with no control or format character (NUL,
+// newlines, bidirectional overrides, zero-width spaces, U+2028/9) and no
+// backslash. A name that breaks a rule is refused whole, never cleaned.
+func CheckObjectName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case len(name) > MaxObjectName:
+		return fmt.Errorf("%d bytes, more than %d", len(name), MaxObjectName)
+	case !utf8.ValidString(name):
+		return errors.New("not valid UTF-8")
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
+	}):
+		return errors.New("holds a control or format character")
+	case strings.Contains(name, `\`):
+		return errors.New("holds a backslash")
 	}
-	if strings.ContainsFunc(p, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == '\\'
-	}) {
-		return fmt.Errorf("%q is not an object name prefix (a control or format character, or a backslash)", truncate(p))
+	for part := range strings.SplitSeq(name, "/") {
+		switch part {
+		case "":
+			return errors.New("an empty part (a leading, trailing or doubled '/')")
+		case ".", "..":
+			return fmt.Errorf("a %q part", part)
+		}
 	}
+	return nil
+}
+
+// CheckObjectPrefix accepts "" or the beginning of a valid object name (a
+// trailing '/' allowed).
+func CheckObjectPrefix(p string) error {
 	if p == "" {
 		return nil
 	}
-	for part := range strings.SplitSeq(strings.TrimSuffix(p, "/"), "/") {
-		if part == "" || part == "." || part == ".." {
-			return fmt.Errorf("%q is not an object name prefix (an empty, \".\" or \"..\" part)", truncate(p))
-		}
+	if err := CheckObjectName(strings.TrimSuffix(p, "/")); err != nil {
+		return fmt.Errorf("%q is not an object name prefix: %w", truncate(p), err)
 	}
 	return nil
 }
@@ -352,7 +375,7 @@ func (d *decoder) objectTrigger(v *yaml.Node, field string, o *ObjectTrigger) er
 	err := d.object(v, field, map[string]handler{
 		"bucket":      scalar(&o.Bucket, "a bucket name", checked(checkBucketName)),
 		"events":      objectEvents(&o.Events),
-		"prefix":      scalar(&o.Prefix, "an object name prefix", checked(checkObjectPrefix)),
+		"prefix":      scalar(&o.Prefix, "an object name prefix", checked(CheckObjectPrefix)),
 		"max_deliver": scalar(&o.MaxDeliver, "a whole number", bounded(1, maxMaxDeliver)),
 		"concurrency": scalar(&o.Concurrency, "a whole number", bounded(1, 10000)),
 		"backoff":     backoff(&o.Backoff),
@@ -541,7 +564,7 @@ func (m *Manifest) checkObjectTrigger(f string, o *ObjectTrigger, seen map[strin
 			return &Error{Field: fmt.Sprintf("%s.events[%d]", f, k), Err: err}
 		}
 	}
-	if err := checkObjectPrefix(o.Prefix); err != nil {
+	if err := CheckObjectPrefix(o.Prefix); err != nil {
 		return &Error{Field: f + ".prefix", Err: err}
 	}
 	if o.Concurrency < 1 || o.Concurrency > m.Limits.Concurrency {

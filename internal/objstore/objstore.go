@@ -44,18 +44,17 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/moatfn/moat/internal/manifest"
 	"github.com/moatfn/moat/internal/seal"
 	"github.com/moatfn/moat/internal/store"
 )
 
 // Limits of names and listings.
 const (
-	MaxName        = 1024 // bytes of an object's name
+	MaxName        = manifest.MaxObjectName // bytes of an object's name
 	MaxList        = 10000
 	MaxContentType = 200
 	SegmentSize    = 64 << 10 // plaintext bytes per sealed segment
@@ -193,40 +192,19 @@ func (s *Store) Buckets(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// CheckName explains why name cannot name an object, or returns nil.
+// CheckName explains why name cannot name an object (the rules of
+// manifest.CheckObjectName), or returns nil.
 func CheckName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty", ErrInvalid)
-	case len(name) > MaxName:
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalid, len(name), MaxName)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalid)
-	case strings.ContainsFunc(name, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
-	}):
-		return fmt.Errorf("%w: holds a control or format character", ErrInvalid)
-	case strings.Contains(name, `\`):
-		return fmt.Errorf("%w: holds a backslash", ErrInvalid)
-	}
-	for part := range strings.SplitSeq(name, "/") {
-		switch part {
-		case "":
-			return fmt.Errorf("%w: an empty part (a leading, trailing or doubled '/')", ErrInvalid)
-		case ".", "..":
-			return fmt.Errorf("%w: a %q part", ErrInvalid, part)
-		}
+	if err := manifest.CheckObjectName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }
 
 // checkPrefix accepts "" or the beginning of a valid name.
 func checkPrefix(p string) error {
-	if p == "" {
-		return nil
-	}
-	if err := CheckName(strings.TrimSuffix(p, "/")); err != nil {
-		return fmt.Errorf("prefix: %w", err)
+	if err := manifest.CheckObjectPrefix(p); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }
