@@ -96,18 +96,7 @@ func (s *Store) bucket(ctx context.Context, name string, create bool) (jetstream
 
 // Buckets lists the function buckets that exist.
 func (s *Store) Buckets(ctx context.Context) ([]string, error) {
-	names := s.st.JS.KeyValueStoreNames(ctx)
-	var out []string
-	for n := range names.Name() {
-		if b, ok := strings.CutPrefix(n, bucketPrefix); ok {
-			out = append(out, b)
-		}
-	}
-	if err := names.Error(); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
+	return store.Prefixed(s.st.JS.KeyValueStoreNames(ctx), bucketPrefix)
 }
 
 // Get returns key's value and revision.

@@ -178,18 +178,7 @@ func (s *Store) bucket(ctx context.Context, name string, create bool) (jetstream
 
 // Buckets lists the object buckets that exist.
 func (s *Store) Buckets(ctx context.Context) ([]string, error) {
-	names := s.st.JS.ObjectStoreNames(ctx)
-	var out []string
-	for n := range names.Name() {
-		if b, ok := strings.CutPrefix(n, bucketPrefix); ok {
-			out = append(out, b)
-		}
-	}
-	if err := names.Error(); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
+	return store.Prefixed(s.st.JS.ObjectStoreNames(ctx), bucketPrefix)
 }
 
 // CheckName explains why name cannot name an object (the rules of

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -264,6 +265,28 @@ var ErrContention = errors.New("too many concurrent writers")
 // Modify applies change to the value under key with compare-and-set,
 // retrying from a fresh read when another writer got in between, up to
 // attempts times. change gets nil when the key does not exist; an error from
+// Lister is a JetStream listing of names: key-value or object stores.
+type Lister interface {
+	Name() <-chan string
+	Error() error
+}
+
+// Prefixed returns the names in l that begin with prefix, without it,
+// sorted.
+func Prefixed(l Lister, prefix string) ([]string, error) {
+	var out []string
+	for n := range l.Name() {
+		if b, ok := strings.CutPrefix(n, prefix); ok {
+			out = append(out, b)
+		}
+	}
+	if err := l.Error(); err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // it ends Modify with that error.
 func Modify(ctx context.Context, kv jetstream.KeyValue, key string, attempts int, change func(cur []byte) ([]byte, error)) error {
 	for i := 0; i < attempts; i++ {
